@@ -1,0 +1,204 @@
+// Package config reads and validates the service's configuration from
+// environment variables, as named in the operator contract. It holds no
+// Kafka client code: turning a Config into client options is done by
+// internal/consume.
+package config
+
+import "time"
+
+// Auth is the mechanism used to authenticate to the brokers.
+type Auth string
+
+// The values of KAFKA_AUTH.
+const (
+	AuthIAM         Auth = "iam"
+	AuthSCRAMSHA512 Auth = "scram-sha-512"
+	AuthSCRAMSHA256 Auth = "scram-sha-256"
+	AuthPlain       Auth = "plain"
+	AuthNone        Auth = "none"
+)
+
+// StartOffset is where a group with no committed offset starts.
+type StartOffset string
+
+// The values of KAFKA_START_OFFSET.
+const (
+	StartEarliest StartOffset = "earliest"
+	StartLatest   StartOffset = "latest"
+)
+
+// Format is how a key or a value is decoded.
+type Format string
+
+// The values of KEY_FORMAT and VALUE_FORMAT.
+const (
+	FormatJSON     Format = "json"
+	FormatAvro     Format = "avro"
+	FormatProtobuf Format = "protobuf"
+	FormatString   Format = "string"
+	FormatBytes    Format = "bytes"
+	FormatInt      Format = "int"
+	FormatLong     Format = "long"
+)
+
+// Registry is the framing of a key or value written through a schema
+// registry.
+type Registry string
+
+// The values of KEY_SCHEMA_REGISTRY and VALUE_SCHEMA_REGISTRY.
+const (
+	RegistryNone      Registry = "none"
+	RegistryConfluent Registry = "confluent"
+	RegistryGlue      Registry = "glue"
+)
+
+// LogFormat is the encoding of log lines.
+type LogFormat string
+
+// The values of LOG_FORMAT.
+const (
+	LogJSON    LogFormat = "json"
+	LogConsole LogFormat = "console"
+)
+
+// Built-in handler names (HANDLER). Any other name must be a handler
+// compiled into the binary.
+const (
+	HandlerLog     = "log"
+	HandlerHTTP    = "http"
+	HandlerDiscard = "discard"
+)
+
+// Defaults, as given by the operator contract.
+const (
+	DefaultAuth                = AuthIAM
+	DefaultIAMSessionName      = "msk-consumer"
+	DefaultClientID            = "msk-consumer"
+	DefaultStartOffset         = StartEarliest
+	DefaultSessionTimeout      = 45 * time.Second
+	DefaultHeartbeatInterval   = 3 * time.Second
+	DefaultRebalanceTimeout    = 60 * time.Second
+	DefaultCommitInterval      = 5 * time.Second
+	DefaultBatchMaxRecords     = 500
+	DefaultBatchMaxBytes       = 4194304
+	DefaultBatchMaxWait        = 3 * time.Second
+	DefaultMaxInFlightBatches  = 16
+	DefaultMaxBufferedBytes    = 67108864
+	DefaultHandlerMaxAttempts  = 3
+	DefaultHandlerRetryBackoff = 200 * time.Millisecond
+	DefaultHandlerBackoffMax   = 10 * time.Second
+	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultValueFormat         = FormatJSON
+	DefaultKeyFormat           = FormatString
+	DefaultHandler             = HandlerLog
+	DefaultHTTPHandlerTimeout  = 30 * time.Second
+	DefaultMetricsAddr         = ":9090"
+	DefaultLogLevel            = "info"
+	DefaultLogFormat           = LogJSON
+	DefaultUnreadyAfter        = 30 * time.Second
+	DefaultDLQSuffix           = ".dlq"
+)
+
+// Config is the whole effective configuration. Load fills it from the
+// environment; Validate reports every invalid field at once.
+type Config struct {
+	Kafka    Kafka
+	Batch    Batch
+	Key      Codec
+	Value    Codec
+	Registry SchemaRegistry
+	Handler  Handler
+	DLQ      DLQ
+	Ops      Ops
+}
+
+// Kafka is the connection, group and TLS/SASL configuration.
+type Kafka struct {
+	Brokers []string // KAFKA_BROKERS
+	Topics  []string // KAFKA_TOPICS
+	GroupID string   // KAFKA_GROUP_ID
+
+	Auth Auth // KAFKA_AUTH
+
+	TLS                   bool   // KAFKA_TLS
+	TLSExplicit           bool   // whether KAFKA_TLS was set
+	TLSCAFile             string // KAFKA_TLS_CA_FILE
+	TLSCertFile           string // KAFKA_TLS_CERT_FILE
+	TLSKeyFile            string // KAFKA_TLS_KEY_FILE
+	TLSServerName         string // KAFKA_TLS_SERVER_NAME
+	TLSInsecureSkipVerify bool   // KAFKA_TLS_INSECURE_SKIP_VERIFY
+
+	SASLUsername string // KAFKA_SASL_USERNAME
+	SASLPassword string // KAFKA_SASL_PASSWORD (secret)
+
+	AWSRegion      string // AWS_REGION, else AWS_DEFAULT_REGION
+	IAMRoleARN     string // KAFKA_IAM_ROLE_ARN
+	IAMSessionName string // KAFKA_IAM_SESSION_NAME
+
+	ClientID          string        // KAFKA_CLIENT_ID
+	StartOffset       StartOffset   // KAFKA_START_OFFSET
+	SessionTimeout    time.Duration // KAFKA_SESSION_TIMEOUT
+	HeartbeatInterval time.Duration // KAFKA_HEARTBEAT_INTERVAL
+	RebalanceTimeout  time.Duration // KAFKA_REBALANCE_TIMEOUT
+	InstanceID        string        // KAFKA_INSTANCE_ID
+	CommitInterval    time.Duration // KAFKA_COMMIT_INTERVAL (not in the contract; documented in the README)
+}
+
+// Batch bounds batches and the work in flight.
+type Batch struct {
+	MaxRecords          int           // BATCH_MAX_RECORDS
+	MaxBytes            int           // BATCH_MAX_BYTES
+	MaxWait             time.Duration // BATCH_MAX_WAIT
+	MaxInFlight         int           // MAX_IN_FLIGHT_BATCHES
+	MaxBufferedBytes    int64         // MAX_BUFFERED_BYTES
+	HandlerMaxAttempts  int           // HANDLER_MAX_ATTEMPTS
+	HandlerRetryBackoff time.Duration // HANDLER_RETRY_BACKOFF
+	HandlerBackoffMax   time.Duration // HANDLER_RETRY_BACKOFF_MAX
+	ShutdownTimeout     time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// Codec is how one side of a record (key or value) is decoded.
+type Codec struct {
+	Format       Format   // KEY_FORMAT / VALUE_FORMAT
+	SchemaFile   string   // KEY_SCHEMA_FILE / VALUE_SCHEMA_FILE
+	ProtoMessage string   // KEY_PROTO_MESSAGE / VALUE_PROTO_MESSAGE
+	Registry     Registry // KEY_SCHEMA_REGISTRY / VALUE_SCHEMA_REGISTRY
+}
+
+// SchemaRegistry is the Confluent-compatible registry connection.
+type SchemaRegistry struct {
+	URL      string // SCHEMA_REGISTRY_URL
+	Username string // SCHEMA_REGISTRY_USERNAME
+	Password string // SCHEMA_REGISTRY_PASSWORD (secret)
+}
+
+// Handler selects and configures the batch handler.
+type Handler struct {
+	Name        string        // HANDLER
+	HTTPURL     string        // HTTP_HANDLER_URL
+	HTTPTimeout time.Duration // HTTP_HANDLER_TIMEOUT
+	HTTPAuth    string        // HTTP_HANDLER_AUTH_HEADER (secret)
+}
+
+// DLQ names the dead-letter topic.
+type DLQ struct {
+	// Topic is DLQ_TOPIC. Empty means each source topic dead-letters to
+	// "<topic>.dlq"; use TopicFor.
+	Topic string
+}
+
+// TopicFor returns the dead-letter topic for records of source.
+func (d DLQ) TopicFor(source string) string {
+	if d.Topic != "" {
+		return d.Topic
+	}
+	return source + DefaultDLQSuffix
+}
+
+// Ops is metrics, health and logging.
+type Ops struct {
+	MetricsAddr  string        // METRICS_ADDR
+	LogLevel     string        // LOG_LEVEL
+	LogFormat    LogFormat     // LOG_FORMAT
+	UnreadyAfter time.Duration // UNREADY_AFTER (not in the contract; documented in the README)
+}

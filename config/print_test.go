@@ -1,0 +1,239 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// wantDefaults is `consumer config` for an environment holding only the
+// required variables and AWS_REGION.
+const wantDefaults = `KAFKA_BROKERS=b-1.msk.example.com:9098,b-2.msk.example.com:9098
+KAFKA_TOPICS=products
+KAFKA_GROUP_ID=brands-sync-test
+KAFKA_AUTH=iam
+KAFKA_TLS=true
+KAFKA_TLS_CA_FILE=
+KAFKA_TLS_CERT_FILE=
+KAFKA_TLS_KEY_FILE=
+KAFKA_TLS_SERVER_NAME=
+KAFKA_TLS_INSECURE_SKIP_VERIFY=false
+KAFKA_SASL_USERNAME=
+KAFKA_SASL_PASSWORD=
+AWS_REGION=eu-west-1
+KAFKA_IAM_ROLE_ARN=
+KAFKA_IAM_SESSION_NAME=msk-consumer
+KAFKA_CLIENT_ID=msk-consumer
+KAFKA_START_OFFSET=earliest
+KAFKA_SESSION_TIMEOUT=45s
+KAFKA_HEARTBEAT_INTERVAL=3s
+KAFKA_REBALANCE_TIMEOUT=1m0s
+KAFKA_INSTANCE_ID=
+KAFKA_COMMIT_INTERVAL=5s
+BATCH_MAX_RECORDS=500
+BATCH_MAX_BYTES=4194304
+BATCH_MAX_WAIT=3s
+MAX_IN_FLIGHT_BATCHES=16
+MAX_BUFFERED_BYTES=67108864
+HANDLER_MAX_ATTEMPTS=3
+HANDLER_RETRY_BACKOFF=200ms
+HANDLER_RETRY_BACKOFF_MAX=10s
+SHUTDOWN_TIMEOUT=30s
+VALUE_FORMAT=json
+KEY_FORMAT=string
+VALUE_SCHEMA_FILE=
+KEY_SCHEMA_FILE=
+VALUE_PROTO_MESSAGE=
+KEY_PROTO_MESSAGE=
+VALUE_SCHEMA_REGISTRY=none
+KEY_SCHEMA_REGISTRY=none
+SCHEMA_REGISTRY_URL=
+SCHEMA_REGISTRY_USERNAME=
+SCHEMA_REGISTRY_PASSWORD=
+HANDLER=log
+HTTP_HANDLER_URL=
+HTTP_HANDLER_TIMEOUT=30s
+HTTP_HANDLER_AUTH_HEADER=
+DLQ_TOPIC=products.dlq  # unset: each topic dead-letters to <topic>.dlq
+METRICS_ADDR=:9090
+LOG_LEVEL=info
+LOG_FORMAT=json
+UNREADY_AFTER=30s
+`
+
+func TestPrintDefaults(t *testing.T) {
+	c, err := Load(lookup(env()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := c.Print(&b); err != nil {
+		t.Fatalf("Print: got error %v, want nil", err)
+	}
+	if got := b.String(); got != wantDefaults {
+		t.Errorf("got\n%s\nwant\n%s", got, wantDefaults)
+	}
+}
+
+// TestPrintOrder checks that Print names every variable once, in the order
+// problems are sorted in.
+func TestPrintOrder(t *testing.T) {
+	var got []string
+	for line := range strings.Lines(wantDefaults) {
+		name, _, _ := strings.Cut(line, "=")
+		got = append(got, name)
+	}
+	if len(got) != len(varOrder) {
+		t.Fatalf("got %d lines, want %d", len(got), len(varOrder))
+	}
+	for i := range got {
+		if got[i] != varOrder[i] {
+			t.Errorf("line %d: got %s, want %s", i+1, got[i], varOrder[i])
+		}
+	}
+}
+
+func TestPrintLines(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // lines that must appear
+	}{
+		{name: "dlq per topic when unset", env: env("KAFKA_TOPICS", "products,prices"), want: []string{"DLQ_TOPIC=products.dlq,prices.dlq  # unset: each topic dead-letters to <topic>.dlq"}},
+		{name: "dlq when set", env: env("KAFKA_TOPICS", "products,prices", "DLQ_TOPIC", "dead-letters"), want: []string{"DLQ_TOPIC=dead-letters"}},
+		{name: "region from AWS_DEFAULT_REGION", env: without(env("AWS_DEFAULT_REGION", "us-east-2"), "AWS_REGION"), want: []string{"AWS_REGION=us-east-2"}},
+		{name: "secrets redacted", env: env("KAFKA_AUTH", "scram-sha-256", "KAFKA_SASL_USERNAME", "svc", "KAFKA_SASL_PASSWORD", "pw", "SCHEMA_REGISTRY_USERNAME", "sr", "SCHEMA_REGISTRY_PASSWORD", "srpw", "HTTP_HANDLER_AUTH_HEADER", "Bearer t"), want: []string{
+			"KAFKA_SASL_USERNAME=svc",
+			"KAFKA_SASL_PASSWORD=<redacted>",
+			"SCHEMA_REGISTRY_USERNAME=sr",
+			"SCHEMA_REGISTRY_PASSWORD=<redacted>",
+			"HTTP_HANDLER_AUTH_HEADER=<redacted>",
+		}},
+		{name: "url passwords redacted", env: env("HANDLER", "http", "HTTP_HANDLER_URL", "https://user:pw@api.example.com/b", "SCHEMA_REGISTRY_URL", "http://sr:pw@registry:8081"), want: []string{
+			"HTTP_HANDLER_URL=https://user:xxxxx@api.example.com/b",
+			"SCHEMA_REGISTRY_URL=http://sr:xxxxx@registry:8081",
+		}},
+		{name: "overrides", env: env("KAFKA_AUTH", "none", "BATCH_MAX_WAIT", "1500ms", "MAX_BUFFERED_BYTES", "8388608", "KAFKA_COMMIT_INTERVAL", "2s", "UNREADY_AFTER", "90s", "LOG_LEVEL", "DEBUG"), want: []string{
+			"KAFKA_AUTH=none",
+			"KAFKA_TLS=false",
+			"BATCH_MAX_WAIT=1.5s",
+			"MAX_BUFFERED_BYTES=8388608",
+			"KAFKA_COMMIT_INTERVAL=2s",
+			"UNREADY_AFTER=1m30s",
+			"LOG_LEVEL=debug",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(lookup(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			if err := c.Print(&b); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(b.String(), "\n")
+			for _, w := range tt.want {
+				found := false
+				for _, l := range lines {
+					found = found || l == w
+				}
+				if !found {
+					t.Errorf("got no line %q in\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}
+
+func TestPrintWriteError(t *testing.T) {
+	want := errors.New("disk full")
+	err := Config{}.Print(failingWriter{want})
+	if !errors.Is(err, want) {
+		t.Errorf("got %v, want %v", err, want)
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestSecretsNeverShown sets each secret to a distinctive string, provokes
+// problems about the secrets and the URLs that carry passwords, and checks
+// that neither Error() nor Print shows them.
+func TestSecretsNeverShown(t *testing.T) {
+	secrets := []string{"sasl-s3cret", "registry-s3cret", "header-t0ken", "url-pa55", "reg-url-pa55"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr bool
+	}{
+		{name: "valid", env: env(
+			"KAFKA_AUTH", "scram-sha-512",
+			"KAFKA_SASL_USERNAME", "svc",
+			"KAFKA_SASL_PASSWORD", "sasl-s3cret",
+			"VALUE_SCHEMA_REGISTRY", "confluent",
+			"SCHEMA_REGISTRY_URL", "https://sr:reg-url-pa55@registry.example.com",
+			"SCHEMA_REGISTRY_USERNAME", "sr",
+			"SCHEMA_REGISTRY_PASSWORD", "registry-s3cret",
+			"HANDLER", "http",
+			"HTTP_HANDLER_URL", "https://u:url-pa55@api.example.com",
+			"HTTP_HANDLER_AUTH_HEADER", "Bearer header-t0ken",
+		)},
+		{name: "invalid", wantErr: true, env: env(
+			// iam: the SASL password is set but unused, a problem.
+			"KAFKA_SASL_PASSWORD", "sasl-s3cret",
+			"SCHEMA_REGISTRY_URL", "ftp://sr:reg-url-pa55@registry.example.com",
+			"SCHEMA_REGISTRY_PASSWORD", "registry-s3cret",
+			"HANDLER", "http",
+			"HTTP_HANDLER_URL", "gopher://u:url-pa55@api.example.com",
+			"HTTP_HANDLER_AUTH_HEADER", "Bearer header-t0ken\n",
+		)},
+		{name: "unparsable url", wantErr: true, env: env(
+			"HANDLER", "http",
+			"HTTP_HANDLER_URL", "http://u:url-pa55@api example.com/%zz",
+		)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(lookup(tt.env))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v, want error %v", err, tt.wantErr)
+			}
+			var out strings.Builder
+			if err := c.Print(&out); err != nil {
+				t.Fatal(err)
+			}
+			shown := out.String()
+			if err != nil {
+				shown += "\n" + err.Error()
+				// Callers may log problems field by field, not via Error().
+				for _, p := range problems(t, err) {
+					shown += "\n" + p.Value + " " + p.Expected
+				}
+			}
+			for _, s := range secrets {
+				if strings.Contains(shown, s) {
+					t.Errorf("got secret %q in output:\n%s", s, shown)
+				}
+			}
+		})
+	}
+}
+
+// TestSecretProblemsNamed checks that hiding a secret's value does not hide
+// the problem: each secret that is wrong is still named.
+func TestSecretProblemsNamed(t *testing.T) {
+	_, err := Load(lookup(env(
+		"KAFKA_SASL_PASSWORD", "sasl-s3cret",
+		"SCHEMA_REGISTRY_PASSWORD", "registry-s3cret",
+		"HTTP_HANDLER_AUTH_HEADER", "Bearer header-t0ken\r\n",
+	)))
+	want := "KAFKA_SASL_PASSWORD: set, but KAFKA_AUTH=iam does not use it; expected KAFKA_AUTH=scram-sha-512, scram-sha-256 or plain\n" +
+		"SCHEMA_REGISTRY_USERNAME: required with SCHEMA_REGISTRY_PASSWORD: set both for basic auth, or neither\n" +
+		"HTTP_HANDLER_AUTH_HEADER: expected a single-line header value (check for a trailing newline)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}

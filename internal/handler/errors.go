@@ -1,0 +1,89 @@
+package handler
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// ErrPermanent marks a batch failure that retrying cannot fix, such as a
+// 4xx answer from the HTTP handler's service. Wrap it with Permanent.
+var ErrPermanent = errors.New("permanent handler failure")
+
+// Permanent wraps err so that the batch is dead-lettered without retries.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string        { return e.err.Error() }
+func (e *permanentError) Unwrap() []error      { return []error{ErrPermanent, e.err} }
+func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// ItemFailures reports that the records at Offsets failed and every other
+// record of the batch succeeded, as in AWS Lambda's partial batch response.
+type ItemFailures struct {
+	Offsets []int64
+	// Err says why, when the handler knows; it may be nil.
+	Err error
+}
+
+func (e *ItemFailures) Error() string {
+	var b strings.Builder
+	b.WriteString("records failed at offsets ")
+	for i, o := range e.Offsets {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(o, 10))
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *ItemFailures) Unwrap() error { return e.Err }
+
+// ErrInvalidResponse is wrapped by the HTTP handler's error when the service
+// answered 2xx with a body that is not a valid batch response: not JSON, not
+// an object, or an item identifier that is missing, not a decimal string, or
+// not an offset of the batch. As with AWS Lambda, the whole batch failed;
+// the failure is transient, because the service cannot be understood, not
+// the records.
+var ErrInvalidResponse = errors.New("invalid batch response")
+
+// StatusError is an answer of the HTTP handler's service with a status that
+// is not 2xx. On its own it is a transient failure (5xx, 429); wrapped with
+// Permanent it is a permanent one (other 4xx, 1xx, 3xx).
+type StatusError struct {
+	// StatusCode is the HTTP status code.
+	StatusCode int
+	// URL is the request URL without credentials or query.
+	URL string
+	// Body is the start of the response body, on one line, possibly empty.
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	var b strings.Builder
+	b.WriteString("http handler: POST ")
+	b.WriteString(e.URL)
+	b.WriteString(": status ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteByte(' ')
+		b.WriteString(t)
+	}
+	if e.Body != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Body)
+	}
+	return b.String()
+}

@@ -1,0 +1,497 @@
+package handler
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/jsonx"
+)
+
+const (
+	// maxResponseBody is the most of a response body that is read. A batch
+	// response naming every record of a 500-record batch is about 20 KiB.
+	maxResponseBody = 1 << 20
+	// maxDrain is how much more is read and discarded so that the
+	// connection can be reused; a longer body is cut by closing it.
+	maxDrain = 256 << 10
+	// maxErrorBody is how much of a response body an error quotes.
+	maxErrorBody = 200
+	// maxPooledBody is the capacity above which a request buffer is left to
+	// the garbage collector rather than kept in the pool.
+	maxPooledBody = 16 << 20
+	// initialBodyCap is the capacity of a new request buffer.
+	initialBodyCap = 64 << 10
+)
+
+// HTTP posts each batch to a URL and reads the outcome from the response,
+// as described in "The HTTP handler" of the operator contract and in
+// docs/HANDLERS.md. It is safe for concurrent use.
+type HTTP struct {
+	url     string
+	target  string // url without credentials, query or fragment, for messages
+	auth    string
+	timeout time.Duration
+	client  *http.Client
+	logger  *zap.Logger
+	bodies  sync.Pool // of *[]byte, request bodies
+}
+
+// NewHTTP returns an HTTP handler posting to cfg.HTTPURL, with cfg.HTTPAuth
+// as the Authorization header when it is set, and cfg.HTTPTimeout (30s when
+// zero) as the time limit of each request, response body included.
+//
+// A nil client is replaced by one made for the job: keep-alives, up to 64
+// idle connections to the service, and no redirects followed (a 3xx is a
+// permanent failure, because following a 301, 302 or 303 would turn the POST
+// into a GET without the batch). A client passed in keeps its own redirect
+// policy. A nil logger discards.
+func NewHTTP(cfg config.Handler, logger *zap.Logger, client *http.Client) (*HTTP, error) {
+	u, err := url.Parse(cfg.HTTPURL)
+	if err != nil {
+		// url.Parse's error repeats the URL, which may hold credentials.
+		return nil, errors.New("http handler: HTTP_HANDLER_URL is not a valid URL")
+	}
+	target := redactURL(u)
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("http handler: HTTP_HANDLER_URL %q: want an http:// or https:// URL with a host", target)
+	}
+	if !validHeaderValue(cfg.HTTPAuth) {
+		return nil, errors.New("http handler: HTTP_HANDLER_AUTH_HEADER contains control characters")
+	}
+	timeout := cfg.HTTPTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultHTTPHandlerTimeout
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if client == nil {
+		client = newHTTPClient(timeout)
+	}
+	h := &HTTP{
+		url:     u.String(),
+		target:  target,
+		auth:    cfg.HTTPAuth,
+		timeout: timeout,
+		client:  client,
+		logger:  logger,
+	}
+	h.bodies.New = func() any {
+		b := make([]byte, 0, initialBodyCap)
+		return &b
+	}
+	return h, nil
+}
+
+func newHTTPClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: min(10*time.Second, timeout), KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          128,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   min(10*time.Second, timeout),
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+		// No Client.Timeout: Handle bounds each request with its context.
+	}
+}
+
+// Handle posts b and returns nil, *ItemFailures, a transient error or a
+// Permanent one according to the response. An empty batch is not posted.
+func (h *HTTP) Handle(ctx context.Context, b Batch) error {
+	if len(b.Records) == 0 {
+		return nil
+	}
+	body := h.newBody(&b)
+	defer body.release()
+
+	reqCtx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, h.url, nil)
+	if err != nil {
+		// Not reached: the URL was checked by NewHTTP. The error is not
+		// wrapped because it repeats the URL.
+		return fmt.Errorf("http handler: POST %s: cannot build the request", h.target)
+	}
+	req.Body = body.open()
+	// GetBody lets the transport resend the body on a fresh connection when
+	// a kept-alive one turned out to be closed before anything was written.
+	req.GetBody = func() (io.ReadCloser, error) { return body.open(), nil }
+	req.ContentLength = int64(len(*body.buf))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "msk-consumer")
+	if h.auth != "" {
+		req.Header.Set("Authorization", h.auth)
+	}
+
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return h.requestError(ctx, err)
+	}
+	data, truncated, readErr := readBody(resp.Body)
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code <= 299:
+		if readErr != nil {
+			// The outcome is unknown: retry the whole batch.
+			if ctx.Err() != nil {
+				readErr = context.Cause(ctx)
+			}
+			return fmt.Errorf("http handler: POST %s: status %d, reading the response: %w", h.target, code, readErr)
+		}
+		if truncated {
+			return h.invalid(code, data, "the body is longer than 1 MiB")
+		}
+		return h.outcome(&b, code, data)
+	case code == http.StatusTooManyRequests || code >= 500:
+		return &StatusError{StatusCode: code, URL: h.target, Body: h.snippet(data)}
+	default:
+		// Other 4xx, and 1xx or 3xx that the client did not follow.
+		return Permanent(&StatusError{StatusCode: code, URL: h.target, Body: h.snippet(data)})
+	}
+}
+
+// requestError describes a failed exchange without repeating the URL's
+// query or credentials, which *url.Error would.
+func (h *HTTP) requestError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		// The caller gave up (shutdown, rebalance), not the service.
+		return fmt.Errorf("http handler: POST %s: %w", h.target, context.Cause(ctx))
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || (uerr != nil && uerr.Timeout()) {
+		return fmt.Errorf("http handler: POST %s: no response within %s: %w", h.target, h.timeout, err)
+	}
+	return fmt.Errorf("http handler: POST %s: %w", h.target, err)
+}
+
+// batchResponse is AWS Lambda's partial batch response.
+type batchResponse struct {
+	BatchItemFailures []struct {
+		ItemIdentifier json.RawMessage `json:"itemIdentifier"`
+	} `json:"batchItemFailures"`
+}
+
+// outcome reads a 2xx response body. Like AWS Lambda, it takes an empty
+// body, null, {} or an empty batchItemFailures for success, and anything it
+// cannot make sense of for a failure of the whole batch.
+func (h *HTTP) outcome(b *Batch, code int, data []byte) error {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil
+	}
+	if !json.Valid(trimmed) {
+		return h.invalid(code, data, "the body is not JSON")
+	}
+	if trimmed[0] != '{' && string(trimmed) != "null" {
+		return h.invalid(code, data, "the body is not a JSON object")
+	}
+	var resp batchResponse
+	if err := json.Unmarshal(trimmed, &resp); err != nil {
+		return h.invalid(code, data, "batchItemFailures is not an array of objects")
+	}
+	if len(resp.BatchItemFailures) == 0 {
+		return nil
+	}
+	offsets := make([]int64, 0, len(resp.BatchItemFailures))
+	for i, f := range resp.BatchItemFailures {
+		off, reason := parseItemIdentifier(f.ItemIdentifier)
+		if reason == "" && !hasOffset(b.Records, off) {
+			reason = "is " + strconv.FormatInt(off, 10) + ", not an offset of this batch"
+		}
+		if reason != "" {
+			return h.invalid(code, data, "batchItemFailures["+strconv.Itoa(i)+"].itemIdentifier "+reason)
+		}
+		offsets = append(offsets, off)
+	}
+	slices.Sort(offsets)
+	offsets = slices.Compact(offsets)
+	return &ItemFailures{
+		Offsets: offsets,
+		Err: fmt.Errorf("http handler: POST %s: the service reported %d of %d records failed",
+			h.target, len(offsets), len(b.Records)),
+	}
+}
+
+// invalid logs and returns the failure of a batch whose 2xx response cannot
+// be understood. It is transient: the records may be fine and the service
+// may be fixed or rolled back.
+func (h *HTTP) invalid(code int, data []byte, reason string) error {
+	snippet := h.snippet(data)
+	h.logger.Warn("http handler: 2xx response is not a valid batch response; the whole batch failed",
+		zap.String("url", h.target),
+		zap.Int("status", code),
+		zap.String("reason", reason),
+		zap.String("body", snippet))
+	return fmt.Errorf("http handler: POST %s: status %d: %s: %w", h.target, code, reason, ErrInvalidResponse)
+}
+
+// parseItemIdentifier returns the offset named by an itemIdentifier, which
+// must be a JSON string of decimal digits, or why it is not one.
+func parseItemIdentifier(raw json.RawMessage) (int64, string) {
+	switch {
+	case len(raw) == 0:
+		return 0, "is missing"
+	case string(raw) == "null":
+		return 0, "is null"
+	case raw[0] != '"':
+		return 0, "is not a string"
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, "is not a string"
+	}
+	if s == "" {
+		return 0, "is empty"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, strconv.Quote(truncate(s, 40)) + " is not a decimal offset"
+		}
+	}
+	off, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, strconv.Quote(truncate(s, 40)) + " is not a decimal offset"
+	}
+	return off, ""
+}
+
+// hasOffset reports whether a record of rs, which are in offset order, is
+// at off.
+func hasOffset(rs []Record, off int64) bool {
+	_, found := slices.BinarySearchFunc(rs, off, func(r Record, off int64) int {
+		switch {
+		case r.Raw.Offset < off:
+			return -1
+		case r.Raw.Offset > off:
+			return 1
+		}
+		return 0
+	})
+	return found
+}
+
+// snippet returns the start of a response body for an error message: one
+// line of at most maxErrorBody bytes, valid UTF-8, with the Authorization
+// value removed in case the service echoes the request.
+func (h *HTTP) snippet(data []byte) string {
+	s := string(data[:min(len(data), 4096)])
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if h.auth != "" {
+		s = strings.ReplaceAll(s, h.auth, "[REDACTED]")
+		// Also the credential alone, as in "Bearer <token>".
+		if _, cred, ok := strings.Cut(h.auth, " "); ok && len(cred) >= 8 {
+			s = strings.ReplaceAll(s, cred, "[REDACTED]")
+		}
+	}
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029'
+	}), " ")
+	return truncate(s, maxErrorBody)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// readBody reads at most maxResponseBody bytes of rc, reporting whether
+// there was more, then drains a little and closes rc so that the
+// connection can be reused.
+func readBody(rc io.ReadCloser) (data []byte, truncated bool, err error) {
+	defer func() {
+		_, _ = io.CopyN(io.Discard, rc, maxDrain)
+		_ = rc.Close()
+	}()
+	data, err = io.ReadAll(io.LimitReader(rc, maxResponseBody+1))
+	if len(data) > maxResponseBody {
+		return data[:maxResponseBody], true, err
+	}
+	return data, false, err
+}
+
+// redactURL returns u without user info, query or fragment, for messages
+// and logs: any of them may carry a secret.
+func redactURL(u *url.URL) string {
+	r := *u
+	r.User = nil
+	r.RawQuery = ""
+	r.ForceQuery = false
+	r.Fragment = ""
+	r.RawFragment = ""
+	return r.String()
+}
+
+// validHeaderValue reports whether v can be sent as a header value.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// body is a pooled request body shared by the readers the transport opens
+// on it: the first one and those GetBody makes for a resend. The buffer
+// goes back to the pool when Handle and every reader are done with it,
+// because the transport may still be reading after Do returned (a service
+// that answers before reading the whole request).
+type body struct {
+	pool *sync.Pool
+	buf  *[]byte
+	refs atomic.Int32
+}
+
+func (h *HTTP) newBody(b *Batch) *body {
+	buf := h.bodies.Get().(*[]byte)
+	*buf = appendBody((*buf)[:0], b)
+	bd := &body{pool: &h.bodies, buf: buf}
+	bd.refs.Store(1) // Handle's reference
+	return bd
+}
+
+func (bd *body) open() io.ReadCloser {
+	bd.refs.Add(1)
+	r := &bodyReader{bd: bd}
+	r.Reset(*bd.buf)
+	return r
+}
+
+func (bd *body) release() {
+	if bd.refs.Add(-1) != 0 {
+		return
+	}
+	if cap(*bd.buf) <= maxPooledBody {
+		*bd.buf = (*bd.buf)[:0]
+		bd.pool.Put(bd.buf)
+	}
+}
+
+type bodyReader struct {
+	bytes.Reader
+	bd     *body
+	closed atomic.Bool
+}
+
+func (r *bodyReader) Close() error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.bd.release()
+	}
+	return nil
+}
+
+// appendBody appends the request body for b to dst:
+//
+//	{"topic":..,"partition":..,"records":[{..},..]}
+func appendBody(dst []byte, b *Batch) []byte {
+	dst = append(dst, `{"topic":`...)
+	dst = jsonx.AppendString(dst, b.Topic)
+	dst = append(dst, `,"partition":`...)
+	dst = strconv.AppendInt(dst, int64(b.Partition), 10)
+	dst = append(dst, `,"records":[`...)
+	for i := range b.Records {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendRecord(dst, &b.Records[i])
+	}
+	return append(dst, "]}"...)
+}
+
+// appendRecord appends one record of the request body. Key and Value are
+// copied as they are: they are JSON made by the decoders.
+func appendRecord(dst []byte, r *Record) []byte {
+	raw := r.Raw
+	dst = append(dst, `{"topic":`...)
+	dst = jsonx.AppendString(dst, raw.Topic)
+	dst = append(dst, `,"partition":`...)
+	dst = strconv.AppendInt(dst, int64(raw.Partition), 10)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendInt(dst, raw.Offset, 10)
+	switch raw.Attrs.TimestampType() {
+	case -1:
+		// Only the pre-0.10 message format has no timestamp.
+		dst = append(dst, `,"timestamp":null,"timestampType":"NO_TIMESTAMP_TYPE"`...)
+	case 1:
+		dst = appendTimestamp(dst, raw.Timestamp)
+		dst = append(dst, `,"timestampType":"LOG_APPEND_TIME"`...)
+	default:
+		dst = appendTimestamp(dst, raw.Timestamp)
+		dst = append(dst, `,"timestampType":"CREATE_TIME"`...)
+	}
+	dst = append(dst, `,"key":`...)
+	dst = appendRawJSON(dst, r.Key)
+	dst = append(dst, `,"value":`...)
+	dst = appendRawJSON(dst, r.Value)
+	dst = append(dst, `,"headers":{`...)
+	first := true
+	for i, h := range raw.Headers {
+		if shadowed(raw.Headers[i+1:], h.Key) {
+			continue // a repeated key keeps its last value
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = jsonx.AppendString(dst, h.Key)
+		dst = append(dst, ':')
+		if utf8.Valid(h.Value) {
+			dst = jsonx.AppendString(dst, h.Value)
+		} else {
+			dst = append(dst, '"')
+			dst = base64.StdEncoding.AppendEncode(dst, h.Value)
+			dst = append(dst, '"')
+		}
+	}
+	return append(dst, "}}"...)
+}
+
+// appendTimestamp appends ,"timestamp":"<RFC 3339, UTC, milliseconds>".
+func appendTimestamp(dst []byte, t time.Time) []byte {
+	dst = append(dst, `,"timestamp":"`...)
+	dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	return append(dst, '"')
+}
+
+func appendRawJSON(dst []byte, m json.RawMessage) []byte {
+	if len(m) == 0 {
+		return append(dst, "null"...)
+	}
+	return append(dst, m...)
+}

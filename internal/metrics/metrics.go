@@ -1,0 +1,159 @@
+// Package metrics defines the service's own Prometheus metrics, the ones
+// named in the operator contract. The Kafka client's metrics come from kprom
+// and the runtime's from the Go and process collectors; this package only
+// registers them next to its own. Nothing here is global: everything is
+// built on the registry passed in.
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Label values used by the service. Labels come from this fixed set and from
+// topic and partition names, never from error text.
+const (
+	OutcomeProcessed    = "processed"
+	OutcomeDeadLettered = "dead_lettered"
+	OutcomeOK           = "ok"
+	OutcomePartial      = "partial"
+	OutcomeFailed       = "failed"
+	OutcomeError        = "error"
+	PartKey             = "key"
+	PartValue           = "value"
+)
+
+// Metrics holds the service's metrics.
+type Metrics struct {
+	Records          *prometheus.CounterVec   // topic, outcome
+	DecodeErrors     *prometheus.CounterVec   // topic, part
+	HandlerRetries   *prometheus.CounterVec   // topic
+	Batches          *prometheus.CounterVec   // topic, outcome
+	BatchRecords     *prometheus.HistogramVec // topic
+	BatchDuration    *prometheus.HistogramVec // topic
+	Commits          *prometheus.CounterVec   // outcome
+	Lag              *prometheus.GaugeVec     // topic, partition
+	Assigned         prometheus.Gauge
+	Rebalances       prometheus.Counter
+	DLQProduceErrors prometheus.Counter
+	BufferedBytes    prometheus.Gauge
+	Ready            prometheus.Gauge
+}
+
+// New registers the service's metrics on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		Records: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_records_total",
+			Help: "Records finished, by outcome: processed by the handler or dead-lettered.",
+		}, []string{"topic", "outcome"}),
+		DecodeErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_decode_errors_total",
+			Help: "Records whose key or value could not be decoded.",
+		}, []string{"topic", "part"}),
+		HandlerRetries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_handler_retries_total",
+			Help: "Records handed to the handler again after a failed attempt.",
+		}, []string{"topic"}),
+		Batches: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_batches_total",
+			Help: "Batches finished, by outcome: ok (every record processed), partial (some dead-lettered), failed (all dead-lettered).",
+		}, []string{"topic", "outcome"}),
+		BatchRecords: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "consumer_batch_records",
+			Help:    "Records per batch.",
+			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000},
+		}, []string{"topic"}),
+		BatchDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "consumer_batch_duration_seconds",
+			Help:    "Time from a batch being handed over to it being finished: decoding, handling, retries and dead-lettering.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"topic"}),
+		Commits: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_commits_total",
+			Help: "Offset commits, by outcome.",
+		}, []string{"outcome"}),
+		Lag: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "consumer_lag_records",
+			Help: "Records between the partition's high watermark and the next offset to commit, as last seen by this member.",
+		}, []string{"topic", "partition"}),
+		Assigned: f.NewGauge(prometheus.GaugeOpts{
+			Name: "consumer_assigned_partitions",
+			Help: "Partitions assigned to this member.",
+		}),
+		Rebalances: f.NewCounter(prometheus.CounterOpts{
+			Name: "consumer_rebalances_total",
+			Help: "Group rebalances this member took part in (assignments received).",
+		}),
+		DLQProduceErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "consumer_dlq_produce_errors_total",
+			Help: "Failed attempts to write a record to the dead-letter topic; each is retried.",
+		}),
+		BufferedBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "consumer_buffered_bytes",
+			Help: "Key and value bytes fetched but not yet finished.",
+		}),
+		Ready: f.NewGauge(prometheus.GaugeOpts{
+			Name: "consumer_ready",
+			Help: "1 when /readyz answers 200, else 0.",
+		}),
+	}
+}
+
+// Topic is the per-topic children of the vectors, looked up once so that the
+// hot path does not hash label values for every batch.
+type Topic struct {
+	Processed, DeadLettered       prometheus.Counter
+	KeyErrors, ValueErrors        prometheus.Counter
+	Retries                       prometheus.Counter
+	BatchOK, BatchPartial, BatchF prometheus.Counter
+	BatchRecords, BatchDuration   prometheus.Observer
+}
+
+// ForTopic returns the children of the per-topic vectors for topic.
+func (m *Metrics) ForTopic(topic string) *Topic {
+	return &Topic{
+		Processed:     m.Records.WithLabelValues(topic, OutcomeProcessed),
+		DeadLettered:  m.Records.WithLabelValues(topic, OutcomeDeadLettered),
+		KeyErrors:     m.DecodeErrors.WithLabelValues(topic, PartKey),
+		ValueErrors:   m.DecodeErrors.WithLabelValues(topic, PartValue),
+		Retries:       m.HandlerRetries.WithLabelValues(topic),
+		BatchOK:       m.Batches.WithLabelValues(topic, OutcomeOK),
+		BatchPartial:  m.Batches.WithLabelValues(topic, OutcomePartial),
+		BatchF:        m.Batches.WithLabelValues(topic, OutcomeFailed),
+		BatchRecords:  m.BatchRecords.WithLabelValues(topic),
+		BatchDuration: m.BatchDuration.WithLabelValues(topic),
+	}
+}
+
+// SetLag sets the lag of one partition; DeleteLag removes it when the
+// partition leaves this member.
+func (m *Metrics) SetLag(topic string, partition int32, lag int64) {
+	m.Lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(max(lag, 0)))
+}
+
+// DeleteLag removes the lag series of a partition this member no longer owns.
+func (m *Metrics) DeleteLag(topic string, partition int32) {
+	m.Lag.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
+}
+
+// RegisterRuntime adds the Go runtime and process collectors to reg.
+func RegisterRuntime(reg prometheus.Registerer) {
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+}
+
+// RegisterBuildInfo adds consumer_build_info{version,commit,goversion} = 1.
+func RegisterBuildInfo(reg prometheus.Registerer, version, commit, goVersion string) {
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name:        "consumer_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": goVersion},
+	}).Set(1)
+}
