@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/demo"
+	"msk-consumer/internal/dlq"
+)
+
+const (
+	demoTopic = "products"
+	demoDLQ   = "products.dlq"
+)
+
+// runDemo runs the whole pipeline on an embedded broker: a producer of sample
+// Avro product events (every tenth undecodable), the consumer with the log
+// handler, the dead-letter topic and the metrics endpoint.
+func runDemo(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, demoTopic), kfake.SeedTopics(1, demoDLQ))
+	if err != nil {
+		fmt.Fprintln(stderr, "demo: cannot start the embedded broker:", err)
+		return exitRuntime
+	}
+	defer cluster.Close()
+	dir, err := os.MkdirTemp("", "consumer-demo")
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return exitRuntime
+	}
+	defer os.RemoveAll(dir)
+	schemaFile := filepath.Join(dir, "product.avsc")
+	if err := os.WriteFile(schemaFile, []byte(demo.Schema), 0o600); err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return exitRuntime
+	}
+
+	// The demo sets everything but METRICS_ADDR and LOG_*, which the
+	// environment may set as for the service.
+	env := map[string]string{
+		"KAFKA_BROKERS":     strings.Join(cluster.ListenAddrs(), ","),
+		"KAFKA_TOPICS":      demoTopic,
+		"KAFKA_GROUP_ID":    "demo",
+		"KAFKA_AUTH":        "none",
+		"VALUE_FORMAT":      "avro",
+		"VALUE_SCHEMA_FILE": schemaFile,
+		"KEY_FORMAT":        "string",
+		"HANDLER":           "log",
+		"BATCH_MAX_WAIT":    "500ms",
+		"SHUTDOWN_TIMEOUT":  "10s",
+		"LOG_FORMAT":        "console",
+	}
+	for _, k := range []string{"METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT"} {
+		if v, ok := lookup(k); ok && v != "" {
+			env[k] = v
+		}
+	}
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, handlerNames()...)
+	if err != nil {
+		return configError(stderr, err)
+	}
+	log, err := newLogger(cfg.Ops, stderr)
+	if err != nil {
+		return configError(stderr, err)
+	}
+	ctx, stop := signalContext(log)
+	defer stop()
+
+	fmt.Fprintf(stdout, `msk-consumer demo
+  broker       %s (embedded kfake)
+  topic        %s, 3 partitions, Avro product events; every 10th is deliberately undecodable
+  dead letters %s (printed below as they arrive)
+  metrics      http://localhost%s/metrics   health: /healthz /readyz
+  handler      log: one line per record
+Ctrl-C stops it cleanly.
+
+`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr))
+
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cluster.ListenAddrs()...),
+		kgo.ConsumeTopics(demoDLQ),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return exitRuntime
+	}
+	defer cl.Close()
+
+	var produced, bad, lettered atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() { produceDemo(ctx, cl, &produced, &bad, stderr) })
+	wg.Go(func() { tailDLQ(ctx, cl, &lettered, stdout) })
+
+	code := service(ctx, cfg, log, nil)
+	stop()
+	wg.Wait()
+	fmt.Fprintf(stdout, "\ndemo: produced %d records (%d undecodable), %d dead-lettered; exit %d\n",
+		produced.Load(), bad.Load(), lettered.Load(), code)
+	return code
+}
+
+// produceDemo writes a burst of 50 product events, then 10 a second.
+func produceDemo(ctx context.Context, cl *kgo.Client, produced, bad *atomic.Int64, stderr io.Writer) {
+	gen, err := demo.NewGenerator(1)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo producer:", err)
+		return
+	}
+	gen.BadEvery = 10
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		n := 1
+		if i == 0 {
+			n = 50
+		}
+		for range n {
+			r, isBad, err := gen.Next(demoTopic)
+			if err != nil {
+				fmt.Fprintln(stderr, "demo producer:", err)
+				return
+			}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				if ctx.Err() == nil {
+					fmt.Fprintln(stderr, "demo producer:", err)
+				}
+				return
+			}
+			produced.Add(1)
+			if isBad {
+				bad.Add(1)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// tailDLQ prints each dead-lettered record with the headers that say why.
+func tailDLQ(ctx context.Context, cl *kgo.Client, lettered *atomic.Int64, stdout io.Writer) {
+	for ctx.Err() == nil {
+		fetches := cl.PollFetches(ctx)
+		fetches.EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			lettered.Add(1)
+			fmt.Fprintf(stdout, ">> dead-lettered %s/%s@%s kind=%s attempts=%s: %s\n",
+				h[dlq.HeaderTopic], h[dlq.HeaderPartition], h[dlq.HeaderOffset],
+				h[dlq.HeaderKind], h[dlq.HeaderAttempts], h[dlq.HeaderMessage])
+		})
+	}
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i:]
+	}
+	return addr
+}
+

@@ -1,0 +1,417 @@
+package consume
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/codec"
+	"msk-consumer/internal/handler"
+	"msk-consumer/internal/health"
+	"msk-consumer/internal/metrics"
+)
+
+const (
+	topic    = "orders"
+	dlqTopic = "orders.dlq"
+	group    = "orders-test"
+)
+
+// startCluster starts an in-process broker with the source topic (parts
+// partitions) and its dead-letter topic.
+func startCluster(t *testing.T, parts int32) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, topic), kfake.SeedTopics(2, dlqTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func newClient(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// produced is what a test wrote, by partition, in offset order.
+type produced map[int32][]*kgo.Record
+
+func (p produced) total() int {
+	n := 0
+	for _, rs := range p {
+		n += len(rs)
+	}
+	return n
+}
+
+// produce writes n JSON records {"n":i} keyed "k<i>" with a header, spread
+// over the partitions; value overrides the value of record i when it
+// returns non-nil.
+func produce(t *testing.T, cl *kgo.Client, n int, value func(i int) []byte) produced {
+	t.Helper()
+	out := produced{}
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		v := fmt.Appendf(nil, `{"n":%d}`, i)
+		if value != nil {
+			if o := value(i); o != nil {
+				v = o
+			}
+		}
+		recs = append(recs, &kgo.Record{
+			Topic:   topic,
+			Key:     fmt.Appendf(nil, "k%d", i),
+			Value:   v,
+			Headers: []kgo.RecordHeader{{Key: "trace-id", Value: fmt.Appendf(nil, "t-%d", i)}},
+		})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		out[r.Partition] = append(out[r.Partition], r)
+	}
+	for _, rs := range out {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Offset < rs[j].Offset })
+	}
+	return out
+}
+
+// delivery is one record as a handler saw it.
+type delivery struct {
+	member    string
+	partition int32
+	offset    int64
+	key       string
+	value     string
+	attempt   int
+}
+
+// recorder is a handler that records every delivery and answers as fail
+// says (nil: success).
+type recorder struct {
+	name string
+	mu   *sync.Mutex
+	log  *[]delivery
+	// seen counts handler calls per partition and offset.
+	seen map[[2]int64]int
+	fail func(b handler.Batch, attempts map[int64]int) error
+	slow time.Duration
+}
+
+type sharedLog struct {
+	mu  sync.Mutex
+	log []delivery
+}
+
+func (s *sharedLog) recorder(name string) *recorder {
+	return &recorder{name: name, mu: &s.mu, log: &s.log, seen: map[[2]int64]int{}}
+}
+
+func (s *sharedLog) snapshot() []delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]delivery(nil), s.log...)
+}
+
+func (r *recorder) Handle(ctx context.Context, b handler.Batch) error {
+	if r.slow > 0 {
+		select {
+		case <-time.After(r.slow):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	attempts := map[int64]int{}
+	for _, rec := range b.Records {
+		k := [2]int64{int64(rec.Raw.Partition), rec.Raw.Offset}
+		r.seen[k]++
+		attempts[rec.Raw.Offset] = r.seen[k]
+	}
+	var err error
+	if r.fail != nil {
+		err = r.fail(b, attempts)
+	}
+	for _, rec := range b.Records {
+		*r.log = append(*r.log, delivery{
+			member: r.name, partition: rec.Raw.Partition, offset: rec.Raw.Offset,
+			key: string(rec.Key), value: string(rec.Value), attempt: attempts[rec.Raw.Offset],
+		})
+	}
+	r.mu.Unlock()
+	return err
+}
+
+// testConfig is a valid configuration for the cluster with short timings.
+func testConfig(t *testing.T, c *kfake.Cluster, set map[string]string) config.Config {
+	t.Helper()
+	env := map[string]string{
+		"KAFKA_BROKERS":             strings.Join(c.ListenAddrs(), ","),
+		"KAFKA_TOPICS":              topic,
+		"KAFKA_GROUP_ID":            group,
+		"KAFKA_AUTH":                "none",
+		"KAFKA_SESSION_TIMEOUT":     "10s",
+		"KAFKA_HEARTBEAT_INTERVAL":  "200ms",
+		"KAFKA_REBALANCE_TIMEOUT":   "10s",
+		"KAFKA_COMMIT_INTERVAL":     "200ms",
+		"BATCH_MAX_RECORDS":         "50",
+		"BATCH_MAX_WAIT":            "50ms",
+		"HANDLER_RETRY_BACKOFF":     "10ms",
+		"HANDLER_RETRY_BACKOFF_MAX": "50ms",
+		"SHUTDOWN_TIMEOUT":          "10s",
+		"VALUE_FORMAT":              "json",
+		"KEY_FORMAT":                "string",
+		"HANDLER":                   "discard",
+		"METRICS_ADDR":              "127.0.0.1:0",
+	}
+	for k, v := range set {
+		env[k] = v
+	}
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// member is one running consumer.
+type member struct {
+	c       *Consumer
+	health  *health.Health
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// start runs a consumer with h until the test ends or stop/crash is called.
+func start(t *testing.T, cfg config.Config, h handler.Handler, opts ...kgo.Opt) *member {
+	t.Helper()
+	key, err := codec.New(cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := codec.New(cfg.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	hl := health.New(cfg.Ops.UnreadyAfter, time.Minute, time.Now)
+	c, err := New(cfg, Deps{
+		Key: key, Value: value, Handler: h,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), Metrics: m, Health: hl, Opts: opts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mb := &member{c: c, health: hl, metrics: m, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { mb.done <- c.Run(ctx) }()
+	t.Cleanup(func() { mb.stop(t) })
+	return mb
+}
+
+// stop shuts the member down as SIGTERM does and returns Run's error.
+func (m *member) stop(t *testing.T) error {
+	t.Helper()
+	m.cancel()
+	select {
+	case err, ok := <-m.done:
+		if ok {
+			close(m.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer did not stop within 30s")
+		return nil
+	}
+}
+
+// crash stops the member as a killed process would: no more commits.
+func (m *member) crash(t *testing.T) {
+	t.Helper()
+	m.c.crash()
+	_ = m.stop(t)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// committed returns the group's committed offsets by partition.
+func committed(t *testing.T, cl *kgo.Client) map[int32]int64 {
+	t.Helper()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{} // nothing committed yet
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// readDLQ returns every record of the dead-letter topic, waiting until
+// there are want of them.
+func readDLQ(t *testing.T, c *kfake.Cluster, want int) []*kgo.Record {
+	t.Helper()
+	cl := newClient(t, c, kgo.ConsumeTopics(dlqTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("dead-letter topic: got %d records, want %d", len(out), want)
+		}
+		out = append(out, fs.Records()...)
+	}
+	// Nothing more should arrive.
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if extra := cl.PollFetches(short).Records(); len(extra) > 0 {
+		t.Fatalf("dead-letter topic: got %d more records than the %d wanted", len(extra), want)
+	}
+	return out
+}
+
+func header(r *kgo.Record, key string) string {
+	v := ""
+	for _, h := range r.Headers {
+		if h.Key == key {
+			v = string(h.Value)
+		}
+	}
+	return v
+}
+
+// firstDeliveries returns, per partition, the offsets in the order they were
+// first delivered, and the number of duplicate deliveries.
+func firstDeliveries(log []delivery) (map[int32][]int64, int) {
+	seen := map[[2]int64]bool{}
+	order := map[int32][]int64{}
+	dups := 0
+	for _, d := range log {
+		k := [2]int64{int64(d.partition), d.offset}
+		if seen[k] {
+			dups++
+			continue
+		}
+		seen[k] = true
+		order[d.partition] = append(order[d.partition], d.offset)
+	}
+	return order, dups
+}
+
+// checkAllDelivered asserts every produced record was delivered with its
+// decoded key and value, in offset order within each partition on first
+// delivery, except the offsets in skip.
+func checkAllDelivered(t *testing.T, p produced, log []delivery, skip map[int32]map[int64]bool) {
+	t.Helper()
+	byOffset := map[[2]int64]delivery{}
+	for _, d := range log {
+		byOffset[[2]int64{int64(d.partition), d.offset}] = d
+	}
+	order, _ := firstDeliveries(log)
+	for part, recs := range p {
+		var want []int64
+		for _, r := range recs {
+			if skip[part][r.Offset] {
+				continue
+			}
+			want = append(want, r.Offset)
+			d, ok := byOffset[[2]int64{int64(part), r.Offset}]
+			if !ok {
+				t.Fatalf("partition %d offset %d: never delivered", part, r.Offset)
+			}
+			if wantKey := `"` + string(r.Key) + `"`; d.key != wantKey {
+				t.Fatalf("partition %d offset %d: key got %s, want %s", part, r.Offset, d.key, wantKey)
+			}
+			if d.value != string(r.Value) {
+				t.Fatalf("partition %d offset %d: value got %s, want %s", part, r.Offset, d.value, r.Value)
+			}
+		}
+		got := order[part]
+		if len(got) != len(want) {
+			t.Fatalf("partition %d: got %d distinct deliveries, want %d", part, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("partition %d: first deliveries out of order at %d: got offset %d, want %d", part, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// checkCommittedAtEnd asserts the group committed the end of every partition.
+func checkCommittedAtEnd(t *testing.T, cl *kgo.Client, p produced) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "commits at the end of every partition", func() bool {
+		got := committed(t, cl)
+		for part, recs := range p {
+			if got[part] != recs[len(recs)-1].Offset+1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// getReady asks a health handler for /readyz.
+func getReady(t *testing.T, h *health.Health) int {
+	t.Helper()
+	srv := httptest.NewServer(h.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
