@@ -174,4 +174,3 @@ func portOf(addr string) string {
 	}
 	return addr
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -389,7 +390,14 @@ func TestDLQUnwritable(t *testing.T) {
 	m := start(t, testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "10", "UNREADY_AFTER": "300ms"}),
 		log.recorder("a"), kgo.RecordDeliveryTimeout(time.Second))
 
-	waitFor(t, 20*time.Second, "readiness to turn 503", func() bool { return getReady(t, m.health) == 503 })
+	waitFor(t, 20*time.Second, "the group to be joined", func() bool {
+		ok, why := m.health.Ready()
+		return ok || strings.Contains(why, "dead-letter")
+	})
+	waitFor(t, 20*time.Second, "readiness to turn 503 on the dead-letter topic", func() bool {
+		_, why := m.health.Ready()
+		return strings.Contains(why, "cannot write to dead-letter topic "+dlqTopic) && getReady(t, m.health) == 503
+	})
 	waitFor(t, 10*time.Second, "commits up to the poison record", func() bool { return committed(t, cl)[0] == poison })
 	time.Sleep(500 * time.Millisecond) // the partition keeps waiting
 	if got := committed(t, cl)[0]; got != poison {

@@ -46,7 +46,7 @@ type Metrics struct {
 // New registers the service's metrics on reg.
 func New(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		Records: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "consumer_records_total",
 			Help: "Records finished, by outcome: processed by the handler or dead-lettered.",
@@ -102,6 +102,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "1 when /readyz answers 200, else 0.",
 		}),
 	}
+	// Series with fixed labels exist from the start, so that rate() and
+	// alerts see a zero rather than nothing.
+	m.Commits.WithLabelValues(OutcomeOK)
+	m.Commits.WithLabelValues(OutcomeError)
+	return m
 }
 
 // Topic is the per-topic children of the vectors, looked up once so that the

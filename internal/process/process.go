@@ -143,11 +143,14 @@ func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record,
 			break
 		}
 		err := p.handler.Handle(ctx, handler.Batch{Topic: first.Topic, Partition: first.Partition, Records: s.records})
-		if ctx.Err() != nil {
-			return s.finished(), ctx.Err()
-		}
+		// The answer counts even if the work is being abandoned: records
+		// the handler finished must not be redone.
 		failedNow, permanent, err := s.classify(err)
 		processed += len(s.idx) - failedNow
+		if ctx.Err() != nil {
+			m.Processed.Add(float64(processed))
+			return s.finished(), ctx.Err()
+		}
 		if failedNow == 0 {
 			break
 		}

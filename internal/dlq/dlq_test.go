@@ -1,0 +1,114 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestBuild(t *testing.T) {
+	src := &kgo.Record{
+		Topic: "orders", Partition: 3, Offset: 42,
+		Key: []byte{0, 1, 2}, Value: []byte{0xff, 'x'},
+		Timestamp: time.UnixMilli(1795000000123),
+		Headers:   []kgo.RecordHeader{{Key: "trace-id", Value: []byte("t-42")}, {Key: "bin", Value: []byte{0}}},
+	}
+	at := time.Date(2026, 11, 22, 11, 30, 0, 123e6, time.FixedZone("x", 3600))
+	r := Build("orders.dlq", "g", Failure{Record: src, Kind: KindHandler, Err: errors.New("HTTP 500:\nboom\tnow"), Attempts: 3}, at)
+	if r.Topic != "orders.dlq" || string(r.Key) != string(src.Key) || string(r.Value) != string(src.Value) {
+		t.Fatalf("got %s %q %q", r.Topic, r.Key, r.Value)
+	}
+	if !r.Timestamp.IsZero() {
+		t.Fatalf("timestamp: got %v, want zero (set by the client at produce)", r.Timestamp)
+	}
+	want := []string{
+		"trace-id=t-42", "bin=\x00",
+		"dlq.original.topic=orders", "dlq.original.partition=3", "dlq.original.offset=42",
+		"dlq.original.timestamp=1795000000123", "dlq.consumer.group=g", "dlq.error.kind=handler",
+		"dlq.error.message=HTTP 500: boom now", "dlq.attempts=3", "dlq.failed.at=2026-11-22T10:30:00.123Z",
+	}
+	if len(r.Headers) != len(want) {
+		t.Fatalf("headers: got %d, want %d", len(r.Headers), len(want))
+	}
+	for i, h := range r.Headers {
+		if got := h.Key + "=" + string(h.Value); got != want[i] {
+			t.Fatalf("header %d: got %q, want %q", i, got, want[i])
+		}
+	}
+}
+
+func TestOneLineBounded(t *testing.T) {
+	long := strings.Repeat("é", 2000)
+	got := oneLine(long)
+	if len(got) > maxMessage+len("…") || !strings.HasSuffix(got, "…") {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	if strings.ContainsRune(got[:len(got)-len("…")], '\uFFFD') {
+		t.Fatal("cut inside a UTF-8 sequence")
+	}
+}
+
+type flaky struct {
+	failures int
+	calls    int
+	produced []*kgo.Record
+}
+
+func (f *flaky) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	f.calls++
+	var out kgo.ProduceResults
+	for _, r := range rs {
+		var err error
+		if f.failures > 0 {
+			err = errors.New("NOT_ENOUGH_REPLICAS")
+		} else {
+			f.produced = append(f.produced, r)
+		}
+		out = append(out, kgo.ProduceResult{Record: r, Err: err})
+	}
+	if f.failures > 0 {
+		f.failures--
+	}
+	return out
+}
+
+func TestWriteRetriesUntilAcknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &flaky{failures: 4}
+		w := NewWriter(p, "g", func(s string) string { return s + ".dlq" }, 100*time.Millisecond, time.Second)
+		var reported int
+		w.OnError = func(src *kgo.Record, err error) {
+			if src.Offset != 7 {
+				t.Errorf("OnError source offset: got %d, want 7", src.Offset)
+			}
+			reported++
+		}
+		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 7}, Kind: KindDecode, Err: errors.New("x")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.calls != 5 || reported != 4 || len(p.produced) != 1 || p.produced[0].Topic != "t.dlq" {
+			t.Fatalf("calls %d reported %d produced %d", p.calls, reported, len(p.produced))
+		}
+	})
+}
+
+func TestWriteStopsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &flaky{failures: 1 << 30}
+		w := NewWriter(p, "g", func(s string) string { return s + ".dlq" }, 100*time.Millisecond, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := w.Write(ctx, []Failure{{Record: &kgo.Record{Topic: "t"}}}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want a deadline error", err)
+		}
+		if len(p.produced) != 0 || p.calls < 60 {
+			t.Fatalf("produced %d in %d calls; want 0 in at least 60 (one a second for a minute)", len(p.produced), p.calls)
+		}
+	})
+}

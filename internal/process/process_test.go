@@ -1,0 +1,277 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/backoff"
+	"msk-consumer/internal/codec"
+	"msk-consumer/internal/dlq"
+	"msk-consumer/internal/handler"
+	"msk-consumer/internal/metrics"
+)
+
+type handlerFunc func(context.Context, handler.Batch) error
+
+func (f handlerFunc) Handle(ctx context.Context, b handler.Batch) error { return f(ctx, b) }
+
+// fakeDLQ records writes; fail makes writes fail until ctx ends.
+type fakeDLQ struct {
+	mu      sync.Mutex
+	written []dlq.Failure
+	fail    bool
+}
+
+func (d *fakeDLQ) Write(ctx context.Context, fs []dlq.Failure) error {
+	if d.fail {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	d.mu.Lock()
+	d.written = append(d.written, fs...)
+	d.mu.Unlock()
+	return nil
+}
+
+type fakeStalls struct {
+	mu    sync.Mutex
+	stuck map[string]string
+	ever  bool
+}
+
+func (s *fakeStalls) Stuck(k, why string) {
+	s.mu.Lock()
+	s.stuck[k], s.ever = why, true
+	s.mu.Unlock()
+}
+func (s *fakeStalls) Unstuck(k string) { s.mu.Lock(); delete(s.stuck, k); s.mu.Unlock() }
+
+func records(n int, value func(i int) []byte) []*kgo.Record {
+	out := make([]*kgo.Record, n)
+	for i := range out {
+		v := fmt.Appendf(nil, `{"i":%d}`, i)
+		if value != nil && value(i) != nil {
+			v = value(i)
+		}
+		out[i] = &kgo.Record{Topic: "t", Partition: 2, Offset: int64(100 + i), Key: fmt.Appendf(nil, "k%d", i), Value: v}
+	}
+	return out
+}
+
+func newProc(t *testing.T, h handler.Handler, d DeadLetterer, st Stalls, value codec.Decoder) (*Processor, *metrics.Topic) {
+	t.Helper()
+	key, err := codec.New(config.Codec{Format: config.FormatString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if value == nil {
+		if value, err = codec.New(config.Codec{Format: config.FormatJSON}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st == nil {
+		st = &fakeStalls{stuck: map[string]string{}}
+	}
+	m := metrics.New(prometheus.NewRegistry()).ForTopic("t")
+	return New(Config{MaxAttempts: 3, Backoff: backoff.Policy{First: 100 * time.Millisecond, Max: time.Second}}, key, value, h, d, st, nil), m
+}
+
+func TestDecodeFailuresDeadLetteredAtOnce(t *testing.T) {
+	var got [][]int64
+	h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+		var offs []int64
+		for _, r := range b.Records {
+			offs = append(offs, r.Raw.Offset)
+			if string(r.Key) != fmt.Sprintf(`"k%d"`, r.Raw.Offset-100) {
+				return fmt.Errorf("key %s", r.Key)
+			}
+		}
+		got = append(got, offs)
+		return nil
+	})
+	d := &fakeDLQ{}
+	p, m := newProc(t, h, d, nil, nil)
+	recs := records(5, func(i int) []byte {
+		if i == 1 || i == 3 {
+			return []byte("{bad")
+		}
+		return nil
+	})
+	recs[4].Value = nil // a tombstone is not a failure
+	n, err := p.Process(context.Background(), &Scratch{}, recs, m)
+	if n != 5 || err != nil {
+		t.Fatalf("Process: got %d %v, want 5 nil", n, err)
+	}
+	if len(got) != 1 || fmt.Sprint(got[0]) != "[100 102 104]" {
+		t.Fatalf("handler batches: got %v, want [[100 102 104]]", got)
+	}
+	if len(d.written) != 2 || d.written[0].Record.Offset != 101 || d.written[1].Record.Offset != 103 {
+		t.Fatalf("dead letters: got %v", d.written)
+	}
+	for _, f := range d.written {
+		if f.Kind != dlq.KindDecode || f.Attempts != 0 || !errors.Is(f.Err, codec.ErrDecode) {
+			t.Fatalf("dead letter: got kind %s attempts %d err %v", f.Kind, f.Attempts, f.Err)
+		}
+	}
+	if v := testutil.ToFloat64(m.ValueErrors); v != 2 {
+		t.Fatalf("value decode errors: got %v, want 2", v)
+	}
+	if v := testutil.ToFloat64(m.BatchPartial); v != 1 {
+		t.Fatalf("partial batches: got %v, want 1", v)
+	}
+}
+
+func TestTombstoneAndMissingKeyAreNull(t *testing.T) {
+	var rec handler.Record
+	h := handlerFunc(func(_ context.Context, b handler.Batch) error { rec = b.Records[0]; return nil })
+	p, m := newProc(t, h, &fakeDLQ{}, nil, nil)
+	recs := records(1, nil)
+	recs[0].Key, recs[0].Value = nil, nil
+	if n, err := p.Process(context.Background(), &Scratch{}, recs, m); n != 1 || err != nil {
+		t.Fatalf("got %d %v", n, err)
+	}
+	if string(rec.Key) != "null" || string(rec.Value) != "null" {
+		t.Fatalf("got key %s value %s, want null null", rec.Key, rec.Value)
+	}
+}
+
+func TestRetryClassification(t *testing.T) {
+	tests := []struct {
+		name         string
+		answer       func(attempt int, b handler.Batch) error
+		wantCalls    int
+		wantDead     []int64
+		wantAttempts int
+	}{
+		{"transient then ok", func(a int, _ handler.Batch) error {
+			if a == 1 {
+				return errors.New("503")
+			}
+			return nil
+		}, 2, nil, 0},
+		{"always transient", func(int, handler.Batch) error { return errors.New("503") }, 3, []int64{100, 101, 102}, 3},
+		{"permanent", func(int, handler.Batch) error { return handler.Permanent(errors.New("400")) }, 1, []int64{100, 101, 102}, 1},
+		{"one item always fails", func(_ int, b handler.Batch) error {
+			for _, r := range b.Records {
+				if r.Raw.Offset == 101 {
+					return &handler.ItemFailures{Offsets: []int64{101}}
+				}
+			}
+			return nil
+		}, 3, []int64{101}, 3},
+		{"unknown item offset fails the batch", func(a int, _ handler.Batch) error {
+			if a == 1 {
+				return &handler.ItemFailures{Offsets: []int64{999}}
+			}
+			return nil
+		}, 2, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				calls := 0
+				h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+					calls++
+					return tt.answer(calls, b)
+				})
+				d := &fakeDLQ{}
+				p, m := newProc(t, h, d, nil, nil)
+				if n, err := p.Process(context.Background(), &Scratch{}, records(3, nil), m); n != 3 || err != nil {
+					t.Fatalf("Process: got %d %v", n, err)
+				}
+				if calls != tt.wantCalls {
+					t.Fatalf("handler calls: got %d, want %d", calls, tt.wantCalls)
+				}
+				var dead []int64
+				for _, f := range d.written {
+					dead = append(dead, f.Record.Offset)
+					if f.Kind != dlq.KindHandler || f.Attempts != tt.wantAttempts {
+						t.Fatalf("dead letter %d: got kind %s attempts %d, want handler %d", f.Record.Offset, f.Kind, f.Attempts, tt.wantAttempts)
+					}
+				}
+				if fmt.Sprint(dead) != fmt.Sprint(tt.wantDead) {
+					t.Fatalf("dead-lettered: got %v, want %v", dead, tt.wantDead)
+				}
+			})
+		})
+	}
+}
+
+// TestCanceledReturnsFinishedPrefix: when the batch is abandoned, only the
+// records before the first unfinished one count as finished.
+func TestCanceledReturnsFinishedPrefix(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+			cancel() // during the backoff that follows
+			return &handler.ItemFailures{Offsets: []int64{102}}
+		})
+		p, m := newProc(t, h, &fakeDLQ{}, nil, nil)
+		n, err := p.Process(ctx, &Scratch{}, records(5, nil), m)
+		if n != 2 || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %d %v, want 2 (offsets 100 and 101) and context.Canceled", n, err)
+		}
+	})
+}
+
+// TestDLQDownHoldsThePartition: a dead-letter write that never succeeds
+// keeps the failed record unfinished until the work is abandoned.
+func TestDLQDownHoldsThePartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p, m := newProc(t, handlerFunc(func(context.Context, handler.Batch) error { return nil }), &fakeDLQ{fail: true}, nil, nil)
+		n, err := p.Process(ctx, &Scratch{}, records(4, func(i int) []byte {
+			if i == 2 {
+				return []byte("nope")
+			}
+			return nil
+		}), m)
+		if n != 2 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %d %v, want 2 and a deadline error", n, err)
+		}
+	})
+}
+
+// unavailable fails with ErrUnavailable a few times, like an unreachable
+// schema registry, then decodes as JSON.
+type unavailable struct {
+	left int
+	json codec.Decoder
+}
+
+func (u *unavailable) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error) {
+	if u.left > 0 {
+		u.left--
+		return dst, fmt.Errorf("registry: %w", codec.ErrUnavailable)
+	}
+	return u.json.AppendJSON(ctx, dst, src)
+}
+
+func TestUnavailableDecoderRetriedNotDeadLettered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		js, _ := codec.New(config.Codec{Format: config.FormatJSON})
+		st := &fakeStalls{stuck: map[string]string{}}
+		d := &fakeDLQ{}
+		handled := 0
+		p, m := newProc(t, handlerFunc(func(_ context.Context, b handler.Batch) error { handled += len(b.Records); return nil }),
+			d, st, &unavailable{left: 5, json: js})
+		n, err := p.Process(context.Background(), &Scratch{}, records(3, nil), m)
+		if n != 3 || err != nil || handled != 3 || len(d.written) != 0 {
+			t.Fatalf("got %d %v, handled %d, dead %d; want 3 nil 3 0", n, err, handled, len(d.written))
+		}
+		if !st.ever || len(st.stuck) != 0 {
+			t.Fatalf("stalls: reported %v, still stuck %v; want reported and cleared", st.ever, st.stuck)
+		}
+	})
+}
