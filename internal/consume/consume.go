@@ -58,11 +58,10 @@ type Consumer struct {
 	health  *health.Health
 	sem     chan struct{} // one slot per batch in flight, across partitions
 
-	abort       context.Context // canceled to abandon in-flight work at once
-	abortAll    context.CancelFunc
-	fatal       chan error
-	noCommit    atomic.Bool // set by crash, for tests: commit nothing more
-	shutdownEnd atomic.Int64
+	abort    context.Context // canceled to abandon in-flight work at once
+	abortAll context.CancelFunc
+	fatal    chan error
+	noCommit atomic.Bool // set by crash, for tests: commit nothing more
 
 	mu       sync.Mutex
 	parts    map[tp]*partition

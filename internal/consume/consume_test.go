@@ -139,8 +139,7 @@ func TestHandlerFailuresRetriedThenDeadLettered(t *testing.T) {
 	r.fail = func(b handler.Batch, attempts map[int64]int) error {
 		var failed []int64
 		for _, rec := range b.Records {
-			k := string(rec.Key)
-			if permanent[k] || (transient[k] && attempts[rec.Raw.Offset] == 1) {
+			if permanent[string(rec.Key)] || (transient[string(rec.Key)] && attempts[rec.Raw.Offset] == 1) {
 				failed = append(failed, rec.Raw.Offset)
 			}
 		}
