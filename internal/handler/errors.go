@@ -25,23 +25,38 @@ func (e *permanentError) Error() string        { return e.err.Error() }
 func (e *permanentError) Unwrap() []error      { return []error{ErrPermanent, e.err} }
 func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 
-// ItemFailures reports that the records at Offsets failed and every other
-// record of the batch succeeded, as in AWS Lambda's partial batch response.
+// ItemFailures reports that some records of the batch failed and every
+// other record succeeded, as in AWS Lambda's partial batch response.
 type ItemFailures struct {
+	// Offsets are records that failed; they are retried.
 	Offsets []int64
+	// Invalid are records rejected as invalid (a failed validation): they
+	// are dead-lettered at once with dlq.error.kind=validation, never
+	// retried.
+	Invalid []int64
 	// Err says why, when the handler knows; it may be nil.
 	Err error
 }
 
 func (e *ItemFailures) Error() string {
 	var b strings.Builder
-	b.WriteString("records failed at offsets ")
-	for i, o := range e.Offsets {
-		if i > 0 {
-			b.WriteByte(',')
+	list := func(what string, offsets []int64) {
+		if len(offsets) == 0 {
+			return
 		}
-		b.WriteString(strconv.FormatInt(o, 10))
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(what)
+		for i, o := range offsets {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(o, 10))
+		}
 	}
+	list("records failed at offsets ", e.Offsets)
+	list("records invalid at offsets ", e.Invalid)
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())

@@ -72,7 +72,8 @@ type state uint8
 const (
 	pending  state = iota // decoded, not yet handled
 	handled               // the handler succeeded
-	failed                // to be dead-lettered
+	failed                // the handler failed it; retried, then dead-lettered
+	invalid               // the handler rejected it as invalid; dead-lettered at once
 	lettered              // its dead-letter copy was acknowledged
 )
 
@@ -145,8 +146,15 @@ func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record,
 		err := p.handler.Handle(ctx, handler.Batch{Topic: first.Topic, Partition: first.Partition, Records: s.records})
 		// The answer counts even if the work is being abandoned: records
 		// the handler finished must not be redone.
-		failedNow, permanent, err := s.classify(err)
-		processed += len(s.idx) - failedNow
+		failedNow, invalidNow, permanent, err := s.classify(err)
+		processed += len(s.idx) - failedNow - invalidNow
+		for _, i := range s.idx {
+			if s.states[i] == invalid {
+				s.fails = append(s.fails, dlq.Failure{Record: recs[i], Kind: dlq.KindValidation, Err: err, Attempts: attempt})
+				p.log.Error("record rejected as invalid; dead-lettering it",
+					recordFields(recs[i], zap.Error(err))...)
+			}
+		}
 		if ctx.Err() != nil {
 			m.Processed.Add(float64(processed))
 			return s.finished(), ctx.Err()
@@ -193,7 +201,7 @@ func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record,
 			p.log.Warn("record dead-lettered", recordFields(f.Record, zap.String("kind", string(f.Kind)))...)
 		}
 		for i, st := range s.states {
-			if st == failed {
+			if st == failed || st == invalid {
 				s.states[i] = lettered
 			}
 		}
@@ -303,51 +311,59 @@ func resize[T any](s []T, n int) []T {
 }
 
 // classify applies the handler's answer to the records of the handler batch
-// (s.idx): the ones that failed become failed, the others handled. It
-// returns how many failed, whether the failure is permanent, and the error
-// to report.
-func (s *Scratch) classify(err error) (int, bool, error) {
+// (s.idx): the ones that failed become failed, the ones rejected as invalid
+// become invalid, the others handled. It returns how many failed and how
+// many are invalid, whether the failure is permanent, and the error to
+// report.
+func (s *Scratch) classify(err error) (failedN, invalidN int, permanent bool, _ error) {
 	if err == nil {
 		for _, i := range s.idx {
 			s.states[i] = handled
 		}
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	var items *handler.ItemFailures
 	if errors.As(err, &items) {
-		if n, ok := s.applyItemFailures(items.Offsets); ok {
-			return n, false, err
+		if s.knows(items.Offsets) && s.knows(items.Invalid) {
+			for _, i := range s.idx {
+				s.states[i] = handled
+			}
+			invalidN = s.set(items.Invalid, invalid)
+			failedN = s.set(items.Offsets, failed)
+			return failedN, invalidN, false, err
 		}
 		err = fmt.Errorf("handler reported failures at offsets not in the batch, so the whole batch failed: %w", err)
 	}
 	for _, i := range s.idx {
 		s.states[i] = failed
 	}
-	return len(s.idx), errors.Is(err, handler.ErrPermanent), err
+	return len(s.idx), 0, errors.Is(err, handler.ErrPermanent), err
 }
 
-// applyItemFailures marks the records at offsets failed and the others of
-// the handler batch handled. An offset that is not in the batch makes it
-// report false and change nothing: the handler's answer cannot be trusted,
-// so the whole batch is taken as failed, as AWS Lambda does.
-func (s *Scratch) applyItemFailures(offsets []int64) (int, bool) {
+// knows reports whether every offset is a record of the handler batch. An
+// answer naming other offsets cannot be trusted, so the whole batch is taken
+// as failed, as AWS Lambda does.
+func (s *Scratch) knows(offsets []int64) bool {
 	for _, o := range offsets {
 		if s.find(o) < 0 {
-			return 0, false
+			return false
 		}
 	}
-	for _, i := range s.idx {
-		s.states[i] = handled
-	}
+	return true
+}
+
+// set puts the records at offsets in state st, unless they are already in
+// it or invalid (invalid wins over failed), and returns how many changed.
+func (s *Scratch) set(offsets []int64, st state) int {
 	n := 0
 	for _, o := range offsets {
 		i := s.idx[s.find(o)]
-		if s.states[i] != failed {
-			s.states[i] = failed
+		if s.states[i] != st && s.states[i] != invalid {
+			s.states[i] = st
 			n++
 		}
 	}
-	return n, true
+	return n
 }
 
 // find returns the position in the handler batch of the record at offset o,

@@ -275,3 +275,41 @@ func TestUnavailableDecoderRetriedNotDeadLettered(t *testing.T) {
 		}
 	})
 }
+
+// TestInvalidDeadLetteredAtOnce: records the handler rejects as invalid are
+// dead-lettered as validation after one attempt, while failed ones retry.
+func TestInvalidDeadLetteredAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		calls := map[int64]int{}
+		h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+			var failed, bad []int64
+			for _, r := range b.Records {
+				calls[r.Raw.Offset]++
+				switch {
+				case r.Raw.Offset == 101:
+					bad = append(bad, 101)
+				case r.Raw.Offset == 102 && calls[102] == 1:
+					failed = append(failed, 102)
+				}
+			}
+			if failed == nil && bad == nil {
+				return nil
+			}
+			return &handler.ItemFailures{Offsets: failed, Invalid: bad, Err: errors.New("price is negative")}
+		})
+		d := &fakeDLQ{}
+		p, m := newProc(t, h, d, nil, nil)
+		if n, err := p.Process(context.Background(), &Scratch{}, records(4, nil), m); n != 4 || err != nil {
+			t.Fatalf("Process: got %d %v", n, err)
+		}
+		if len(d.written) != 1 || d.written[0].Record.Offset != 101 || d.written[0].Kind != dlq.KindValidation || d.written[0].Attempts != 1 {
+			t.Fatalf("dead letters: got %+v, want offset 101 as validation after 1 attempt", d.written)
+		}
+		if calls[101] != 1 || calls[102] != 2 || calls[100] != 1 {
+			t.Fatalf("handler calls by offset: got %v, want 100:1 101:1 102:2 103:1", calls)
+		}
+		if got := testutil.ToFloat64(m.Processed); got != 3 {
+			t.Fatalf("processed: got %v, want 3", got)
+		}
+	})
+}
