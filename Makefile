@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint build bench fuzz clean
+.PHONY: run test lint build bench fuzz clean kafka-up kafka-down
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -41,6 +41,14 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+## kafka-up / kafka-down: a real single-node Apache Kafka (KRaft) on 127.0.0.1,
+## fetched from Maven Central on first use (scripts/kafka)
+kafka-up:
+	./scripts/kafka/up.sh
+
+kafka-down:
+	./scripts/kafka/down.sh
 
 clean:
 	rm -rf bin
