@@ -143,7 +143,7 @@ func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record,
 		if len(s.records) == 0 {
 			break
 		}
-		err := p.handler.Handle(ctx, handler.Batch{Topic: first.Topic, Partition: first.Partition, Records: s.records})
+		err := p.handle(ctx, handler.Batch{Topic: first.Topic, Partition: first.Partition, Records: s.records})
 		// The answer counts even if the work is being abandoned: records
 		// the handler finished must not be redone.
 		failedNow, invalidNow, permanent, err := s.classify(err)
@@ -259,17 +259,42 @@ func (p *Processor) decodeOnce(ctx context.Context, s *Scratch, r *kgo.Record) (
 	sp.k0 = len(s.buf)
 	if r.Key == nil {
 		s.buf = append(s.buf, "null"...)
-	} else if s.buf, err = p.key.AppendJSON(ctx, s.buf, r.Key); err != nil {
+	} else if s.buf, err = appendJSON(ctx, p.key, s.buf, r.Key); err != nil {
 		return sp, metrics.PartKey, err
 	}
 	sp.k1, sp.v0 = len(s.buf), len(s.buf)
 	if r.Value == nil {
 		s.buf = append(s.buf, "null"...)
-	} else if s.buf, err = p.value.AppendJSON(ctx, s.buf, r.Value); err != nil {
+	} else if s.buf, err = appendJSON(ctx, p.value, s.buf, r.Value); err != nil {
 		return sp, metrics.PartValue, err
 	}
 	sp.v1 = len(s.buf)
 	return sp, "", nil
+}
+
+// handle calls the handler, turning a panic into a failure of the batch: a
+// handler bug that one record triggers must not crash-loop the service on
+// that record forever. It is retried like any failure, then dead-lettered.
+func (p *Processor) handle(ctx context.Context, b handler.Batch) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("handler panicked; the batch counts as failed",
+				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+				zap.Any("panic", v), zap.Stack("stack"))
+			err = fmt.Errorf("handler panicked: %v", v)
+		}
+	}()
+	return p.handler.Handle(ctx, b)
+}
+
+// appendJSON calls the decoder, turning a panic into a decode failure.
+func appendJSON(ctx context.Context, d codec.Decoder, dst, src []byte) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = dst, fmt.Errorf("%w: decoder panicked: %v", codec.ErrDecode, v)
+		}
+	}()
+	return d.AppendJSON(ctx, dst, src)
 }
 
 // decodeError says which part of a record could not be decoded.

@@ -313,3 +313,39 @@ func TestInvalidDeadLetteredAtOnce(t *testing.T) {
 		}
 	})
 }
+
+type panicky struct{}
+
+func (panicky) AppendJSON(context.Context, []byte, []byte) ([]byte, error) {
+	panic("index out of range")
+}
+
+// TestPanicsAreFailures: a panicking handler is a failed attempt (retried,
+// then dead-lettered) and a panicking decoder a decode failure; neither
+// takes the process down.
+func TestPanicsAreFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		calls := 0
+		h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+			calls++
+			panic("nil map write")
+		})
+		d := &fakeDLQ{}
+		p, m := newProc(t, h, d, nil, nil)
+		if n, err := p.Process(context.Background(), &Scratch{}, records(2, nil), m); n != 2 || err != nil {
+			t.Fatalf("Process: got %d %v", n, err)
+		}
+		if calls != 3 || len(d.written) != 2 || d.written[0].Kind != dlq.KindHandler || d.written[0].Attempts != 3 {
+			t.Fatalf("calls %d, dead letters %+v; want 3 calls and both dead-lettered as handler after 3", calls, d.written)
+		}
+
+		d = &fakeDLQ{}
+		p, m = newProc(t, handlerFunc(func(context.Context, handler.Batch) error { return nil }), d, nil, panicky{})
+		if n, err := p.Process(context.Background(), &Scratch{}, records(1, nil), m); n != 1 || err != nil {
+			t.Fatalf("Process: got %d %v", n, err)
+		}
+		if len(d.written) != 1 || d.written[0].Kind != dlq.KindDecode || !errors.Is(d.written[0].Err, codec.ErrDecode) {
+			t.Fatalf("dead letters: got %+v, want one decode failure", d.written)
+		}
+	})
+}
