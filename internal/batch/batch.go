@@ -39,10 +39,15 @@ func New[T any](l Limits) *Batcher[T] {
 
 // Add queues item, which counts size bytes and arrived at at.
 func (b *Batcher[T]) Add(item T, size int, at time.Time) {
-	if b.head > 0 && b.head == len(b.entries) {
-		// Reuse the backing array once everything queued has been taken.
-		clear(b.entries)
-		b.entries, b.head = b.entries[:0], 0
+	if b.head > 0 && b.head >= len(b.entries)/2 {
+		// Move what is queued to the front once at least half the array
+		// has been taken, so that a queue that never empties (a backlog)
+		// holds memory for what is queued, not for all that passed
+		// through. Each entry is moved at most once per halving: amortised
+		// O(1) per Add.
+		n := copy(b.entries, b.entries[b.head:])
+		clear(b.entries[n:])
+		b.entries, b.head = b.entries[:n], 0
 	}
 	b.entries = append(b.entries, entry[T]{item, size, at})
 	b.bytes += size

@@ -170,3 +170,33 @@ func equal(a, b []int) bool {
 	}
 	return true
 }
+
+// TestBacklogDoesNotGrowMemory: a queue that never empties (a backlog,
+// fetched as fast as it is taken) keeps its backing array bounded by what is
+// queued, not by what passed through.
+func TestBacklogDoesNotGrowMemory(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := New[int](Limits{MaxRecords: 100, MaxBytes: 1 << 30, MaxWait: time.Second})
+	for i := range 1000 {
+		b.Add(i, 1, t0)
+	}
+	next := 1000
+	want := 0
+	for range 100_000 {
+		for range 100 {
+			b.Add(next, 1, t0)
+			next++
+		}
+		got, _ := b.Take(nil)
+		if got[0] != want {
+			t.Fatalf("took %d first, want %d", got[0], want)
+		}
+		want += len(got)
+	}
+	if b.Len() != 1000 {
+		t.Fatalf("Len: got %d, want 1000", b.Len())
+	}
+	if c := cap(b.entries); c > 4*1100 {
+		t.Fatalf("backing array holds %d entries for 1000 queued after 10M passed through", c)
+	}
+}

@@ -1,6 +1,8 @@
 // Package codec turns the bytes of a record's key or value into JSON:
-// formats (JSON, Avro, strings, bytes, numbers) and, in time, framings
-// (Confluent, Glue) with schemas from files or registries.
+// formats (JSON, Avro, Protobuf, strings, bytes, numbers) and framings
+// (none, Confluent, Glue), with schemas from files or registries (a
+// Confluent-compatible registry through franz-go's pkg/sr, the AWS Glue
+// Schema Registry through the AWS SDK), fetched once per schema and cached.
 //
 // It knows nothing of Kafka clients or handlers. A nil key or value (no key,
 // a tombstone) never reaches a Decoder: the caller renders it as null.
@@ -8,7 +10,14 @@ package codec
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	"github.com/twmb/avro"
 
 	"msk-consumer/config"
 )
@@ -27,20 +36,118 @@ type Decoder interface {
 	AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error)
 }
 
-// New returns the Decoder for one side of a record as configured.
-//
-// Only schema-less framing is supported for now: a Registry other than none
-// (or empty) returns an error wrapping ErrUnsupported, as does protobuf. For
-// avro, c.SchemaFile is read and parsed here; an error doing so names the
-// file.
+// Options tune the decoders and the registry clients they share. The zero
+// value is the production setting.
+type Options struct {
+	// HTTPClient is used for the Confluent registry; nil uses pkg/sr's
+	// default (a 5s timeout per request).
+	HTTPClient *http.Client
+	// Glue is the Glue client; nil builds one from the AWS SDK's default
+	// configuration (credential chain, region, endpoint settings such as
+	// AWS_ENDPOINT_URL_GLUE).
+	Glue GlueAPI
+	// AWSRegion is the region for the Glue client built here, when set
+	// (the service passes AWS_REGION / AWS_DEFAULT_REGION).
+	AWSRegion string
+	// MaxDecompressed bounds a Glue zlib payload after decompression;
+	// 0 means DefaultMaxDecompressed.
+	MaxDecompressed int
+}
+
+// sources are the registry clients shared by the key and value decoders.
+type sources struct {
+	confluent *confluentSource
+	glue      *glueSource
+}
+
+// NewKeyValue returns the key and value decoders as cfg configures them,
+// sharing one client per registry (and so one schema cache). Nothing is
+// fetched here: schemas are fetched from the registries on first use.
+// Errors are configuration errors (a schema file that does not parse, a
+// message not in the descriptor set, no registry URL) and name what to fix.
+func NewKeyValue(ctx context.Context, cfg config.Config, o Options) (key, value Decoder, err error) {
+	var s sources
+	uses := func(r config.Registry) bool { return cfg.Key.Registry == r || cfg.Value.Registry == r }
+	if uses(config.RegistryConfluent) {
+		if cfg.Registry.URL == "" {
+			return nil, nil, errors.New("SCHEMA_REGISTRY_URL is required with confluent framing")
+		}
+		if s.confluent, err = newConfluentSource(cfg.Registry, o.HTTPClient); err != nil {
+			return nil, nil, err
+		}
+	}
+	if uses(config.RegistryGlue) {
+		api := o.Glue
+		if api == nil {
+			var lo []func(*awsconfig.LoadOptions) error
+			if o.AWSRegion != "" {
+				lo = append(lo, awsconfig.WithRegion(o.AWSRegion))
+			}
+			ac, err := awsconfig.LoadDefaultConfig(ctx, lo...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("AWS configuration for the Glue schema registry: %w", err)
+			}
+			api = newGlueClient(ac)
+		}
+		s.glue = &glueSource{api: api}
+	}
+	if key, err = newDecoder(cfg.Key, &s, o); err != nil {
+		return nil, nil, fmt.Errorf("key: %w", err)
+	}
+	if value, err = newDecoder(cfg.Value, &s, o); err != nil {
+		return nil, nil, fmt.Errorf("value: %w", err)
+	}
+	return key, value, nil
+}
+
+func newGlueClient(ac aws.Config) *glue.Client { return glue.NewFromConfig(ac) }
+
+// New returns the Decoder for one side of a record as configured, for
+// framings that need no registry client of their own: none, and glue with
+// the AWS SDK's default configuration. Confluent framing needs the registry
+// configuration: use NewKeyValue.
 func New(c config.Codec) (Decoder, error) {
+	var s sources
+	if c.Registry == config.RegistryGlue {
+		ac, err := awsconfig.LoadDefaultConfig(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("AWS configuration for the Glue schema registry: %w", err)
+		}
+		s.glue = &glueSource{api: newGlueClient(ac)}
+	}
+	return newDecoder(c, &s, Options{})
+}
+
+func newDecoder(c config.Codec, s *sources, o Options) (Decoder, error) {
+	framed := c.Registry != "" && c.Registry != config.RegistryNone
+	var src schemaSource
 	switch c.Registry {
 	case "", config.RegistryNone:
+	case config.RegistryConfluent:
+		if s.confluent == nil {
+			return nil, fmt.Errorf("confluent framing needs the schema registry configuration (use NewKeyValue): %w", ErrUnsupported)
+		}
+		src = s.confluent
+	case config.RegistryGlue:
+		if s.glue == nil {
+			return nil, fmt.Errorf("glue framing without a Glue client: %w", ErrUnsupported)
+		}
+		src = s.glue
 	default:
-		return nil, fmt.Errorf("%s framing: schema registry framing is not supported yet: %w", c.Registry, ErrUnsupported)
+		return nil, fmt.Errorf("schema registry %q: %w", c.Registry, ErrUnsupported)
+	}
+	if framed {
+		switch c.Format {
+		case config.FormatAvro, config.FormatProtobuf, config.FormatJSON:
+		default:
+			return nil, fmt.Errorf("%s framing applies only to avro, protobuf and json, not %s: %w", c.Registry, c.Format, ErrUnsupported)
+		}
 	}
 	switch c.Format {
 	case config.FormatJSON:
+		if framed {
+			return &framedJSON{framing: c.Registry, maxDecompressed: o.MaxDecompressed}, nil
+		}
 		return jsonDecoder{}, nil
 	case config.FormatString:
 		return stringDecoder{}, nil
@@ -51,14 +158,60 @@ func New(c config.Codec) (Decoder, error) {
 	case config.FormatLong:
 		return longDecoder{}, nil
 	case config.FormatAvro:
-		d, err := newAvroFile(c.SchemaFile)
-		if err != nil {
-			return nil, err
+		if !framed {
+			return newAvroFile(c.SchemaFile)
+		}
+		d := &avroRegistryDecoder{src: src, framing: c.Registry, maxDecompressed: o.MaxDecompressed}
+		if c.SchemaFile != "" {
+			rd, err := newAvroFile(c.SchemaFile)
+			if err != nil {
+				return nil, err
+			}
+			d.reader, d.readerDec = rd.schema, rd
 		}
 		return d, nil
 	case config.FormatProtobuf:
-		return nil, fmt.Errorf("protobuf is not supported yet: %w", ErrUnsupported)
+		if c.SchemaFile == "" {
+			if !framed {
+				return nil, errors.New("protobuf needs a descriptor set file (VALUE_SCHEMA_FILE / KEY_SCHEMA_FILE) or a schema registry")
+			}
+			return &protoRegistryDecoder{src: src, framing: c.Registry, maxDecompressed: o.MaxDecompressed}, nil
+		}
+		md, err := LoadMessage(c.SchemaFile, c.ProtoMessage)
+		if err != nil {
+			return nil, err
+		}
+		return &protoDecoder{msg: newProtoMessage(md), framing: c.Registry, maxDecompressed: o.MaxDecompressed}, nil
 	default:
 		return nil, fmt.Errorf("format %q: %w", c.Format, ErrUnsupported)
 	}
+}
+
+// framedJSON strips a registry framing and passes the JSON through. The
+// registry is not consulted: nothing in the schema changes the JSON.
+type framedJSON struct {
+	framing         config.Registry
+	maxDecompressed int
+}
+
+func (d *framedJSON) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error) {
+	fr, err := Unframe(d.framing, config.FormatJSON, src, d.maxDecompressed)
+	if err != nil {
+		return dst, err
+	}
+	out, err := jsonDecoder{}.AppendJSON(ctx, dst, fr.Payload)
+	if err != nil {
+		return dst, withSchema(err, d.framing, fr.SchemaRef())
+	}
+	return out, nil
+}
+
+// ParseAvroFile reads and parses an .avsc file, for Go handlers that
+// decode Avro into their own types.
+func ParseAvroFile(path string) (*avro.Schema, error) {
+	d, err := newAvroFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return d.schema, nil
 }

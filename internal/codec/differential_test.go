@@ -2,10 +2,13 @@ package codec
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/twmb/avro"
@@ -151,6 +154,8 @@ func (g *kitchenGen) gen(dst []byte, n *anode, depth int) []byte {
 func TestAvroDifferential(t *testing.T) {
 	schema := avro.MustParse(kitchenSchema)
 	d := mustAvroSchema(t, schema)
+	d.latin1 = true // twmb/avro's encoding of bytes, to compare exactly
+	b64 := mustAvroSchema(t, schema)
 	oracle := avroMapDecoder{schema}
 	g := newKitchenGen(1)
 	check := func(src []byte) bool {
@@ -168,6 +173,15 @@ func TestAvroDifferential(t *testing.T) {
 		}
 		if !sameJSON(t, got, want) {
 			t.Fatalf("%x:\ngot  %s\nwant %s", src, got, want)
+		}
+		// The service's own output differs only in bytes and fixed
+		// values: base64 of the bytes the Avro JSON string holds.
+		out, err := b64.AppendJSON(context.Background(), nil, src)
+		if err != nil {
+			t.Fatalf("%x: base64 mode fails: %v", src, err)
+		}
+		if p := bytesMapped(normJSON(t, got), normJSON(t, out), ""); p != "" {
+			t.Fatalf("%x: base64 mode differs at %s:\nlatin1 %s\nbase64 %s", src, p, got, out)
 		}
 		return true
 	}
@@ -190,4 +204,58 @@ func TestAvroDifferential(t *testing.T) {
 		check(append(src, byte(g.rnd.Uint32())))
 	}
 	t.Logf("%d valid records agree; %d damaged ones still decoded (to the same value)", valid, damagedOK)
+}
+
+// bytesMapped compares the JSON of the latin1 mode (a) with that of the
+// base64 mode (b): they must be equal but for strings of code points up to
+// U+00FF in a whose bytes, base64-encoded, are b's string. It returns the
+// path of the first other difference, or "".
+func bytesMapped(a, b any, path string) string {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return path
+		}
+		for k := range x {
+			if p := bytesMapped(x[k], y[k], path+"."+k); p != "" {
+				return p
+			}
+		}
+		return ""
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return path
+		}
+		for i := range x {
+			if p := bytesMapped(x[i], y[i], path+"["+strconv.Itoa(i)+"]"); p != "" {
+				return p
+			}
+		}
+		return ""
+	case string:
+		y, ok := b.(string)
+		if !ok {
+			return path
+		}
+		if x == y {
+			return ""
+		}
+		raw := make([]byte, 0, len(x))
+		for _, r := range x {
+			if r > 0xff {
+				return path
+			}
+			raw = append(raw, byte(r))
+		}
+		if base64.StdEncoding.EncodeToString(raw) != y {
+			return path
+		}
+		return ""
+	}
+	if !reflect.DeepEqual(a, b) {
+		return path
+	}
+	return ""
 }

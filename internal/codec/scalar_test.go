@@ -142,9 +142,13 @@ func TestNew(t *testing.T) {
 		{name: "avro missing file", c: config.Codec{Format: config.FormatAvro, SchemaFile: missing}, wantErr: missing, wantIs: os.ErrNotExist},
 		{name: "avro bad schema", c: config.Codec{Format: config.FormatAvro, SchemaFile: badSchema}, wantErr: badSchema},
 		{name: "confluent", c: config.Codec{Format: config.FormatAvro, SchemaFile: productSchemaFile, Registry: config.RegistryConfluent},
-			wantErr: "schema registry framing is not supported yet", wantIs: ErrUnsupported},
-		{name: "glue", c: config.Codec{Format: config.FormatJSON, Registry: config.RegistryGlue}, wantErr: "not supported yet", wantIs: ErrUnsupported},
-		{name: "protobuf", c: config.Codec{Format: config.FormatProtobuf, SchemaFile: "x.pb", ProtoMessage: "a.B"}, wantErr: "protobuf", wantIs: ErrUnsupported},
+			wantErr: "NewKeyValue", wantIs: ErrUnsupported},
+		{name: "glue json", c: config.Codec{Format: config.FormatJSON, Registry: config.RegistryGlue}},
+		{name: "glue string", c: config.Codec{Format: config.FormatString, Registry: config.RegistryGlue}, wantErr: "only to avro, protobuf and json", wantIs: ErrUnsupported},
+		{name: "protobuf", c: config.Codec{Format: config.FormatProtobuf, SchemaFile: protoSetFile, ProtoMessage: "shop.v1.Product"}},
+		{name: "protobuf missing file", c: config.Codec{Format: config.FormatProtobuf, SchemaFile: "x.pb", ProtoMessage: "a.B"}, wantErr: "x.pb", wantIs: os.ErrNotExist},
+		{name: "protobuf unknown message", c: config.Codec{Format: config.FormatProtobuf, SchemaFile: protoSetFile, ProtoMessage: "a.B"}, wantErr: `"a.B"`},
+		{name: "protobuf not a descriptor set", c: config.Codec{Format: config.FormatProtobuf, SchemaFile: productSchemaFile, ProtoMessage: "a.B"}, wantErr: "FileDescriptorSet"},
 		{name: "unknown format", c: config.Codec{Format: "xml"}, wantErr: `"xml"`, wantIs: ErrUnsupported},
 	}
 	for _, tt := range tests {

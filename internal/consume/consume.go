@@ -69,9 +69,10 @@ type Consumer struct {
 
 	commitMu sync.Mutex // one commit at a time: snapshots never go out of order
 
-	buffered atomic.Int64
-	pauseMu  sync.Mutex
-	paused   bool
+	buffered  atomic.Int64
+	pauseMu   sync.Mutex
+	paused    bool        // guarded by pauseMu
+	pausedNow atomic.Bool // paused, for the workers to read without the lock
 }
 
 type tp struct {
@@ -339,9 +340,16 @@ func (c *Consumer) addBuffered(n int64) {
 		return
 	}
 	c.paused = over
+	c.pausedNow.Store(over)
 	if over {
 		c.client.PauseFetchTopics(c.cfg.Kafka.Topics...)
 		c.log.Debug("buffer full; fetching paused", zap.Int64("buffered_bytes", v))
+		// Workers waiting for batches to fill would wait BATCH_MAX_WAIT:
+		// have them hand over what they hold. They take c.mu only via
+		// owned, never pauseMu, so this cannot deadlock.
+		for _, p := range c.owned() {
+			p.poke()
+		}
 	} else {
 		c.client.ResumeFetchTopics(c.cfg.Kafka.Topics...)
 		c.log.Debug("buffer drained; fetching resumed", zap.Int64("buffered_bytes", v))
@@ -389,9 +397,12 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	if len(parts) == 0 {
 		return
 	}
-	budget := c.cfg.Kafka.RebalanceTimeout - c.cfg.Kafka.RebalanceTimeout/5
-	c.stop(parts, time.Now().Add(budget))
-	c.commit(ctx, parts)
+	start := time.Now()
+	rt := c.cfg.Kafka.RebalanceTimeout
+	c.stop(parts, start.Add(rt-rt/5))
+	ctx, cancel := context.WithDeadline(ctx, start.Add(rt))
+	defer cancel()
+	c.commit(ctx, parts, true)
 	c.forget(parts)
 	c.log.Info("partitions revoked", zap.Any("revoked", revoked))
 }
@@ -399,19 +410,16 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 // lost abandons the lost partitions' work and commits nothing for them: the
 // group has already given them to another member.
 func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.health.Left()
 	parts := c.take(lost)
-	for _, p := range parts {
-		p.cancel()
-	}
-	for _, p := range parts {
-		<-p.done
-	}
+	c.stop(parts, time.Now()) // abandon at once
 	c.forget(parts)
 	c.log.Warn("partitions lost; their uncommitted work will be redone by their new owner", zap.Any("lost", lost))
 }
 
-// take removes the named partitions from the assignment and returns them.
-// A nil map takes every partition.
+// take removes the named partitions from the assignment, marks them gone (so
+// that no commit but the revoking one includes them) and returns them. A nil
+// map takes every partition.
 func (c *Consumer) take(which map[string][]int32) []*partition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -421,19 +429,39 @@ func (c *Consumer) take(which map[string][]int32) []*partition {
 			out = append(out, p)
 			delete(c.parts, k)
 		}
-		return out
-	}
-	for topic, ps := range which {
-		for _, id := range ps {
-			k := tp{topic, id}
-			if p := c.parts[k]; p != nil {
-				out = append(out, p)
-				delete(c.parts, k)
+	} else {
+		for topic, ps := range which {
+			for _, id := range ps {
+				k := tp{topic, id}
+				if p := c.parts[k]; p != nil {
+					out = append(out, p)
+					delete(c.parts, k)
+				}
 			}
 		}
 	}
+	for _, p := range out {
+		p.gone.Store(true)
+	}
 	return out
 }
+
+// owned returns the partitions assigned now, leaving them assigned.
+func (c *Consumer) owned() []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*partition, 0, len(c.parts))
+	for _, p := range c.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+// abandonGrace bounds the wait for workers after their work was canceled: a
+// dead-letter write already sent cannot be called back, and a handler may
+// ignore its context. A worker still running after it is left to finish on
+// its own; its partition is gone, so nothing it marks is committed.
+const abandonGrace = 5 * time.Second
 
 // stop asks the workers to finish their in-flight batch and start no other,
 // waits for them until deadline, then abandons what is still running.
@@ -441,23 +469,30 @@ func (c *Consumer) stop(parts []*partition, deadline time.Time) {
 	for _, p := range parts {
 		p.stop()
 	}
+	if !waitAll(parts, deadline) {
+		c.log.Warn("in-flight batches did not finish in time; abandoning them (they will be redelivered)")
+		for _, p := range parts {
+			p.cancel()
+		}
+		if !waitAll(parts, time.Now().Add(abandonGrace)) {
+			c.log.Warn("workers still running after being canceled; moving on without them")
+		}
+	}
+}
+
+// waitAll waits until every worker returned or deadline passed, and reports
+// whether they all returned.
+func waitAll(parts []*partition, deadline time.Time) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for _, p := range parts {
 		select {
 		case <-p.done:
 		case <-timer.C:
-			c.log.Warn("in-flight batches did not finish in time; abandoning them (they will be redelivered)",
-				zap.Duration("waited", time.Until(deadline)))
-			for _, q := range parts {
-				q.cancel()
-			}
-			for _, q := range parts {
-				<-q.done
-			}
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // forget releases what stopped partitions still buffered and drops their
@@ -488,27 +523,34 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.mu.Lock()
-			parts := make([]*partition, 0, len(c.parts))
-			for _, p := range c.parts {
-				parts = append(parts, p)
-			}
-			c.mu.Unlock()
-			c.commit(ctx, parts)
+			c.commit(ctx, c.owned(), false)
 		}
 	}
 }
 
+// errRebalanced refuses a commit whose offsets were taken in an earlier
+// generation of the group: the partitions may have moved since, and the
+// commit could rewind their new owner.
+var errRebalanced = errors.New("the group rebalanced since the offsets were taken; not committed")
+
 // commit commits the marked offsets of parts that moved since their last
-// commit, and waits for the answer.
-func (c *Consumer) commit(ctx context.Context, parts []*partition) {
+// commit, and waits for the answer. Partitions gone from this member are
+// left out, unless revoking says the caller is the revoke callback, which
+// commits them while the generation is still the one that owned them. The
+// commit is sent only if the group's generation is still the one the offsets
+// were taken in.
+func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool) {
 	if c.noCommit.Load() {
 		return
 	}
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
+	byTP := make(map[tp]*partition, len(parts))
 	for _, p := range parts {
+		if p.gone.Load() && !revoking {
+			continue
+		}
 		eo, ok := p.toCommit()
 		if !ok {
 			continue
@@ -517,10 +559,18 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition) {
 			offsets[p.topic] = map[int32]kgo.EpochOffset{}
 		}
 		offsets[p.topic][p.id] = eo
+		byTP[tp{p.topic, p.id}] = p
 	}
 	if len(offsets) == 0 {
 		return
 	}
+	_, generation := c.client.GroupMetadata()
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		if req.Generation != generation {
+			return errRebalanced
+		}
+		return nil
+	})
 	var failed error
 	c.client.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
@@ -533,53 +583,51 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition) {
 					failed = err
 					continue
 				}
-				if eo, ok := offsets[t.Topic][pr.Partition]; ok {
-					c.committed(t.Topic, pr.Partition, eo.Offset, parts)
+				if p := byTP[tp{t.Topic, pr.Partition}]; p != nil {
+					p.setCommitted(offsets[t.Topic][pr.Partition].Offset)
 				}
 			}
 		}
 	})
-	if failed != nil {
+	switch {
+	case errors.Is(failed, errRebalanced):
+		c.log.Info("offset commit skipped: " + errRebalanced.Error())
+	case failed != nil:
 		c.metrics.Commits.WithLabelValues(metrics.OutcomeError).Inc()
 		c.log.Warn("offset commit failed; the offsets stay marked and are committed next time", zap.Error(failed))
 		if IsFatal(failed) {
 			c.fail(&FatalError{What: "committing offsets", Err: failed})
 		}
-		return
-	}
-	c.metrics.Commits.WithLabelValues(metrics.OutcomeOK).Inc()
-}
-
-func (c *Consumer) committed(topic string, id int32, offset int64, parts []*partition) {
-	for _, p := range parts {
-		if p.topic == topic && p.id == id {
-			p.setCommitted(offset)
-			return
-		}
+	default:
+		c.metrics.Commits.WithLabelValues(metrics.OutcomeOK).Inc()
 	}
 }
 
 // shutdown stops every worker within SHUTDOWN_TIMEOUT, commits, leaves the
-// group and closes the client. On a fatal error it still commits what was
-// finished: that work is done and must not be redone.
+// group and closes the client. The partitions stay assigned until the group
+// takes them: a rebalance during shutdown revokes (and commits) them through
+// the usual callback, and this commit leaves them out, so two members never
+// commit one partition. On a fatal error it still commits what was finished.
 func (c *Consumer) shutdown(fatal bool) {
+	c.health.Left()
 	total := c.cfg.Batch.ShutdownTimeout
 	end := time.Now().Add(total)
 	// Keep a fifth of the budget (at most 5s) to commit and leave.
 	workEnd := end.Add(-min(total/5, 5*time.Second))
-	parts := c.take(nil)
+	parts := c.owned()
 	c.stop(parts, workEnd)
 	ctx, cancel := context.WithDeadline(context.Background(), end)
 	defer cancel()
-	c.commit(ctx, parts)
-	c.forget(parts)
-	c.abortAll()
+	c.commit(ctx, parts, false)
 	if c.cfg.Kafka.InstanceID == "" && !c.noCommit.Load() {
+		// Leaving runs the revoke callback for what is still assigned.
 		if err := c.client.LeaveGroupContext(ctx); err != nil && !fatal {
 			c.log.Warn("leaving the group failed; the group rebalances after the session timeout", zap.Error(err))
 		}
 	}
+	c.abortAll()
 	c.client.CloseAllowingRebalance()
+	c.forget(c.take(nil))
 	c.log.Info("consumer stopped", zap.Duration("took", total-time.Until(end)))
 }
 

@@ -8,42 +8,52 @@ import (
 	"os"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"go.uber.org/zap"
 
 	"msk-consumer/config"
+	"msk-consumer/internal/metrics"
 )
 
 // ClientOpts turns the connection part of cfg into client options: brokers,
-// client id, TLS and SASL. It is shared by everything in the binary that
-// talks to the cluster (the consumer, and later operator commands), so that
-// authentication is configured in one place.
+// client id, TLS and SASL. It is ClientOptsWith without metrics or logging.
 func ClientOpts(k config.Kafka) ([]kgo.Opt, error) {
+	return ClientOptsWith(k, nil, nil)
+}
+
+// ClientOptsWith turns the connection part of cfg into client options:
+// brokers, client id, TLS and SASL. It is shared by everything in the binary
+// that talks to the cluster (the consumer, and later operator commands), so
+// that authentication is configured in one place. Authentications are
+// counted on m and logged on log; either may be nil.
+//
+// With SASL the connections are dialed here (kgo.Dialer rather than
+// kgo.DialTLSConfig, with the same server-name rule), so that each one
+// carries the tap that counts authentications and reads the session
+// lifetime; see authTap.
+func ClientOptsWith(k config.Kafka, m *metrics.Metrics, log *zap.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(k.Brokers...),
 		kgo.ClientID(k.ClientID),
 	}
+	var tc *tls.Config
 	if k.TLS {
-		tc, err := TLSConfig(k)
-		if err != nil {
+		var err error
+		if tc, err = TLSConfig(k); err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	switch k.Auth {
-	case config.AuthNone:
-	case config.AuthPlain:
-		opts = append(opts, kgo.SASL(plain.Auth{User: k.SASLUsername, Pass: k.SASLPassword}.AsMechanism()))
-	case config.AuthSCRAMSHA256:
-		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASLUsername, Pass: k.SASLPassword}.AsSha256Mechanism()))
-	case config.AuthSCRAMSHA512:
-		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASLUsername, Pass: k.SASLPassword}.AsSha512Mechanism()))
-	case config.AuthIAM:
-		return nil, fmt.Errorf("KAFKA_AUTH=iam: %w", ErrIAMUnsupported)
-	default:
-		return nil, fmt.Errorf("KAFKA_AUTH=%q: unknown mechanism", k.Auth)
+	mech, principal, err := mechanism(k, log)
+	if err != nil {
+		return nil, err
 	}
-	return opts, nil
+	if mech == nil {
+		if tc != nil {
+			opts = append(opts, kgo.DialTLSConfig(tc))
+		}
+		return opts, nil
+	}
+	tap := newAuthTap(k, principal, m, log)
+	return append(opts, kgo.Dialer(dialer(tc, tap)), kgo.SASL(mech)), nil
 }
 
 // TLSConfig builds the TLS configuration for the brokers: system roots or

@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type partition struct {
 	m     *metrics.Topic
 	lag   prometheus.Gauge
 
+	gone   atomic.Bool     // taken from this member: never committed but by the revoke callback
 	ctx    context.Context // canceled to abandon work at once
 	cancel context.CancelFunc
 	halt   chan struct{} // closed to finish the in-flight batch and stop
@@ -75,11 +77,16 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	}
 	p.setLagLocked()
 	p.mu.Unlock()
+	p.poke()
+	return n
+}
+
+// poke wakes the worker to look at its queue again.
+func (p *partition) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return n
 }
 
 // stop asks the worker to finish its in-flight batch and return.
@@ -105,8 +112,15 @@ func (p *partition) run() {
 	timer.Stop()
 	defer timer.Stop()
 	for {
+		select {
+		case <-p.halt:
+			return // start no batch once stopped
+		default:
+		}
 		p.mu.Lock()
-		ready := p.batcher.Ready(time.Now())
+		// While fetching is paused the buffer is full: hand over what is
+		// queued rather than wait for batches that cannot fill.
+		ready := p.batcher.Ready(time.Now()) || (p.c.pausedNow.Load() && p.batcher.Len() > 0)
 		var size int
 		if ready {
 			recs, size = p.batcher.Take(recs[:0])

@@ -24,6 +24,12 @@ const (
 	OutcomeError        = "error"
 	PartKey             = "key"
 	PartValue           = "value"
+
+	// AuthKindAuthenticate is the first authentication of a new
+	// connection; AuthKindReauthenticate a re-authentication of a live one
+	// when its session lifetime runs out (KIP-368).
+	AuthKindAuthenticate   = "authenticate"
+	AuthKindReauthenticate = "reauthenticate"
 )
 
 // Metrics holds the service's metrics.
@@ -41,6 +47,15 @@ type Metrics struct {
 	DLQProduceErrors prometheus.Counter
 	BufferedBytes    prometheus.Gauge
 	Ready            prometheus.Gauge
+
+	// KafkaAuth counts SASL authentications to the brokers by mechanism
+	// (the KAFKA_AUTH value), kind (AuthKind*) and outcome (OutcomeOK,
+	// OutcomeError).
+	KafkaAuth *prometheus.CounterVec
+	// KafkaAuthSessionLifetime is the session lifetime the broker granted
+	// at the latest successful authentication, by mechanism; 0 when it set
+	// none (no re-authentication required).
+	KafkaAuthSessionLifetime *prometheus.GaugeVec
 }
 
 // New registers the service's metrics on reg.
@@ -101,6 +116,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "consumer_ready",
 			Help: "1 when /readyz answers 200, else 0.",
 		}),
+		KafkaAuth: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_kafka_auth_total",
+			Help: "SASL authentications to the brokers, by mechanism (KAFKA_AUTH), kind (authenticate: a new connection; reauthenticate: a live one whose session lifetime ran out) and outcome (ok, error).",
+		}, []string{"mechanism", "kind", "outcome"}),
+		KafkaAuthSessionLifetime: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "consumer_kafka_auth_session_lifetime_seconds",
+			Help: "Session lifetime the broker granted at the latest successful authentication, by mechanism; the client re-authenticates before it ends. 0: no limit.",
+		}, []string{"mechanism"}),
 	}
 	// Series with fixed labels exist from the start, so that rate() and
 	// alerts see a zero rather than nothing.

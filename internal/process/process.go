@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -81,12 +82,23 @@ const (
 // handler's records and the states. Handlers must not keep a batch's
 // records after Handle returns, because the memory is reused.
 type Scratch struct {
-	buf     []byte
-	spans   []span
-	states  []state
-	records []handler.Record
-	idx     []int // indexes of the records in the handler batch
-	fails   []dlq.Failure
+	buf      []byte
+	spans    []span
+	states   []state
+	records  []handler.Record
+	idx      []int // indexes of the records in the handler batch
+	fails    []dlq.Failure
+	key      string // "topic/partition" of keyTopic and keyPart, for stall reports
+	keyTopic string
+	keyPart  int32
+}
+
+// stallKey names r's partition for stall reports, formatted once per worker.
+func (s *Scratch) stallKey(r *kgo.Record) string {
+	if s.key == "" || s.keyTopic != r.Topic || s.keyPart != r.Partition {
+		s.key, s.keyTopic, s.keyPart = r.Topic+"/"+strconv.Itoa(int(r.Partition)), r.Topic, r.Partition
+	}
+	return s.key
 }
 
 type span struct{ k0, k1, v0, v1 int }
@@ -102,7 +114,7 @@ func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record,
 	}
 	start := time.Now()
 	first := recs[0]
-	stallKey := fmt.Sprintf("%s/%d", first.Topic, first.Partition)
+	stallKey := s.stallKey(first)
 	s.reset(len(recs))
 
 	// Decode. A failure is permanent for its record, unless the decoder
