@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint build bench fuzz clean kafka-up kafka-down
+.PHONY: run test lint build bench fuzz clean kafka-up kafka-down chaos
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -49,6 +49,13 @@ kafka-up:
 
 kafka-down:
 	./scripts/kafka/down.sh
+
+## chaos: the built binary under SIGKILLs, a broker restart, two instances and
+## an unwritable dead-letter topic, on the real broker; checked record by record
+CHAOS_FLAGS ?=
+chaos: build
+	./scripts/kafka/up.sh
+	$(GO) run ./test/chaos -report bin/chaos.json $(CHAOS_FLAGS); rc=$$?; ./scripts/kafka/down.sh; exit $$rc
 
 clean:
 	rm -rf bin

@@ -12,10 +12,18 @@ if [ -f "$KAFKA_RUN/pid" ] && kill -0 "$(cat "$KAFKA_RUN/pid")" 2>/dev/null; the
   echo "kafka already running (pid $(cat "$KAFKA_RUN/pid"))"
   exit 0
 fi
-rm -rf "$KAFKA_RUN"
-mkdir -p "$KAFKA_RUN/data"
+# KAFKA_KEEP_DATA=1 restarts on the existing log dir (a broker restart),
+# otherwise the broker starts empty.
+keep=${KAFKA_KEEP_DATA:-0}
+if [ "$keep" = 1 ] && [ -f "$KAFKA_RUN/server.properties" ]; then
+  : > "$KAFKA_RUN/server.log"
+else
+  keep=0
+  rm -rf "$KAFKA_RUN"
+  mkdir -p "$KAFKA_RUN/data"
+fi
 
-cat > "$KAFKA_RUN/server.properties" <<PROPS
+[ "$keep" = 1 ] || cat > "$KAFKA_RUN/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
@@ -37,7 +45,7 @@ group.min.session.timeout.ms=1000
 auto.create.topics.enable=false
 PROPS
 
-cat > "$KAFKA_RUN/log4j2.properties" <<'PROPS'
+[ "$keep" = 1 ] || cat > "$KAFKA_RUN/log4j2.properties" <<'PROPS'
 status = error
 appender.file.type = File
 appender.file.name = file
@@ -57,10 +65,12 @@ java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC
   -Dlog4j2.configurationFile="$KAFKA_RUN/log4j2.properties")
 cp="$KAFKA_LIBS/*"
 
+if [ "$keep" = 0 ]; then
 cluster_id=$(java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
 java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool format \
   -t "$cluster_id" -c "$KAFKA_RUN/server.properties" > "$KAFKA_RUN/format.log" 2>&1 || {
   cat "$KAFKA_RUN/format.log"; exit 1; }
+fi
 
 nohup java -cp "$cp" "${java_opts[@]}" kafka.Kafka "$KAFKA_RUN/server.properties" \
   > "$KAFKA_RUN/stdout.log" 2>&1 &

@@ -1,0 +1,544 @@
+// Command chaos measures the service's no-loss promise under crashes, on a
+// real Apache Kafka broker (scripts/kafka): a producer writes a known
+// sequence; the built binary runs with the HTTP handler pointing at a checker
+// that records every delivery and injects failures; the harness SIGKILLs the
+// service at random moments and restarts it, restarts the broker once, runs
+// two instances at once for a while, and makes the dead-letter topic
+// unwritable for a while. At the end it checks record by record: every
+// record delivered or dead-lettered, order within partitions on first
+// delivery, committed offsets at the end of every partition, and it counts
+// duplicates.
+//
+// Run it with `make chaos` (which starts and stops the broker).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var (
+	brokers    = flag.String("brokers", "127.0.0.1:19092", "the real broker")
+	records    = flag.Int("records", 200000, "records to produce")
+	partitions = flag.Int("partitions", 6, "partitions of the source topic")
+	rate       = flag.Int("rate", 4000, "records produced per second")
+	kills      = flag.Int("kills", 12, "SIGKILLs of the service")
+	seed       = flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed, for a rerun")
+	bin        = flag.String("bin", "bin/consumer", "the service binary")
+	scripts    = flag.String("scripts", "scripts/kafka", "the broker scripts (for the restart)")
+	report     = flag.String("report", "", "write the figures as JSON here")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(1)
+	}
+}
+
+// key identifies a record.
+type key struct {
+	p int32
+	o int64
+}
+
+type checker struct {
+	mu         sync.Mutex
+	succeeded  map[key]int // successful deliveries per record
+	attempts   map[key]int // all deliveries per record
+	firstOrder map[int32][]int64
+	requests   int
+	failed503  int
+}
+
+// Failure injection, decided by the record's sequence number so that every
+// attempt of a record gets the same treatment: seq%97 == 0 fails every
+// attempt (dead-lettered as handler), seq%31 == 0 fails its first attempt
+// only. One request in 100 is answered 503 (the whole batch retried).
+func (c *checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Partition int32 `json:"partition"`
+		Records   []struct {
+			Offset int64           `json:"offset"`
+			Value  json.RawMessage `json:"value"`
+		} `json:"records"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requests++
+	whole503 := c.requests%100 == 0
+	var failures []string
+	for _, rec := range body.Records {
+		k := key{body.Partition, rec.Offset}
+		c.attempts[k]++
+		if c.attempts[k] == 1 {
+			c.firstOrder[k.p] = append(c.firstOrder[k.p], k.o)
+		}
+		var v struct{ Seq int }
+		_ = json.Unmarshal(rec.Value, &v)
+		fail := v.Seq%97 == 0 || (v.Seq%31 == 0 && c.attempts[k] == 1)
+		if whole503 {
+			continue
+		}
+		if fail {
+			failures = append(failures, `{"itemIdentifier":"`+strconv.FormatInt(rec.Offset, 10)+`"}`)
+			continue
+		}
+		c.succeeded[k]++
+	}
+	if whole503 {
+		c.failed503++
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintf(w, `{"batchItemFailures":[%s]}`, strings.Join(failures, ","))
+}
+
+type instance struct {
+	name    string
+	cmd     *exec.Cmd
+	done    chan error
+	logFile *os.File
+}
+
+type harness struct {
+	topic, dlq, group string
+	checkerURL        string
+	logDir            string
+	rng               *rand.Rand
+	mu                sync.Mutex
+	running           map[string]*instance
+	events            []string
+	port              atomic.Int32
+}
+
+func (h *harness) event(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), msg)
+	h.mu.Lock()
+	h.events = append(h.events, msg)
+	h.mu.Unlock()
+}
+
+func (h *harness) start(name string) (*instance, error) {
+	f, err := os.OpenFile(filepath.Join(h.logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(*bin)
+	cmd.Env = []string{
+		"KAFKA_BROKERS=" + *brokers,
+		"KAFKA_TOPICS=" + h.topic,
+		"DLQ_TOPIC=" + h.dlq,
+		"KAFKA_GROUP_ID=" + h.group,
+		"KAFKA_AUTH=none",
+		"KAFKA_SESSION_TIMEOUT=6s",
+		"KAFKA_HEARTBEAT_INTERVAL=500ms",
+		"KAFKA_REBALANCE_TIMEOUT=10s",
+		"KAFKA_COMMIT_INTERVAL=1s",
+		"VALUE_FORMAT=json",
+		"KEY_FORMAT=string",
+		"HANDLER=http",
+		"HTTP_HANDLER_URL=" + h.checkerURL,
+		"HTTP_HANDLER_TIMEOUT=5s",
+		"HANDLER_MAX_ATTEMPTS=3",
+		"HANDLER_RETRY_BACKOFF=20ms",
+		"HANDLER_RETRY_BACKOFF_MAX=200ms",
+		"BATCH_MAX_RECORDS=200",
+		"BATCH_MAX_WAIT=200ms",
+		"SHUTDOWN_TIMEOUT=10s",
+		"UNREADY_AFTER=5s",
+		"METRICS_ADDR=127.0.0.1:" + strconv.Itoa(int(h.port.Add(1))),
+		"LOG_LEVEL=warn",
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	in := &instance{name: name, cmd: cmd, done: make(chan error, 1), logFile: f}
+	go func() { in.done <- cmd.Wait(); f.Close() }()
+	h.mu.Lock()
+	h.running[name] = in
+	h.mu.Unlock()
+	return in, nil
+}
+
+// stop sends sig and waits for the exit; SIGTERM must exit 0.
+func (h *harness) stop(in *instance, sig syscall.Signal) error {
+	_ = in.cmd.Process.Signal(sig)
+	var err error
+	select {
+	case err = <-in.done:
+	case <-time.After(30 * time.Second):
+		_ = in.cmd.Process.Kill()
+		err = <-in.done
+		err = fmt.Errorf("%s did not exit within 30s of %v (killed): %v", in.name, sig, err)
+	}
+	h.mu.Lock()
+	delete(h.running, in.name)
+	h.mu.Unlock()
+	if sig == syscall.SIGTERM && err != nil {
+		return fmt.Errorf("%s: exit after SIGTERM: %w", in.name, err)
+	}
+	return nil
+}
+
+func run() error {
+	rng := rand.New(rand.NewPCG(*seed, *seed>>1))
+	run := strconv.FormatInt(time.Now().Unix(), 36)
+	logDir, err := os.MkdirTemp("", "chaos-"+run)
+	if err != nil {
+		return err
+	}
+	h := &harness{
+		topic: "chaos-" + run, dlq: "chaos-" + run + ".dlq", group: "chaos-" + run,
+		logDir: logDir, rng: rng, running: map[string]*instance{},
+	}
+	h.port.Store(29000)
+	fmt.Printf("chaos: seed %d, %d records, %d partitions, logs in %s\n", *seed, *records, *partitions, logDir)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(*brokers), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordRetries(1<<30), kgo.RequestRetries(1<<30))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, h.topic); err != nil {
+		return fmt.Errorf("create %s: %w", h.topic, err)
+	}
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, h.dlq); err != nil {
+		return fmt.Errorf("create %s: %w", h.dlq, err)
+	}
+
+	chk := &checker{succeeded: map[key]int{}, attempts: map[key]int{}, firstOrder: map[int32][]int64{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: chk}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	h.checkerURL = "http://" + ln.Addr().String()
+
+	// The producer: a known sequence, at a steady rate, retrying through
+	// the broker restart.
+	var mu sync.Mutex
+	produced := map[key]int{} // record → seq
+	var producedN atomic.Int64
+	prodDone := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		per := max(*rate/100, 1)
+		var wg sync.WaitGroup
+		for seq := 0; seq < *records; {
+			<-tick.C
+			for range per {
+				if seq >= *records {
+					break
+				}
+				s := seq
+				r := &kgo.Record{Topic: h.topic, Key: []byte("k" + strconv.Itoa(s)), Value: fmt.Appendf(nil, `{"seq":%d}`, s)}
+				wg.Add(1)
+				cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+					defer wg.Done()
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "produce:", err)
+						return
+					}
+					mu.Lock()
+					produced[key{r.Partition, r.Offset}] = s
+					mu.Unlock()
+					producedN.Add(1)
+				})
+				seq++
+			}
+		}
+		wg.Wait()
+		prodDone <- nil
+	}()
+
+	// The faults, on a schedule over the production time.
+	duration := time.Duration(*records / *rate) * time.Second
+	a, err := h.start("a-0")
+	if err != nil {
+		return err
+	}
+	h.event("started a-0")
+	killEvery := duration / time.Duration(*kills+2)
+	var crashes int
+	var b *instance
+	dlqBroken, dlqFixed, brokerRestarted := false, false, false
+	deadline := time.Now().Add(duration)
+	for i := 1; i <= *kills; i++ {
+		wait := killEvery/2 + time.Duration(rng.Int64N(int64(killEvery)))
+		time.Sleep(wait)
+		if err := h.stop(a, syscall.SIGKILL); err != nil {
+			return err
+		}
+		crashes++
+		h.event("SIGKILL a-%d (crash %d)", i-1, crashes)
+		if a, err = h.start("a-" + strconv.Itoa(i)); err != nil {
+			return err
+		}
+		h.event("started a-%d", i)
+		switch {
+		case i == 2:
+			if b, err = h.start("b"); err != nil {
+				return err
+			}
+			h.event("started b: two instances")
+		case i == 5 && b != nil:
+			if err := h.stop(b, syscall.SIGTERM); err != nil {
+				return err
+			}
+			b = nil
+			h.event("SIGTERM b: exit 0")
+		case i == 4:
+			if err := setMinISR(ctx, adm, h.dlq, "2"); err != nil {
+				return err
+			}
+			dlqBroken = true
+			h.event("dead-letter topic unwritable (min.insync.replicas=2 on a single replica)")
+		case i == 7 && dlqBroken:
+			if err := setMinISR(ctx, adm, h.dlq, "1"); err != nil {
+				return err
+			}
+			dlqFixed = true
+			h.event("dead-letter topic writable again")
+		case i == 9:
+			h.event("restarting the broker")
+			if err := restartBroker(); err != nil {
+				return err
+			}
+			brokerRestarted = true
+			h.event("broker back")
+		}
+	}
+	if dlqBroken && !dlqFixed {
+		if err := setMinISR(ctx, adm, h.dlq, "1"); err != nil {
+			return err
+		}
+		h.event("dead-letter topic writable again")
+	}
+	if b != nil {
+		if err := h.stop(b, syscall.SIGTERM); err != nil {
+			return err
+		}
+	}
+	if d := time.Until(deadline); d > 0 {
+		time.Sleep(d)
+	}
+	<-prodDone
+	h.event("producer done: %d records", producedN.Load())
+
+	// Wait until every record is accounted for, then stop cleanly.
+	dead := map[key]string{}
+	waitUntil := time.Now().Add(3 * time.Minute)
+	for {
+		if err := readDLQ(ctx, h.dlq, dead); err != nil {
+			return err
+		}
+		missing := 0
+		chk.mu.Lock()
+		mu.Lock()
+		for k := range produced {
+			if chk.succeeded[k] == 0 && dead[k] == "" {
+				missing++
+			}
+		}
+		mu.Unlock()
+		chk.mu.Unlock()
+		if missing == 0 || time.Now().After(waitUntil) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err := h.stop(a, syscall.SIGTERM); err != nil {
+		return err
+	}
+	h.event("SIGTERM %s: exit 0", a.name)
+
+	// The checks.
+	res := result{Seed: *seed, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
+		DLQOutages: b2i(dlqBroken), Requests: chk.requests, Whole503: chk.failed503}
+	chk.mu.Lock()
+	for k, seq := range produced {
+		switch {
+		case chk.succeeded[k] > 0:
+			res.Delivered++
+			res.Duplicates += chk.succeeded[k] - 1
+			if seq%97 == 0 {
+				res.Errors = append(res.Errors, fmt.Sprintf("%d/%d (seq %d) succeeded but always fails", k.p, k.o, seq))
+			}
+		case dead[k] != "":
+			res.DeadLettered++
+			if seq%97 != 0 {
+				res.Errors = append(res.Errors, fmt.Sprintf("%d/%d (seq %d) dead-lettered (%s) but should succeed", k.p, k.o, seq, dead[k]))
+			}
+		default:
+			res.Lost++
+			res.Errors = append(res.Errors, fmt.Sprintf("LOST %d/%d (seq %d)", k.p, k.o, seq))
+		}
+	}
+	for p, offs := range chk.firstOrder {
+		if !sort.SliceIsSorted(offs, func(i, j int) bool { return offs[i] < offs[j] }) {
+			res.OrderViolations++
+			res.Errors = append(res.Errors, fmt.Sprintf("partition %d: first deliveries out of offset order", p))
+		}
+	}
+	chk.mu.Unlock()
+	offs, err := adm.FetchOffsets(ctx, h.group)
+	if err != nil {
+		return err
+	}
+	ends, err := adm.ListEndOffsets(ctx, h.topic)
+	if err != nil {
+		return err
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		o, _ := offs.Lookup(h.topic, e.Partition)
+		if o.At != e.Offset {
+			res.Errors = append(res.Errors, fmt.Sprintf("partition %d committed %d, end %d", e.Partition, o.At, e.Offset))
+		} else {
+			res.PartitionsCommittedAtEnd++
+		}
+	})
+	if crashes > 0 {
+		res.DuplicatesPerCrash = float64(res.Duplicates) / float64(crashes)
+	}
+	res.Events = h.events
+	out, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Println(string(out))
+	if *report != "" {
+		if err := os.WriteFile(*report, out, 0o644); err != nil {
+			return err
+		}
+	}
+	if res.Lost > 0 || res.OrderViolations > 0 || len(res.Errors) > 0 || res.Delivered+res.DeadLettered != res.Records {
+		return errors.New("the run found problems (see errors above)")
+	}
+	fmt.Printf("chaos: OK: %d records, %d delivered, %d dead-lettered, 0 lost, %d duplicates (%.1f per crash over %d crashes)\n",
+		res.Records, res.Delivered, res.DeadLettered, res.Duplicates, res.DuplicatesPerCrash, crashes)
+	return nil
+}
+
+type result struct {
+	Seed                     uint64   `json:"seed"`
+	Records                  int      `json:"records"`
+	Delivered                int      `json:"delivered"`
+	DeadLettered             int      `json:"dead_lettered"`
+	Lost                     int      `json:"lost"`
+	Duplicates               int      `json:"duplicates"`
+	DuplicatesPerCrash       float64  `json:"duplicates_per_crash"`
+	OrderViolations          int      `json:"order_violations"`
+	PartitionsCommittedAtEnd int      `json:"partitions_committed_at_end"`
+	Crashes                  int      `json:"crashes"`
+	BrokerRestarts           int      `json:"broker_restarts"`
+	DLQOutages               int      `json:"dlq_outages"`
+	Requests                 int      `json:"handler_requests"`
+	Whole503                 int      `json:"handler_503s"`
+	Errors                   []string `json:"errors,omitempty"`
+	Events                   []string `json:"events"`
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func setMinISR(ctx context.Context, adm *kadm.Client, topic, v string) error {
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.insync.replicas", Value: &v}}, topic)
+	if err != nil {
+		return err
+	}
+	for _, r := range resp {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+func restartBroker() error {
+	for _, step := range []struct {
+		script string
+		env    []string
+	}{{"down.sh", nil}, {"up.sh", []string{"KAFKA_KEEP_DATA=1"}}} {
+		cmd := exec.Command(filepath.Join(*scripts, step.script))
+		cmd.Env = append(os.Environ(), step.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v\n%s", step.script, err, out)
+		}
+	}
+	return nil
+}
+
+// readDLQ adds every dead-letter record to dead, by source partition and
+// offset, with its kind.
+func readDLQ(ctx context.Context, topic string, dead map[key]string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(*brokers), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return err
+	}
+	want := int64(0)
+	ends.Each(func(e kadm.ListedOffset) { want += e.Offset })
+	got := int64(0)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for got < want && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			got++
+			var p, o, kind string
+			for _, hd := range r.Headers {
+				switch hd.Key {
+				case "dlq.original.partition":
+					p = string(hd.Value)
+				case "dlq.original.offset":
+					o = string(hd.Value)
+				case "dlq.error.kind":
+					kind = string(hd.Value)
+				}
+			}
+			pi, _ := strconv.Atoi(p)
+			oi, _ := strconv.ParseInt(o, 10, 64)
+			dead[key{int32(pi), oi}] = kind
+		})
+	}
+	return nil
+}
