@@ -161,12 +161,15 @@ func (a *iamAuth) wanted() string {
 
 // token is the oauth callback: it takes credentials from the cache (which
 // refreshes them when they near their expiry) and signs a new token.
-func (a *iamAuth) token(ctx context.Context) (oauth.Auth, error) {
-	ctx, cancel := context.WithTimeout(ctx, iamTokenTimeout)
+func (a *iamAuth) token(parent context.Context) (oauth.Auth, error) {
+	ctx, cancel := context.WithTimeout(parent, iamTokenTimeout)
 	defer cancel()
 	creds, err := a.creds.Retrieve(ctx)
 	if err == nil && (creds.AccessKeyID == "" || creds.SecretAccessKey == "") {
 		err = errEmptyCredentials
+	}
+	if err != nil && parent.Err() != nil {
+		return oauth.Auth{}, err // the client is closing: not a credentials failure
 	}
 	if err != nil {
 		return oauth.Auth{}, a.failed(err)

@@ -50,7 +50,7 @@ func TestSASLMechanisms(t *testing.T) {
 			consumeAll(t, cons, 20, 20*time.Second)
 			time.Sleep(1600 * time.Millisecond) // past the session lifetime
 			produce(t, prod, 20, nil)
-			consumeAll(t, cons, 40, 20*time.Second)
+			consumeAll(t, cons, 20, 20*time.Second) // the next 20
 
 			count := func(kind, outcome string) float64 {
 				return testutil.ToFloat64(m.KafkaAuth.WithLabelValues(tc.auth, kind, outcome))

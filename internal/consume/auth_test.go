@@ -338,12 +338,18 @@ func TestIAMReauthenticatesWhileConsuming(t *testing.T) {
 	cp.assertNoSecrets(t, secrets...)
 }
 
-// runConsumer runs the whole consumer (New and Run) with the discard
-// handler and returns Run's error, or fails after timeout.
-func runConsumer(t *testing.T, cfg config.Config, cp *capture, timeout time.Duration) error {
+// newTestConsumer builds the whole consumer (New) with the discard
+// handler, logging to cp.
+func newTestConsumer(t *testing.T, cfg config.Config, cp *capture) *Consumer {
 	t.Helper()
-	key, _ := codec.New(cfg.Key)
-	value, _ := codec.New(cfg.Value)
+	key, err := codec.New(cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := codec.New(cfg.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := New(cfg, Deps{
 		Key: key, Value: value, Handler: handler.Discard{},
 		Logger: cp.log, Metrics: metrics.New(prometheus.NewRegistry()),
@@ -353,9 +359,17 @@ func runConsumer(t *testing.T, cfg config.Config, cp *capture, timeout time.Dura
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// runConsumer runs the whole consumer and returns Run's error, or fails
+// the test if Run has not returned on its own within timeout.
+func runConsumer(t *testing.T, cfg config.Config, cp *capture, timeout time.Duration) error {
+	t.Helper()
+	c := newTestConsumer(t, cfg, cp)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err = c.Run(ctx)
+	err := c.Run(ctx)
 	if ctx.Err() != nil {
 		t.Fatalf("Run did not stop on its own within %v (returned %v)", timeout, err)
 	}
@@ -543,4 +557,47 @@ func TestIAMAssumeRoleDeniedIsFatal(t *testing.T) {
 		t.Errorf("the broker saw %d tokens, want none", ok+fail)
 	}
 	cp.assertNoSecrets(t, testBadSecret)
+}
+
+// TestIAMRevokedMidRunIsFatal: the consumer is running with sessions of two
+// seconds when its access key stops being accepted (as when a key is
+// deactivated or a role's policy loses kafka-cluster:Connect); the next
+// re-authentication is refused, retried once on a new connection by the
+// client, and then stops the consumer with a FatalError rather than a loop.
+func TestIAMRevokedMidRunIsFatal(t *testing.T) {
+	isolateAWS(t)
+	setStaticCreds(t, testKeyID, testSecret, "")
+	pki := newTestPKI(t)
+	b := newIAMBroker(testRegion, 2*time.Second)
+	c := startTLSCluster(t, pki.serverTLS(false))
+	b.install(c)
+	b.allow(testKeyID, testSecret, "")
+	cfg := authConfig(t, c, iamEnv(pki))
+
+	cp := newCapture()
+	cons := newTestConsumer(t, cfg, cp)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	waitFor(t, 20*time.Second, "the consumer to authenticate", func() bool { ok, _ := b.counts(); return ok >= 3 })
+	time.Sleep(500 * time.Millisecond)
+	b.mu.Lock()
+	delete(b.secrets, testKeyID)
+	b.mu.Unlock()
+	select {
+	case err := <-done:
+		cp.addErr(err)
+		t.Logf("the fatal line: %v", err)
+		var ae *AuthError
+		if !errors.As(err, &ae) || !IsFatal(err) {
+			t.Fatalf("got %v, want a fatal *AuthError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer did not stop within 30s of its key being revoked")
+	}
+	b.mu.Lock()
+	secrets := append([]string{testSecret}, b.seen...)
+	b.mu.Unlock()
+	cp.assertNoSecrets(t, secrets...)
 }

@@ -98,7 +98,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 	}
 	c.abort, c.abortAll = context.WithCancel(context.Background())
 
-	opts, err := ClientOpts(cfg.Kafka)
+	opts, err := ClientOptsWith(cfg.Kafka, d.Metrics, log)
 	if err != nil {
 		return nil, err
 	}

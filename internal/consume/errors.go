@@ -11,13 +11,6 @@ import (
 	"msk-consumer/config"
 )
 
-// ErrIAMUnsupported was returned while MSK IAM authentication was not built
-// in. Nothing returns it any more; it stays defined for callers that still
-// test for it.
-//
-// Deprecated: KAFKA_AUTH=iam is supported.
-var ErrIAMUnsupported = errors.New("MSK IAM authentication is not available in this build; use KAFKA_AUTH=none, plain or scram-*")
-
 // AuthError is a SASL handshake or authentication that a broker refused. It
 // says who was authenticating, so that the one line the service prints before
 // it exits names the principal to check. It unwraps to the broker's answer
