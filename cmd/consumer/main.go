@@ -178,10 +178,6 @@ func service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kg
 		Logger: log, Metrics: m, Health: h, Opts: opts,
 	})
 	if err != nil {
-		if errors.Is(err, consume.ErrIAMUnsupported) {
-			log.Error("cannot start", zap.Error(err))
-			return exitConfig
-		}
 		log.Error("cannot build the Kafka client", zap.Error(err))
 		return exitRuntime
 	}
