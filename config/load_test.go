@@ -159,7 +159,7 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "avro without schema or registry", env: env("VALUE_FORMAT", "avro"), want: []string{"VALUE_SCHEMA_FILE"}, contains: "VALUE_SCHEMA_FILE: required with VALUE_FORMAT=avro"},
 		{name: "key avro without schema", env: env("KEY_FORMAT", "avro"), want: []string{"KEY_SCHEMA_FILE"}},
 		{name: "protobuf without message or file", env: env("VALUE_FORMAT", "protobuf"), want: []string{"VALUE_SCHEMA_FILE", "VALUE_PROTO_MESSAGE"}},
-		{name: "protobuf glue without file", env: env("VALUE_FORMAT", "protobuf", "VALUE_PROTO_MESSAGE", "a.B", "VALUE_SCHEMA_REGISTRY", "glue"), want: []string{"VALUE_SCHEMA_FILE"}},
+		{name: "protobuf file without message", env: env("VALUE_FORMAT", "protobuf", "VALUE_SCHEMA_FILE", cert, "VALUE_SCHEMA_REGISTRY", "glue"), want: []string{"VALUE_PROTO_MESSAGE"}},
 		{name: "schema file missing", env: env("VALUE_FORMAT", "avro", "VALUE_SCHEMA_FILE", missing), want: []string{"VALUE_SCHEMA_FILE"}},
 		{name: "schema file with json", env: env("VALUE_SCHEMA_FILE", cert), want: []string{"VALUE_SCHEMA_FILE"}, contains: "does not use a schema file"},
 		{name: "proto message with avro", env: env("KEY_FORMAT", "avro", "KEY_SCHEMA_FILE", cert, "KEY_PROTO_MESSAGE", "a.B"), want: []string{"KEY_PROTO_MESSAGE"}},
@@ -378,5 +378,21 @@ func TestLoadEmptyEnvironment(t *testing.T) {
 	want := []string{"KAFKA_BROKERS", "KAFKA_TOPICS", "KAFKA_GROUP_ID", "AWS_REGION"}
 	if got := varsOf(problems(t, err)); !slices.Equal(got, want) {
 		t.Errorf("got problems %q, want %q", got, want)
+	}
+}
+
+// TestProtobufFromRegistry: with a registry and no local descriptor set the
+// schema and the message come from the registry, so neither is required.
+func TestProtobufFromRegistry(t *testing.T) {
+	for _, reg := range []string{"confluent", "glue"} {
+		t.Run(reg, func(t *testing.T) {
+			e := map[string]string{
+				"KAFKA_BROKERS": "b:9092", "KAFKA_TOPICS": "t", "KAFKA_GROUP_ID": "g", "AWS_REGION": "eu-west-1",
+				"VALUE_FORMAT": "protobuf", "VALUE_SCHEMA_REGISTRY": reg, "SCHEMA_REGISTRY_URL": "http://registry:8081",
+			}
+			if _, err := Load(func(k string) (string, bool) { v, ok := e[k]; return v, ok }); err != nil {
+				t.Fatalf("got %v, want a valid configuration", err)
+			}
+		})
 	}
 }

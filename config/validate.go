@@ -353,11 +353,15 @@ func (c Config) validateCodec(v *validator, prefix string, cd Codec) {
 			v.add(fileVar, "", "required with %s=avro and no schema registry: the writer schema (.avsc)", formatVar)
 		}
 	case FormatProtobuf:
-		if cd.ProtoMessage == "" {
-			v.add(msgVar, "", "required with %s=protobuf: the full message name, such as shop.v1.Product", formatVar)
+		// With a registry and no local descriptor set, the schema comes
+		// from the registry and the framing's message indexes name the
+		// message; otherwise both must be given here.
+		fromRegistry := regOK && cd.Registry != RegistryNone && cd.SchemaFile == ""
+		if cd.ProtoMessage == "" && !fromRegistry {
+			v.add(msgVar, "", "required with %s=protobuf and a schema file: the full message name, such as shop.v1.Product", formatVar)
 		}
-		if cd.SchemaFile == "" && regOK && cd.Registry != RegistryConfluent {
-			v.add(fileVar, "", "required with %s=protobuf unless %s=confluent: a binary FileDescriptorSet", formatVar, regVar)
+		if cd.SchemaFile == "" && regOK && cd.Registry == RegistryNone {
+			v.add(fileVar, "", "required with %s=protobuf and no schema registry: a binary FileDescriptorSet", formatVar)
 		}
 	default:
 		// A schema file next to a format that has none usually means the

@@ -152,14 +152,10 @@ func service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kg
 	h := health.New(cfg.Ops.UnreadyAfter, 2*cfg.Kafka.RebalanceTimeout+30*time.Second, time.Now)
 	h.OnReadiness(func(ok bool) { m.Ready.Set(b2f(ok)) })
 
-	key, err := codec.New(cfg.Key)
+	// Both sides share one client (and schema cache) per registry.
+	key, value, err := codec.NewKeyValue(ctx, cfg, codec.Options{AWSRegion: cfg.Kafka.AWSRegion})
 	if err != nil {
-		log.Error("invalid key decoding configuration", zap.Error(err))
-		return exitConfig
-	}
-	value, err := codec.New(cfg.Value)
-	if err != nil {
-		log.Error("invalid value decoding configuration", zap.Error(err))
+		log.Error("invalid key or value decoding configuration", zap.Error(err))
 		return exitConfig
 	}
 	hd, err := newHandler(cfg.Handler, log)

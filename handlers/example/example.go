@@ -1,6 +1,8 @@
 // Package example is a Go handler as a team would write one: it reads
-// product events, rejects the invalid ones and logs what it did. Copy it to
-// handlers/<name> to start your own, and see docs/HANDLERS.md.
+// product events into its own type with handler.Typed, which dead-letters
+// the invalid ones (dlq.error.kind=validation), and logs what it did. Copy
+// it to handlers/<name> to start your own, and see docs/HANDLERS.md and
+// docs/DECODING.md.
 //
 // It does not store anything; a real handler would upsert the products into
 // its database where this one counts them.
@@ -8,7 +10,6 @@ package example
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -18,20 +19,26 @@ import (
 )
 
 // ErrInvalidProduct is wrapped by the error of the records this handler
-// rejects.
+// rejects after decoding them.
 var ErrInvalidProduct = errors.New("invalid product")
 
-// Product is the value of a record of the products topic, as the decoder
-// renders it in JSON.
+// Product is the value of a record of the products topic.
+//
+// The json tags read the JSON the pipeline decoded (handler.JSONValue: any
+// VALUE_FORMAT). The avro tags are for the fast path, when the topic is Avro
+// written with one known schema: decode the bytes as fetched straight into
+// the struct with handler.AvroValue[Product](schema, framing), which skips
+// JSON altogether (see docs/DECODING.md).
 type Product struct {
-	ID       int64   `json:"id"`
-	SKU      string  `json:"sku"`
-	Name     string  `json:"name"`
-	Price    float64 `json:"price"`
-	Currency string  `json:"currency"`
+	ID       int64   `json:"id" avro:"id"`
+	SKU      string  `json:"sku" avro:"sku"`
+	Name     string  `json:"name" avro:"name"`
+	Price    float64 `json:"price" avro:"price"`
+	Currency string  `json:"currency" avro:"currency"`
 }
 
-// Validate says why p cannot be accepted, or returns nil.
+// Validate says why p cannot be accepted, or returns nil. handler.Typed
+// calls it on every decoded product.
 func (p *Product) Validate() error {
 	switch {
 	case p.SKU == "":
@@ -45,6 +52,7 @@ func (p *Product) Validate() error {
 // Handler handles batches of product events.
 type Handler struct {
 	logger *zap.Logger
+	decode handler.DecodeFunc[Product]
 }
 
 // New is the handler's factory, named in cmd/consumer/handlers.go.
@@ -53,64 +61,44 @@ func New(d handler.Deps) (handler.Handler, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Handler{logger: logger.Named("example")}, nil
+	return &Handler{logger: logger.Named("example"), decode: handler.JSONValue[Product]()}, nil
 }
 
-// Handle accepts the valid products and tombstones of b and reports the
-// others as item failures. It is called concurrently for different
+// Handle upserts the valid products and deletes on tombstones; the records
+// that do not decode into a Product or fail its validation are
+// dead-lettered by handler.Typed. It is called concurrently for different
 // partitions, so it keeps no state of its own between calls.
 func (h *Handler) Handle(ctx context.Context, b handler.Batch) error {
-	var (
-		upserted, deleted int
-		failed            []int64
-		firstErr          error
-	)
-	for _, r := range b.Records {
-		if err := ctx.Err(); err != nil {
-			// Shutting down: report the whole batch as not done; it is
-			// retried by whoever owns the partition next.
-			return err
-		}
-		if isNull(r.Value) {
-			// A tombstone: the product was deleted.
-			deleted++
-			continue
-		}
-		var p Product
-		err := json.Unmarshal(r.Value, &p)
-		if err != nil {
-			err = fmt.Errorf("%w: %v", ErrInvalidProduct, err)
-		} else {
-			err = p.Validate()
-		}
-		if err != nil {
-			failed = append(failed, r.Raw.Offset)
-			if firstErr == nil {
-				firstErr = fmt.Errorf("offset %d: %w", r.Raw.Offset, err)
+	var upserted, deleted int
+	err := handler.Typed(h.decode, func(ctx context.Context, tb handler.TypedBatch[Product]) error {
+		for _, r := range tb.Records {
+			if err := ctx.Err(); err != nil {
+				// Shutting down: report the whole batch as not done;
+				// it is retried by whoever owns the partition next.
+				return err
 			}
-			h.logger.Debug("product rejected", zap.Int64("offset", r.Raw.Offset), zap.Error(err))
-			continue
+			if r.Tombstone {
+				deleted++ // the product was deleted
+				continue
+			}
+			upserted++ // a real handler writes r.Value here
 		}
-		upserted++
-	}
+		return nil
+	}).Handle(ctx, b)
 
+	rejected := 0
+	var items *handler.ItemFailures
+	if errors.As(err, &items) {
+		rejected = len(items.Invalid)
+		h.logger.Debug("products rejected", zap.Int64s("offsets", items.Invalid), zap.Error(items.Err))
+	}
 	h.logger.Info("batch handled",
 		zap.String("topic", b.Topic),
 		zap.Int32("partition", b.Partition),
 		zap.Int("records", len(b.Records)),
 		zap.Int("upserted", upserted),
 		zap.Int("deleted", deleted),
-		zap.Int("rejected", len(failed)),
+		zap.Int("rejected", rejected),
 	)
-	if len(failed) > 0 {
-		return &handler.ItemFailures{
-			Offsets: failed,
-			Err:     fmt.Errorf("%d of %d products rejected, first at %w", len(failed), len(b.Records), firstErr),
-		}
-	}
-	return nil
-}
-
-func isNull(v json.RawMessage) bool {
-	return len(v) == 0 || string(v) == "null"
+	return err
 }

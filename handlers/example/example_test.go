@@ -38,7 +38,8 @@ func TestHandle(t *testing.T) {
 	tests := []struct {
 		name        string
 		batch       handler.Batch
-		wantOffsets []int64 // nil: the batch succeeds
+		wantInvalid []int64 // nil: the batch succeeds
+		wantIs      error
 		wantFields  map[string]any
 	}{
 		{
@@ -54,13 +55,15 @@ func TestHandle(t *testing.T) {
 		{
 			name:        "negative price",
 			batch:       batch(valid, negative, free),
-			wantOffsets: []int64{101},
+			wantInvalid: []int64{101},
+			wantIs:      ErrInvalidProduct,
 			wantFields:  map[string]any{"upserted": int64(2), "rejected": int64(1)},
 		},
 		{
 			name:        "invalid records",
 			batch:       batch(notJSON, valid, noSKU, wrongTyp, negative),
-			wantOffsets: []int64{100, 102, 103, 104},
+			wantInvalid: []int64{100, 102, 103, 104},
+			wantIs:      handler.ErrNotDecodable, // the first, at 100
 			wantFields:  map[string]any{"records": int64(5), "upserted": int64(1), "rejected": int64(4)},
 		},
 	}
@@ -75,16 +78,18 @@ func TestHandle(t *testing.T) {
 
 			var items *handler.ItemFailures
 			switch {
-			case tt.wantOffsets == nil && err != nil:
+			case tt.wantInvalid == nil && err != nil:
 				t.Errorf("got %v, want nil", err)
-			case tt.wantOffsets != nil && !errors.As(err, &items):
+			case tt.wantInvalid != nil && !errors.As(err, &items):
 				t.Errorf("got %v, want *handler.ItemFailures", err)
-			case tt.wantOffsets != nil:
-				if !slices.Equal(items.Offsets, tt.wantOffsets) {
-					t.Errorf("got offsets %v, want %v", items.Offsets, tt.wantOffsets)
+			case tt.wantInvalid != nil:
+				// Invalid, never Offsets: dead-lettered as validation
+				// failures at once, not retried.
+				if !slices.Equal(items.Invalid, tt.wantInvalid) || len(items.Offsets) != 0 {
+					t.Errorf("got invalid %v offsets %v, want invalid %v and no offsets", items.Invalid, items.Offsets, tt.wantInvalid)
 				}
-				if !errors.Is(err, ErrInvalidProduct) {
-					t.Errorf("got %v, want it to wrap ErrInvalidProduct", err)
+				if !errors.Is(err, tt.wantIs) {
+					t.Errorf("got %v, want it to wrap %v", err, tt.wantIs)
 				}
 			}
 

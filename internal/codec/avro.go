@@ -168,8 +168,14 @@ func (d *avroRegistryDecoder) AppendJSON(ctx context.Context, dst, src []byte) (
 	return out, nil
 }
 
-func (d *avroRegistryDecoder) writer(ctx context.Context, fr *Frame) (*avroWriter, error) {
-	return d.cache.get(ctx, keyOf(fr), func(ctx context.Context) (*avroWriter, error) {
+func (d *avroRegistryDecoder) writer(ctx context.Context, frp *Frame) (*avroWriter, error) {
+	k := keyOf(frp)
+	if w, ok := d.cache.cached(k); ok {
+		return w, nil
+	}
+	fr := new(Frame) // a copy for the fetch, so that only a miss allocates
+	*fr = *frp
+	return d.cache.get(ctx, k, func(ctx context.Context) (*avroWriter, error) {
 		rs, err := d.src.lookup(ctx, fr)
 		if err != nil {
 			return nil, err

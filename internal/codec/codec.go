@@ -119,7 +119,6 @@ func New(c config.Codec) (Decoder, error) {
 }
 
 func newDecoder(c config.Codec, s *sources, o Options) (Decoder, error) {
-	framed := c.Registry != "" && c.Registry != config.RegistryNone
 	var src schemaSource
 	switch c.Registry {
 	case "", config.RegistryNone:
@@ -136,6 +135,13 @@ func newDecoder(c config.Codec, s *sources, o Options) (Decoder, error) {
 	default:
 		return nil, fmt.Errorf("schema registry %q: %w", c.Registry, ErrUnsupported)
 	}
+	return buildDecoder(c, src, o)
+}
+
+// buildDecoder builds the decoder of c, whose schemas come from src when
+// it is framed.
+func buildDecoder(c config.Codec, src schemaSource, o Options) (Decoder, error) {
+	framed := c.Registry != "" && c.Registry != config.RegistryNone
 	if framed {
 		switch c.Format {
 		case config.FormatAvro, config.FormatProtobuf, config.FormatJSON:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 
 	"msk-consumer/config"
 )
@@ -194,11 +195,20 @@ func inflate(src []byte, limit int) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultMaxDecompressed
 	}
-	zr, err := zlib.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return nil, errors.New("zlib: " + err.Error())
+	br := bytes.NewReader(src)
+	var zr io.ReadCloser
+	if pooled, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		if err := pooled.(zlib.Resetter).Reset(br, nil); err != nil {
+			return nil, errors.New("zlib: " + err.Error())
+		}
+		zr = pooled
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(br); err != nil {
+			return nil, errors.New("zlib: " + err.Error())
+		}
 	}
-	defer zr.Close()
+	defer zlibReaders.Put(zr)
 	// Start from a guess bounded by the input, so that a claim of the
 	// stream cannot make the first allocation large.
 	buf := bytes.NewBuffer(make([]byte, 0, min(4*len(src)+64, limit)))
@@ -211,6 +221,10 @@ func inflate(src []byte, limit int) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// zlibReaders reuses zlib readers (about 40 KB of state each). It holds no
+// state that outlives a call: a pool, not a global setting.
+var zlibReaders sync.Pool
 
 func uuidString(u [16]byte) string {
 	var b [36]byte

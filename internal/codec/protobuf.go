@@ -73,12 +73,20 @@ func newProtoMessage(md protoreflect.MessageDescriptor) *protoMessage {
 }
 
 // appendJSON decodes payload as the message and appends its JSON.
-func (p *protoMessage) appendJSON(dst, payload []byte) ([]byte, error) {
+func (p *protoMessage) appendJSON(dst, payload []byte) (out []byte, err error) {
+	// dynamicpb panics on some malformed map entries (a map entry whose
+	// key has the wrong wire type, found by FuzzProtobuf): bytes that do
+	// not decode, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, &DecodeError{Format: config.FormatProtobuf, Reason: string(p.md.FullName()), Err: fmt.Errorf("malformed message: %v", r)}
+		}
+	}()
 	m := p.mt.New().Interface()
 	if err := proto.Unmarshal(payload, m); err != nil {
 		return dst, &DecodeError{Format: config.FormatProtobuf, Reason: string(p.md.FullName()), Err: err}
 	}
-	out, err := protoJSON.MarshalAppend(dst, m)
+	out, err = protoJSON.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, &DecodeError{Format: config.FormatProtobuf, Reason: string(p.md.FullName()), Err: err}
 	}
@@ -233,8 +241,14 @@ func (d *protoRegistryDecoder) AppendJSON(ctx context.Context, dst, src []byte) 
 	return out, nil
 }
 
-func (d *protoRegistryDecoder) schema(ctx context.Context, fr *Frame) (*protoSchema, error) {
-	return d.cache.get(ctx, keyOf(fr), func(ctx context.Context) (*protoSchema, error) {
+func (d *protoRegistryDecoder) schema(ctx context.Context, frp *Frame) (*protoSchema, error) {
+	k := keyOf(frp)
+	if ps, ok := d.cache.cached(k); ok {
+		return ps, nil
+	}
+	fr := new(Frame) // a copy for the fetch, so that only a miss allocates
+	*fr = *frp
+	return d.cache.get(ctx, k, func(ctx context.Context) (*protoSchema, error) {
 		rs, err := d.src.lookup(ctx, fr)
 		if err != nil {
 			return nil, err

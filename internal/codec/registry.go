@@ -27,6 +27,9 @@ const fetchTimeout = 10 * time.Second
 // registry requests.
 const negativeTTL = 30 * time.Second
 
+// maxFailed bounds the remembered "no such schema" answers.
+const maxFailed = 4096
+
 // schemaKey names a schema in a registry: a Confluent id or a Glue version.
 type schemaKey struct {
 	id      uint32
@@ -41,7 +44,9 @@ func keyOf(fr *Frame) schemaKey { return schemaKey{id: fr.ID, version: fr.Versio
 // negativeTTL); an error wrapping ErrUnavailable is not, so that the next
 // call tries again.
 type flight[K comparable, V any] struct {
-	done sync.Map // K -> V, the hot path: no lock
+	// done holds the values: the hot path, under a read lock only.
+	doneMu sync.RWMutex
+	done   map[K]V
 
 	mu      sync.Mutex
 	pending map[K]*flightCall[V]
@@ -60,14 +65,33 @@ type flightFail struct {
 	at  time.Time
 }
 
+// cached returns the value of k if it is known.
+func (f *flight[K, V]) cached(k K) (V, bool) {
+	f.doneMu.RLock()
+	v, ok := f.done[k]
+	f.doneMu.RUnlock()
+	return v, ok
+}
+
+func (f *flight[K, V]) store(k K, v V) {
+	f.doneMu.Lock()
+	if f.done == nil {
+		f.done = make(map[K]V)
+	}
+	f.done[k] = v
+	f.doneMu.Unlock()
+}
+
+// get returns the value of k, computing it with fetch unless it is cached
+// or being computed.
 func (f *flight[K, V]) get(ctx context.Context, k K, fetch func(context.Context) (V, error)) (V, error) {
-	if v, ok := f.done.Load(k); ok {
-		return v.(V), nil
+	if v, ok := f.cached(k); ok {
+		return v, nil
 	}
 	f.mu.Lock()
-	if v, ok := f.done.Load(k); ok {
+	if v, ok := f.cached(k); ok {
 		f.mu.Unlock()
-		return v.(V), nil
+		return v, nil
 	}
 	now := time.Now
 	if f.now != nil {
@@ -99,8 +123,13 @@ func (f *flight[K, V]) get(ctx context.Context, k K, fetch func(context.Context)
 			delete(f.pending, k)
 			switch {
 			case c.err == nil:
-				f.done.Store(k, c.v)
+				f.store(k, c.v)
 			case !errors.Is(c.err, ErrUnavailable):
+				if len(f.failed) >= maxFailed {
+					// Records naming ever new unknown ids: forget
+					// rather than grow.
+					clear(f.failed)
+				}
 				f.failed[k] = flightFail{err: c.err, at: now()}
 			}
 			f.mu.Unlock()
@@ -184,6 +213,9 @@ func (s *confluentSource) name() string { return s.url }
 
 func (s *confluentSource) lookup(ctx context.Context, fr *Frame) (*registrySchema, error) {
 	id := int(fr.ID)
+	if rs, ok := s.ids.cached(id); ok {
+		return rs, nil
+	}
 	return s.ids.get(ctx, id, func(ctx context.Context) (*registrySchema, error) {
 		sch, err := s.cl.SchemaByID(ctx, id)
 		if err != nil {
@@ -267,8 +299,9 @@ type glueSource struct {
 func (s *glueSource) name() string { return "glue" }
 
 func (s *glueSource) lookup(ctx context.Context, fr *Frame) (*registrySchema, error) {
-	return s.versions.get(ctx, fr.Version, func(ctx context.Context) (*registrySchema, error) {
-		ref := uuidString(fr.Version)
+	version := fr.Version
+	return s.versions.get(ctx, version, func(ctx context.Context) (*registrySchema, error) {
+		ref := uuidString(version)
 		out, err := s.api.GetSchemaVersion(ctx, &glue.GetSchemaVersionInput{SchemaVersionId: aws.String(ref)})
 		if err != nil {
 			var nf *gluetypes.EntityNotFoundException
