@@ -46,10 +46,10 @@ func TestSASLMechanisms(t *testing.T) {
 			m := metrics.New(prometheus.NewRegistry())
 			prod := authClient(t, cfg.Kafka, m, cp)
 			cons := authClient(t, cfg.Kafka, m, cp, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			produce(t, prod, 20, nil)
+			produce(t, kfakeNames, prod, 20, nil)
 			consumeAll(t, cons, 20, 20*time.Second)
 			time.Sleep(1600 * time.Millisecond) // past the session lifetime
-			produce(t, prod, 20, nil)
+			produce(t, kfakeNames, prod, 20, nil)
 			consumeAll(t, cons, 20, 20*time.Second) // the next 20
 
 			count := func(kind, outcome string) float64 {

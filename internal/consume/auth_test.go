@@ -207,7 +207,7 @@ func TestIAMAuthenticatesAndConsumes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	prod := authClient(t, cfg.Kafka, m, cp)
-	produce(t, prod, 100, nil)
+	produce(t, kfakeNames, prod, 100, nil)
 	cons := authClient(t, cfg.Kafka, m, cp, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	consumeAll(t, cons, 100, 20*time.Second)
 
@@ -492,7 +492,7 @@ func TestIAMAssumeRole(t *testing.T) {
 			cfg := authConfig(t, c, env)
 			cp := newCapture()
 			prod := authClient(t, cfg.Kafka, nil, cp)
-			produce(t, prod, 20, nil)
+			produce(t, kfakeNames, prod, 20, nil)
 			cons := authClient(t, cfg.Kafka, nil, cp, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			consumeAll(t, cons, 20, 20*time.Second)
 			ok, fail := b.counts()

@@ -180,6 +180,10 @@ func (c *Consumer) fail(err error) {
 	}
 }
 
+// missingConfirmations is how many answers in a row, a second apart, must
+// say a topic does not exist before the service gives up on it.
+const missingConfirmations = 4
+
 // CheckTopics verifies that the topics to consume and their dead-letter
 // topics exist. While the brokers cannot be reached it retries (readiness
 // shows it); it returns *MissingTopicsError when the cluster says a topic
@@ -193,6 +197,7 @@ func (c *Consumer) CheckTopics(ctx context.Context) error {
 		dlqs[c.cfg.DLQ.TopicFor(t)] = true
 	}
 	all := append(sorted(want), sorted(dlqs)...)
+	confirmations := 0
 	for attempt := 1; ; attempt++ {
 		details, err := adm.ListTopics(ctx, all...)
 		if err == nil {
@@ -218,10 +223,21 @@ func (c *Consumer) CheckTopics(ctx context.Context) error {
 				}
 			}
 			if err == nil {
-				if len(missing.Source) > 0 || len(missing.DLQ) > 0 {
+				if len(missing.Source) == 0 && len(missing.DLQ) == 0 {
+					return nil
+				}
+				// A broker's metadata can lag a topic just created (or
+				// the broker just restarted): have it confirmed a few
+				// times before giving up on it.
+				confirmations++
+				if confirmations >= missingConfirmations {
 					return missing
 				}
-				return nil
+				c.log.Warn("topics not found; asking again before giving up", zap.Error(missing))
+				if err := backoff.Sleep(ctx, time.Second); err != nil {
+					return err
+				}
+				continue
 			}
 		}
 		if IsFatal(err) {

@@ -1,7 +1,6 @@
 package consume
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -10,10 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"msk-consumer/internal/dlq"
 	"msk-consumer/internal/handler"
@@ -22,14 +18,14 @@ import (
 func TestHappyPathSeveralPartitions(t *testing.T) {
 	c := startCluster(t, 6)
 	cl := newClient(t, c)
-	p := produce(t, cl, 3000, nil)
+	p := produce(t, c, cl, 3000, nil)
 	if len(p) != 6 {
 		t.Fatalf("records landed in %d partitions, want 6", len(p))
 	}
 	var log sharedLog
-	m := start(t, testConfig(t, c, nil), log.recorder("a"))
+	m := start(t, c.config(t, nil), log.recorder("a"))
 	waitFor(t, 20*time.Second, "3000 deliveries", func() bool { return len(log.snapshot()) >= 3000 })
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	if err := m.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -38,7 +34,7 @@ func TestHappyPathSeveralPartitions(t *testing.T) {
 	if _, dups := firstDeliveries(deliveries); dups != 0 {
 		t.Fatalf("got %d duplicate deliveries, want 0", dups)
 	}
-	if got := testutil.ToFloat64(m.metrics.Records.WithLabelValues(topic, "processed")); got != 3000 {
+	if got := testutil.ToFloat64(m.metrics.Records.WithLabelValues(c.topic, "processed")); got != 3000 {
 		t.Fatalf("consumer_records_total{processed}: got %v, want 3000", got)
 	}
 	if got := testutil.ToFloat64(m.metrics.BufferedBytes); got != 0 {
@@ -60,7 +56,7 @@ func TestPoisonRecordsDeadLettered(t *testing.T) {
 		}
 		return nil
 	}
-	p := produce(t, cl, 500, poison)
+	p := produce(t, c, cl, 500, poison)
 	bad := map[int32]map[int64]bool{}
 	byOffset := map[[2]int64]*kgo.Record{}
 	nBad := 0
@@ -78,10 +74,10 @@ func TestPoisonRecordsDeadLettered(t *testing.T) {
 		}
 	}
 	var log sharedLog
-	start(t, testConfig(t, c, nil), log.recorder("a"))
+	start(t, c.config(t, nil), log.recorder("a"))
 	before := time.Now()
 	dead := readDLQ(t, c, nBad)
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	checkAllDelivered(t, p, log.snapshot(), bad)
 	for _, d := range dead {
 		part, _ := strconv.Atoi(header(d, dlq.HeaderPartition))
@@ -97,9 +93,9 @@ func TestPoisonRecordsDeadLettered(t *testing.T) {
 			t.Fatalf("dead letter %d/%d: original header got %v, want %v", part, off, d.Headers[0], orig.Headers[0])
 		}
 		want := map[string]string{
-			dlq.HeaderTopic:     topic,
+			dlq.HeaderTopic:     c.topic,
 			dlq.HeaderTimestamp: strconv.FormatInt(orig.Timestamp.UnixMilli(), 10),
-			dlq.HeaderGroup:     group,
+			dlq.HeaderGroup:     c.group,
 			dlq.HeaderKind:      "decode",
 			dlq.HeaderAttempts:  "0",
 		}
@@ -124,7 +120,7 @@ func TestPoisonRecordsDeadLettered(t *testing.T) {
 func TestHandlerFailuresRetriedThenDeadLettered(t *testing.T) {
 	c := startCluster(t, 2)
 	cl := newClient(t, c)
-	p := produce(t, cl, 200, nil)
+	p := produce(t, c, cl, 200, nil)
 	permanent, transient := map[string]bool{}, map[string]bool{}
 	for i := range 200 {
 		switch {
@@ -148,9 +144,9 @@ func TestHandlerFailuresRetriedThenDeadLettered(t *testing.T) {
 		}
 		return &handler.ItemFailures{Offsets: failed, Err: errors.New("downstream said no")}
 	}
-	m := start(t, testConfig(t, c, map[string]string{"HANDLER_MAX_ATTEMPTS": "3"}), r)
+	m := start(t, c.config(t, map[string]string{"HANDLER_MAX_ATTEMPTS": "3"}), r)
 	dead := readDLQ(t, c, len(permanent))
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	for _, d := range dead {
 		k := `"` + string(d.Key) + `"`
 		if !permanent[k] {
@@ -187,10 +183,10 @@ func TestHandlerFailuresRetriedThenDeadLettered(t *testing.T) {
 		}
 	}
 	wantRetries := float64(2*len(permanent) + len(transient))
-	if got := testutil.ToFloat64(m.metrics.HandlerRetries.WithLabelValues(topic)); got != wantRetries {
+	if got := testutil.ToFloat64(m.metrics.HandlerRetries.WithLabelValues(c.topic)); got != wantRetries {
 		t.Fatalf("consumer_handler_retries_total: got %v, want %v", got, wantRetries)
 	}
-	if got := testutil.ToFloat64(m.metrics.Records.WithLabelValues(topic, "dead_lettered")); got != float64(len(permanent)) {
+	if got := testutil.ToFloat64(m.metrics.Records.WithLabelValues(c.topic, "dead_lettered")); got != float64(len(permanent)) {
 		t.Fatalf("consumer_records_total{dead_lettered}: got %v, want %d", got, len(permanent))
 	}
 }
@@ -200,7 +196,7 @@ func TestHandlerFailuresRetriedThenDeadLettered(t *testing.T) {
 func TestPermanentBatchFailureNotRetried(t *testing.T) {
 	c := startCluster(t, 1)
 	cl := newClient(t, c)
-	p := produce(t, cl, 10, nil)
+	p := produce(t, c, cl, 10, nil)
 	var calls atomic.Int32
 	var log sharedLog
 	r := log.recorder("a")
@@ -208,9 +204,9 @@ func TestPermanentBatchFailureNotRetried(t *testing.T) {
 		calls.Add(1)
 		return handler.Permanent(errors.New("HTTP 400: bad request"))
 	}
-	start(t, testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "100", "BATCH_MAX_WAIT": "300ms"}), r)
+	start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "100", "BATCH_MAX_WAIT": "300ms"}), r)
 	dead := readDLQ(t, c, 10)
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	for _, d := range dead {
 		if header(d, dlq.HeaderAttempts) != "1" || header(d, dlq.HeaderKind) != "handler" {
 			t.Fatalf("got attempts %q kind %q, want 1 handler", header(d, dlq.HeaderAttempts), header(d, dlq.HeaderKind))
@@ -237,10 +233,10 @@ func TestIdlePartitionFlushedByTime(t *testing.T) {
 		batches = append(batches, offs)
 		return nil
 	}
-	m := start(t, testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "500", "BATCH_MAX_WAIT": "400ms"}), r)
+	m := start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "500", "BATCH_MAX_WAIT": "400ms"}), r)
 	waitFor(t, 10*time.Second, "the group to be joined", func() bool { ok, _ := m.health.Ready(); return ok })
 	sent := time.Now()
-	produce(t, cl, 1, nil)
+	produce(t, c, cl, 1, nil)
 	waitFor(t, 10*time.Second, "the lone record", func() bool { return len(log.snapshot()) == 1 })
 	waited := time.Since(sent)
 	if waited < 400*time.Millisecond {
@@ -259,19 +255,19 @@ func TestIdlePartitionFlushedByTime(t *testing.T) {
 func TestCrashAndRestartLosesNothing(t *testing.T) {
 	c := startCluster(t, 4)
 	cl := newClient(t, c)
-	p := produce(t, cl, 2000, nil)
+	p := produce(t, c, cl, 2000, nil)
 	var log sharedLog
 	a := log.recorder("a")
 	a.slow = 5 * time.Millisecond
-	cfg := testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "20", "KAFKA_COMMIT_INTERVAL": "100ms"})
+	cfg := c.config(t, map[string]string{"BATCH_MAX_RECORDS": "20", "KAFKA_COMMIT_INTERVAL": "100ms"})
 	ma := start(t, cfg, a)
 	waitFor(t, 20*time.Second, "some progress", func() bool { return len(log.snapshot()) >= 600 })
 	ma.crash(t)
-	atCrash := committed(t, cl)
+	atCrash := committed(t, c, cl)
 	handledByA := len(log.snapshot())
 
 	start(t, cfg, log.recorder("b"))
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	deliveries := log.snapshot()
 	checkAllDelivered(t, p, deliveries, nil)
 
@@ -302,7 +298,7 @@ func TestMembersJoinAndLeaveWhileRecordsFlow(t *testing.T) {
 	c := startCluster(t, 6)
 	cl := newClient(t, c)
 	var log sharedLog
-	cfg := testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "20"})
+	cfg := c.config(t, map[string]string{"BATCH_MAX_RECORDS": "20"})
 	newMember := func(name string) *member {
 		r := log.recorder(name)
 		r.slow = 2 * time.Millisecond
@@ -317,7 +313,7 @@ func TestMembersJoinAndLeaveWhileRecordsFlow(t *testing.T) {
 	produceWhile := func(d time.Duration) {
 		end := time.Now().Add(d)
 		for time.Now().Before(end) {
-			add(produce(t, cl, 50, nil))
+			add(produce(t, c, cl, 50, nil))
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -326,10 +322,10 @@ func TestMembersJoinAndLeaveWhileRecordsFlow(t *testing.T) {
 	produceWhile(500 * time.Millisecond)
 	b := newMember("b")
 	produceWhile(time.Second)
-	waitStable(t, c, 2)
+	c.waitStable(t, 2)
 	mc := newMember("c")
 	produceWhile(time.Second)
-	waitStable(t, c, 3)
+	c.waitStable(t, 3)
 	produceWhile(500 * time.Millisecond)
 	if err := a.stop(t); err != nil {
 		t.Fatalf("a: %v", err)
@@ -339,7 +335,7 @@ func TestMembersJoinAndLeaveWhileRecordsFlow(t *testing.T) {
 		t.Fatalf("b: %v", err)
 	}
 	produceWhile(500 * time.Millisecond)
-	checkCommittedAtEnd(t, cl, all)
+	checkCommittedAtEnd(t, c, cl, all)
 	_ = mc
 
 	deliveries := log.snapshot()
@@ -357,28 +353,14 @@ func TestMembersJoinAndLeaveWhileRecordsFlow(t *testing.T) {
 	t.Logf("%d records; deliveries by member %v", all.total(), members)
 }
 
-func waitStable(t *testing.T, c *kfake.Cluster, members int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := c.WaitGroupStable(ctx, group, members); err != nil {
-		t.Fatalf("group with %d members not stable: %v", members, err)
-	}
-}
-
 // TestDLQUnwritable: while the dead-letter topic rejects writes, the
 // partition stops at the poison record (no commit passes it), /readyz turns
 // 503; once writes succeed, everything flows and is committed.
 func TestDLQUnwritable(t *testing.T) {
 	c := startCluster(t, 1)
 	cl := newClient(t, c)
-	fault := c.Fault(kfake.Fault{
-		Keys:  []kmsg.Key{kmsg.Produce},
-		Topic: dlqTopic,
-		Err:   kerr.NotEnoughReplicas,
-		Count: -1,
-	})
-	p := produce(t, cl, 100, func(i int) []byte {
+	repair := c.breakDLQ(t)
+	p := produce(t, c, cl, 100, func(i int) []byte {
 		if i == 40 {
 			return []byte("not json")
 		}
@@ -386,7 +368,7 @@ func TestDLQUnwritable(t *testing.T) {
 	})
 	poison := p[0][40].Offset
 	var log sharedLog
-	m := start(t, testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "10", "UNREADY_AFTER": "300ms"}),
+	m := start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "10", "UNREADY_AFTER": "300ms"}),
 		log.recorder("a"), kgo.RecordDeliveryTimeout(time.Second))
 
 	waitFor(t, 20*time.Second, "the group to be joined", func() bool {
@@ -395,11 +377,11 @@ func TestDLQUnwritable(t *testing.T) {
 	})
 	waitFor(t, 20*time.Second, "readiness to turn 503 on the dead-letter topic", func() bool {
 		_, why := m.health.Ready()
-		return strings.Contains(why, "cannot write to dead-letter topic "+dlqTopic) && getReady(t, m.health) == 503
+		return strings.Contains(why, "cannot write to dead-letter topic "+c.dlq) && getReady(t, m.health) == 503
 	})
-	waitFor(t, 10*time.Second, "commits up to the poison record", func() bool { return committed(t, cl)[0] == poison })
+	waitFor(t, 10*time.Second, "commits up to the poison record", func() bool { return committed(t, c, cl)[0] == poison })
 	time.Sleep(500 * time.Millisecond) // the partition keeps waiting
-	if got := committed(t, cl)[0]; got != poison {
+	if got := committed(t, c, cl)[0]; got != poison {
 		t.Fatalf("committed offset moved to %d during the outage, want %d (the poison record)", got, poison)
 	}
 	for _, d := range log.snapshot() {
@@ -411,12 +393,12 @@ func TestDLQUnwritable(t *testing.T) {
 		t.Fatalf("consumer_dlq_produce_errors_total: got %v, want >= 1", got)
 	}
 
-	fault.Remove()
+	repair()
 	dead := readDLQ(t, c, 1)
 	if string(dead[0].Value) != "not json" {
 		t.Fatalf("dead letter value: got %q", dead[0].Value)
 	}
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	checkAllDelivered(t, p, log.snapshot(), map[int32]map[int64]bool{0: {poison: true}})
 	waitFor(t, 5*time.Second, "readiness back to 200", func() bool { return getReady(t, m.health) == 200 })
 }
@@ -426,11 +408,11 @@ func TestDLQUnwritable(t *testing.T) {
 func TestShutdownCommitsEverythingHandled(t *testing.T) {
 	c := startCluster(t, 3)
 	cl := newClient(t, c)
-	p := produce(t, cl, 3000, nil)
+	p := produce(t, c, cl, 3000, nil)
 	var log sharedLog
 	r := log.recorder("a")
 	r.slow = 20 * time.Millisecond
-	m := start(t, testConfig(t, c, map[string]string{"BATCH_MAX_RECORDS": "25", "KAFKA_COMMIT_INTERVAL": "1h"}), r)
+	m := start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "25", "KAFKA_COMMIT_INTERVAL": "1h"}), r)
 	waitFor(t, 20*time.Second, "some progress", func() bool { return len(log.snapshot()) >= 300 })
 	if err := m.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -443,7 +425,7 @@ func TestShutdownCommitsEverythingHandled(t *testing.T) {
 	for _, d := range deliveries {
 		handled[d.partition] = max(handled[d.partition], d.offset+1)
 	}
-	got := committed(t, cl)
+	got := committed(t, c, cl)
 	for part := range p {
 		if got[part] != handled[part] {
 			t.Fatalf("partition %d: committed %d, want %d (one past the last handled)", part, got[part], handled[part])
@@ -478,7 +460,7 @@ func TestBackpressure(t *testing.T) {
 	for i := range big {
 		big[i] = 'x'
 	}
-	p := produce(t, cl, 2000, func(i int) []byte { return []byte(`{"n":` + strconv.Itoa(i) + `,"pad":"` + string(big) + `"}`) })
+	p := produce(t, c, cl, 2000, func(i int) []byte { return []byte(`{"n":` + strconv.Itoa(i) + `,"pad":"` + string(big) + `"}`) })
 	var log sharedLog
 	r := log.recorder("a")
 	var m *member
@@ -498,10 +480,10 @@ func TestBackpressure(t *testing.T) {
 		return nil
 	}
 	r.slow = 2 * time.Millisecond
-	m = start(t, testConfig(t, c, map[string]string{
+	m = start(t, c.config(t, map[string]string{
 		"MAX_BUFFERED_BYTES": "65536", "BATCH_MAX_BYTES": "16384", "BATCH_MAX_RECORDS": "500",
 	}), r)
-	checkCommittedAtEnd(t, cl, p)
+	checkCommittedAtEnd(t, c, cl, p)
 	checkAllDelivered(t, p, log.snapshot(), nil)
 	if !paused.Load() {
 		t.Fatal("fetching never paused with 2 MB of records and a 64 KiB buffer")
@@ -515,18 +497,14 @@ func TestBackpressure(t *testing.T) {
 }
 
 func TestMissingDLQTopicIsClearError(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	m := start(t, testConfig(t, c, nil), handler.Discard{})
+	c := startClusterWith(t, 1, false)
+	m := start(t, c.config(t, nil), handler.Discard{})
 	select {
 	case err := <-m.done:
 		close(m.done)
 		var missing *MissingTopicsError
-		if !errors.As(err, &missing) || len(missing.DLQ) != 1 || missing.DLQ[0] != dlqTopic || len(missing.Source) != 0 {
-			t.Fatalf("got %v, want a MissingTopicsError naming %s", err, dlqTopic)
+		if !errors.As(err, &missing) || len(missing.DLQ) != 1 || missing.DLQ[0] != c.dlq || len(missing.Source) != 0 {
+			t.Fatalf("got %v, want a MissingTopicsError naming %s", err, c.dlq)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not return on a missing dead-letter topic")
@@ -535,10 +513,9 @@ func TestMissingDLQTopicIsClearError(t *testing.T) {
 
 func TestStaticMembership(t *testing.T) {
 	c := startCluster(t, 2)
-	m := start(t, testConfig(t, c, map[string]string{"KAFKA_INSTANCE_ID": "pod-0"}), handler.Discard{})
+	m := start(t, c.config(t, map[string]string{"KAFKA_INSTANCE_ID": "pod-0"}), handler.Discard{})
 	waitFor(t, 10*time.Second, "join", func() bool { ok, _ := m.health.Ready(); return ok })
-	info := c.GroupInfo(group)
-	if info == nil || len(info.Members) != 1 || info.Members[0].InstanceID == nil || *info.Members[0].InstanceID != "pod-0" {
-		t.Fatalf("group members: got %+v, want one with instance id pod-0", info)
+	if ids := c.instanceIDs(t); len(ids) != 1 || ids[0] != "pod-0" {
+		t.Fatalf("group members' instance ids: got %v, want [pod-0]", ids)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -28,27 +31,183 @@ import (
 	"msk-consumer/internal/metrics"
 )
 
+// The names of the kfake tests' topics and group (the auth tests use them
+// directly). On a real broker every pipeline test gets names of its own.
 const (
 	topic    = "orders"
 	dlqTopic = "orders.dlq"
 	group    = "orders-test"
 )
 
-// startCluster starts an in-process broker with the source topic (parts
-// partitions) and its dead-letter topic.
-func startCluster(t *testing.T, parts int32) *kfake.Cluster {
+// kfakeNames names the constant topics and group, for tests that build
+// their own kfake cluster seeded with them.
+var kfakeNames = &cluster{topic: topic, dlq: dlqTopic, group: group}
+
+// cluster is where a pipeline test runs: an in-process kfake cluster, or the
+// real Apache Kafka named by KAFKA_TEST_BROKERS (see scripts/kafka and make
+// test-kafka). The same tests run on both.
+type cluster struct {
+	addrs             []string
+	topic, dlq, group string
+	kf                *kfake.Cluster // nil on a real broker
+	adm               *kadm.Client   // on a real broker
+}
+
+// startCluster starts a broker (or uses the real one) with the source topic
+// (parts partitions) and its dead-letter topic.
+func startCluster(t *testing.T, parts int32) *cluster {
+	return startClusterWith(t, parts, true)
+}
+
+func startClusterWith(t *testing.T, parts int32, withDLQ bool) *cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, topic), kfake.SeedTopics(2, dlqTopic))
+	if seeds := os.Getenv("KAFKA_TEST_BROKERS"); seeds != "" {
+		return realCluster(t, strings.Split(seeds, ","), parts, withDLQ)
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(parts, topic)}
+	if withDLQ {
+		opts = append(opts, kfake.SeedTopics(2, dlqTopic))
+	}
+	kf, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(kf.Close)
+	return &cluster{addrs: kf.ListenAddrs(), topic: topic, dlq: dlqTopic, group: group, kf: kf}
+}
+
+// realCluster creates topics named after the test on the real broker and
+// deletes them (and the group) when the test ends.
+func realCluster(t *testing.T, seeds []string, parts int32, withDLQ bool) *cluster {
+	t.Helper()
+	name := strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{addrs: seeds, topic: name, dlq: name + ".dlq", group: name, adm: kadm.NewClient(cl)}
+	ctx := context.Background()
+	create := func(topic string, n int32) {
+		if _, err := c.adm.CreateTopic(ctx, n, 1, nil, topic); err != nil {
+			t.Fatalf("creating %s: %v", topic, err)
+		}
+	}
+	create(c.topic, parts)
+	want := []string{c.topic}
+	if withDLQ {
+		create(c.dlq, 2)
+		want = append(want, c.dlq)
+	}
+	// Creation is asynchronous: wait until the broker's metadata has them.
+	waitFor(t, 10*time.Second, "the topics to appear in metadata", func() bool {
+		td, err := c.adm.ListTopics(ctx, want...)
+		if err != nil {
+			return false
+		}
+		for _, name := range want {
+			if d, ok := td[name]; !ok || d.Err != nil || len(d.Partitions) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Cleanup(func() {
+		_, _ = c.adm.DeleteGroup(ctx, c.group)
+		_, _ = c.adm.DeleteTopics(ctx, c.topic, c.dlq)
+		cl.Close()
+	})
 	return c
 }
 
-func newClient(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+// breakDLQ makes writes to the dead-letter topic fail until the returned
+// function is called: a kfake fault, or on a real broker a max.message.bytes
+// smaller than any dead-letter record (MESSAGE_TOO_LARGE). On Kafka 4
+// min.insync.replicas above a single replica does not stop acks=all writes,
+// so it cannot serve here.
+func (c *cluster) breakDLQ(t *testing.T) (repair func()) {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
+	if c.kf != nil {
+		f := c.kf.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: c.dlq, Err: kerr.NotEnoughReplicas, Count: -1})
+		return func() { f.Remove() }
+	}
+	set := func(v *string) {
+		op := kadm.SetConfig
+		if v == nil {
+			op = kadm.DeleteConfig
+		}
+		resp, err := c.adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Op: op, Name: "max.message.bytes", Value: v}}, c.dlq)
+		if err == nil {
+			err = resp[0].Err
+		}
+		if err != nil {
+			t.Fatalf("max.message.bytes on %s: %v", c.dlq, err)
+		}
+	}
+	tiny := "64"
+	set(&tiny)
+	// The broker applies a topic's new config a moment after it answered.
+	time.Sleep(3 * time.Second)
+	return func() { set(nil) }
+}
+
+// waitStable waits until the group has members members and is stable.
+func (c *cluster) waitStable(t *testing.T, members int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c.kf != nil {
+		if _, err := c.kf.WaitGroupStable(ctx, c.group, members); err != nil {
+			t.Fatalf("group with %d members not stable: %v", members, err)
+		}
+		return
+	}
+	last := "nothing yet"
+	for {
+		gs, err := c.adm.DescribeGroups(ctx, c.group)
+		if err == nil {
+			if g, ok := gs[c.group]; ok && g.Err == nil {
+				if g.State == "Stable" && len(g.Members) == members {
+					return
+				}
+				last = fmt.Sprintf("state %s with %d members", g.State, len(g.Members))
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("group with %d members not stable; last seen: %s", members, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// instanceIDs returns the static membership ids of the group's members.
+func (c *cluster) instanceIDs(t *testing.T) []string {
+	t.Helper()
+	var ids []string
+	if c.kf != nil {
+		if info := c.kf.GroupInfo(c.group); info != nil {
+			for _, m := range info.Members {
+				if m.InstanceID != nil {
+					ids = append(ids, *m.InstanceID)
+				}
+			}
+		}
+		return ids
+	}
+	gs, err := c.adm.DescribeGroups(context.Background(), c.group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range gs[c.group].Members {
+		if m.InstanceID != nil {
+			ids = append(ids, *m.InstanceID)
+		}
+	}
+	return ids
+}
+
+func newClient(t *testing.T, c *cluster, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addrs...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +229,7 @@ func (p produced) total() int {
 // produce writes n JSON records {"n":i} keyed "k<i>" with a header, spread
 // over the partitions; value overrides the value of record i when it
 // returns non-nil.
-func produce(t *testing.T, cl *kgo.Client, n int, value func(i int) []byte) produced {
+func produce(t *testing.T, c *cluster, cl *kgo.Client, n int, value func(i int) []byte) produced {
 	t.Helper()
 	out := produced{}
 	recs := make([]*kgo.Record, 0, n)
@@ -82,7 +241,7 @@ func produce(t *testing.T, cl *kgo.Client, n int, value func(i int) []byte) prod
 			}
 		}
 		recs = append(recs, &kgo.Record{
-			Topic:   topic,
+			Topic:   c.topic,
 			Key:     fmt.Appendf(nil, "k%d", i),
 			Value:   v,
 			Headers: []kgo.RecordHeader{{Key: "trace-id", Value: fmt.Appendf(nil, "t-%d", i)}},
@@ -166,11 +325,23 @@ func (r *recorder) Handle(ctx context.Context, b handler.Batch) error {
 	return err
 }
 
-// testConfig is a valid configuration for the cluster with short timings.
+// testConfig is a valid configuration for a kfake cluster seeded with the
+// constant names, with short timings.
 func testConfig(t *testing.T, c *kfake.Cluster, set map[string]string) config.Config {
 	t.Helper()
+	return baseConfig(t, c.ListenAddrs(), topic, group, set)
+}
+
+// config is a valid configuration for the test's cluster, with short timings.
+func (c *cluster) config(t *testing.T, set map[string]string) config.Config {
+	t.Helper()
+	return baseConfig(t, c.addrs, c.topic, c.group, set)
+}
+
+func baseConfig(t *testing.T, addrs []string, topic, group string, set map[string]string) config.Config {
+	t.Helper()
 	env := map[string]string{
-		"KAFKA_BROKERS":             strings.Join(c.ListenAddrs(), ","),
+		"KAFKA_BROKERS":             strings.Join(addrs, ","),
 		"KAFKA_TOPICS":              topic,
 		"KAFKA_GROUP_ID":            group,
 		"KAFKA_AUTH":                "none",
@@ -272,9 +443,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // committed returns the group's committed offsets by partition.
-func committed(t *testing.T, cl *kgo.Client) map[int32]int64 {
+func committed(t *testing.T, c *cluster, cl *kgo.Client) map[int32]int64 {
 	t.Helper()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), c.group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{} // nothing committed yet
 	}
@@ -283,7 +454,7 @@ func committed(t *testing.T, cl *kgo.Client) map[int32]int64 {
 	}
 	out := map[int32]int64{}
 	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic && o.Err == nil {
+		if o.Topic == c.topic && o.Err == nil {
 			out[o.Partition] = o.At
 		}
 	})
@@ -292,9 +463,9 @@ func committed(t *testing.T, cl *kgo.Client) map[int32]int64 {
 
 // readDLQ returns every record of the dead-letter topic, waiting until
 // there are want of them.
-func readDLQ(t *testing.T, c *kfake.Cluster, want int) []*kgo.Record {
+func readDLQ(t *testing.T, c *cluster, want int) []*kgo.Record {
 	t.Helper()
-	cl := newClient(t, c, kgo.ConsumeTopics(dlqTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := newClient(t, c, kgo.ConsumeTopics(c.dlq), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var out []*kgo.Record
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -383,10 +554,10 @@ func checkAllDelivered(t *testing.T, p produced, log []delivery, skip map[int32]
 }
 
 // checkCommittedAtEnd asserts the group committed the end of every partition.
-func checkCommittedAtEnd(t *testing.T, cl *kgo.Client, p produced) {
+func checkCommittedAtEnd(t *testing.T, c *cluster, cl *kgo.Client, p produced) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "commits at the end of every partition", func() bool {
-		got := committed(t, cl)
+	waitFor(t, 30*time.Second, "commits at the end of every partition", func() bool {
+		got := committed(t, c, cl)
 		for part, recs := range p {
 			if got[part] != recs[len(recs)-1].Offset+1 {
 				return false
