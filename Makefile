@@ -22,12 +22,14 @@ build:
 test:
 	$(GO) test -race -count=1 ./...
 
-## lint: formatting, go vet, staticcheck, and a tidy go.mod
+## lint: formatting, go vet, staticcheck, a tidy go.mod, and the deployment
+## files (hadolint, kustomize + kubeconform, promtool, JSON)
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	bash scripts/lint-deploy.sh
 
 ## bench: the hot-path micro-benchmarks (results in docs/BENCHMARKS.md)
 bench:
