@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test lint build bench fuzz clean kafka-up kafka-down chaos
+.PHONY: run test test-kafka lint build bench fuzz clean kafka-up kafka-down chaos
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -21,6 +21,13 @@ build:
 ## test: every test, with the race detector
 test:
 	$(GO) test -race -count=1 ./...
+
+## test-kafka: the pipeline tests again, on a real Apache Kafka broker
+## (started and stopped here), and OAUTHBEARER against Kafka's own SASL
+test-kafka:
+	./scripts/kafka/up.sh
+	KAFKA_TEST_BROKERS=127.0.0.1:19092 KAFKA_TEST_SASL_BROKERS=127.0.0.1:19093 \
+	  $(GO) test -race -count=1 ./internal/consume/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
 
 ## lint: formatting, go vet, staticcheck, a tidy go.mod, and the deployment
 ## files (hadolint, kustomize + kubeconform, promtool, JSON)

@@ -382,6 +382,13 @@ type member struct {
 // start runs a consumer with h until the test ends or stop/crash is called.
 func start(t *testing.T, cfg config.Config, h handler.Handler, opts ...kgo.Opt) *member {
 	t.Helper()
+	return startWithMetrics(t, cfg, h, func(*metrics.Metrics) []kgo.Opt { return opts })
+}
+
+// startWithMetrics is start with client options that need the member's
+// metrics.
+func startWithMetrics(t *testing.T, cfg config.Config, h handler.Handler, opts func(*metrics.Metrics) []kgo.Opt) *member {
+	t.Helper()
 	key, err := codec.New(cfg.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +402,7 @@ func start(t *testing.T, cfg config.Config, h handler.Handler, opts ...kgo.Opt) 
 	hl := health.New(cfg.Ops.UnreadyAfter, time.Minute, time.Now)
 	c, err := New(cfg, Deps{
 		Key: key, Value: value, Handler: h,
-		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), Metrics: m, Health: hl, Opts: opts,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), Metrics: m, Health: hl, Opts: opts(m),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,9 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
 sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";
+# Short SASL sessions, so that the tests see clients re-authenticate (KIP-368)
+# the way MSK makes them.
+listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms=3000
 log.dirs=$KAFKA_RUN/data
 num.partitions=1
 offsets.topic.replication.factor=1

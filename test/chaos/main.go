@@ -322,13 +322,14 @@ func run() error {
 			b = nil
 			h.event("SIGTERM b: exit 0")
 		case i == 4:
-			if err := setMinISR(ctx, adm, h.dlq, "2"); err != nil {
+			tiny := "64"
+			if err := setMaxMessageBytes(ctx, adm, h.dlq, &tiny); err != nil {
 				return err
 			}
 			dlqBroken = true
-			h.event("dead-letter topic unwritable (min.insync.replicas=2 on a single replica)")
+			h.event("dead-letter topic unwritable (max.message.bytes=64: every write MESSAGE_TOO_LARGE)")
 		case i == 7 && dlqBroken:
-			if err := setMinISR(ctx, adm, h.dlq, "1"); err != nil {
+			if err := setMaxMessageBytes(ctx, adm, h.dlq, nil); err != nil {
 				return err
 			}
 			dlqFixed = true
@@ -343,7 +344,7 @@ func run() error {
 		}
 	}
 	if dlqBroken && !dlqFixed {
-		if err := setMinISR(ctx, adm, h.dlq, "1"); err != nil {
+		if err := setMaxMessageBytes(ctx, adm, h.dlq, nil); err != nil {
 			return err
 		}
 		h.event("dead-letter topic writable again")
@@ -434,6 +435,10 @@ func run() error {
 	if crashes > 0 {
 		res.DuplicatesPerCrash = float64(res.Duplicates) / float64(crashes)
 	}
+	res.DLQWriteFailures = countInLogs(logDir, "dead-letter write failed")
+	if dlqBroken && res.DLQWriteFailures == 0 {
+		res.Errors = append(res.Errors, "the dead-letter outage caused no failed write: the fault did not take effect")
+	}
 	res.Events = h.events
 	out, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(out))
@@ -465,8 +470,22 @@ type result struct {
 	DLQOutages               int      `json:"dlq_outages"`
 	Requests                 int      `json:"handler_requests"`
 	Whole503                 int      `json:"handler_503s"`
+	DLQWriteFailures         int      `json:"dlq_write_failures"`
 	Errors                   []string `json:"errors,omitempty"`
 	Events                   []string `json:"events"`
+}
+
+// countInLogs counts the lines of the instances' logs that contain s.
+func countInLogs(dir, s string) int {
+	n := 0
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			n += strings.Count(string(b), s)
+		}
+	}
+	return n
 }
 
 func b2i(b bool) int {
@@ -476,8 +495,16 @@ func b2i(b bool) int {
 	return 0
 }
 
-func setMinISR(ctx context.Context, adm *kadm.Client, topic, v string) error {
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.insync.replicas", Value: &v}}, topic)
+// setMaxMessageBytes sets the topic's max.message.bytes, or with nil restores
+// the broker default. (On Kafka 4, min.insync.replicas above a single
+// replica does not stop acks=all writes, so it cannot make a topic
+// unwritable.)
+func setMaxMessageBytes(ctx context.Context, adm *kadm.Client, topic string, v *string) error {
+	op := kadm.SetConfig
+	if v == nil {
+		op = kadm.DeleteConfig
+	}
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: "max.message.bytes", Value: v}}, topic)
 	if err != nil {
 		return err
 	}
