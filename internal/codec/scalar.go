@@ -2,7 +2,6 @@ package codec
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"strconv"
@@ -57,7 +56,7 @@ type bytesDecoder struct{}
 // AppendJSON appends src as a JSON string of standard, padded base64.
 func (bytesDecoder) AppendJSON(_ context.Context, dst, src []byte) ([]byte, error) {
 	dst = append(dst, '"')
-	dst = base64.StdEncoding.AppendEncode(dst, src)
+	dst = appendBase64Std(dst, src)
 	return append(dst, '"'), nil
 }
 

@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -679,7 +678,7 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 // JSON does for bytes too.
 func appendBase64(dst, b []byte) []byte {
 	dst = append(dst, '"')
-	dst = base64.StdEncoding.AppendEncode(dst, b)
+	dst = appendBase64Std(dst, b)
 	return append(dst, '"')
 }
 

@@ -485,8 +485,44 @@ func appendRecord(dst []byte, r *Record) []byte {
 // appendTimestamp appends ,"timestamp":"<RFC 3339, UTC, milliseconds>".
 func appendTimestamp(dst []byte, t time.Time) []byte {
 	dst = append(dst, `,"timestamp":"`...)
-	dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	dst = appendRFC3339Millis(dst, t)
 	return append(dst, '"')
+}
+
+// appendRFC3339Millis appends t as time.Time.AppendFormat with
+// "2006-01-02T15:04:05.000Z" in UTC would, without parsing the layout for
+// every record (a tenth of the cost of building a request body). Years
+// outside 0..9999 take the general path.
+func appendRFC3339Millis(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	var b [24]byte
+	put := func(i, v, n int) {
+		for j := i + n - 1; j >= i; j-- {
+			b[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, ms, 3)
+	b[23] = 'Z'
+	return append(dst, b[:]...)
 }
 
 func appendRawJSON(dst []byte, m json.RawMessage) []byte {

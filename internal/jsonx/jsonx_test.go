@@ -54,3 +54,26 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendStringEveryPosition puts each kind of byte that needs a look at
+// every position of strings longer than the eight-byte fast path, and
+// checks against encoding/json.
+func TestAppendStringEveryPosition(t *testing.T) {
+	for _, special := range []string{`"`, `\`, "\x00", "\x1f", "\n", "\x7f", "é", "\u2028", "\xff", " ", "~"} {
+		for n := 0; n <= 24; n++ {
+			for pos := 0; pos <= n; pos++ {
+				base := []byte("abcdefghijklmnopqrstuvwxyz"[:n])
+				s := string(base[:pos]) + special + string(base[pos:])
+				want, _ := json.Marshal(s)
+				if !utf8.ValidString(s) {
+					want = []byte(`"` + string(base[:pos]) + "\ufffd" + string(base[pos:]) + `"`)
+				}
+				// encoding/json escapes <, >, & and U+2028/9 too; this
+				// package leaves HTML characters alone, and none is used.
+				if got := AppendString(nil, s); string(got) != string(want) {
+					t.Fatalf("%q: got %s, want %s", s, got, want)
+				}
+			}
+		}
+	}
+}

@@ -209,9 +209,16 @@ func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record,
 		if p.stalls != nil {
 			p.stalls.Unstuck(stallKey)
 		}
-		for _, f := range s.fails {
-			p.log.Warn("record dead-lettered", recordFields(f.Record, zap.String("kind", string(f.Kind)))...)
+		// One line per batch: each record's failure was logged with its
+		// offset and error when it failed; a line per record here too
+		// doubled the write calls on the dead-letter path.
+		offsets := make([]int64, len(s.fails))
+		for i, f := range s.fails {
+			offsets[i] = f.Record.Offset
 		}
+		p.log.Warn("records dead-lettered",
+			zap.String("topic", first.Topic), zap.Int32("partition", first.Partition),
+			zap.Int("count", len(s.fails)), zap.Int64s("offsets", offsets))
 		for i, st := range s.states {
 			if st == failed || st == invalid {
 				s.states[i] = lettered

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The end-to-end benchmark (docs/BENCHMARKS.md, "End to end"): builds
+# bin/consumer and the harness, starts the broker, preloads the same records
+# for every contender, runs them in turns, writes bin/bench/results.json and
+# prints the markdown table (also in bin/bench/results.md).
+#
+#   scripts/bench.sh              # kfake in its own process on 127.0.0.1:39092
+#   scripts/bench.sh --kafka      # the real broker (scripts/kafka/up.sh, 127.0.0.1:19092)
+#   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
+#
+# Python (aiokafka, fastavro) and Node (@aws-lambda-powertools/kafka,
+# avro-js, and underscore, which avro-js 1.12 requires without declaring it)
+# are installed on first use into bin/benchcache and reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+broker=kfake
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kafka) broker=kafka; shift ;;
+    --) shift; break ;;
+    *) echo "usage: $0 [--kafka] [-- harness flags]" >&2; exit 2 ;;
+  esac
+done
+
+GO=${GO:-go}
+mkdir -p bin/bench bin/benchcache
+echo "== build" >&2
+CGO_ENABLED=0 $GO build -trimpath -o bin/consumer ./cmd/consumer
+$GO build -o bin/bench/kfake ./test/bench/kfake
+$GO build -o bin/bench/ceiling ./test/bench/ceiling
+$GO build -o bin/bench/harness ./test/bench/harness
+
+cache=bin/benchcache
+py="$cache/venv/bin/python"
+if [ ! -x "$py" ] || ! "$py" -c 'import aiokafka, fastavro' 2>/dev/null; then
+  echo "== python venv (aiokafka, fastavro)" >&2
+  python3 -m venv "$cache/venv"
+  "$cache/venv/bin/pip" install -q 'aiokafka==0.12.*' 'fastavro==1.*'
+fi
+nodedir="$cache/node"
+if [ ! -d "$nodedir/node_modules/@aws-lambda-powertools/kafka" ] || [ ! -d "$nodedir/node_modules/underscore" ]; then
+  echo "== node_modules (@aws-lambda-powertools/kafka, avro-js)" >&2
+  mkdir -p "$nodedir"
+  echo '{"name":"bench","private":true,"type":"module"}' > "$nodedir/package.json"
+  (cd "$nodedir" && npm install --no-audit --no-fund --silent @aws-lambda-powertools/kafka@2.35.0 avro-js@1 underscore@1)
+fi
+
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ "$broker" = kafka ]; then ./scripts/kafka/down.sh >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+if [ "$broker" = kafka ]; then
+  ./scripts/kafka/up.sh >&2
+  brokers=127.0.0.1:19092
+  name="Apache Kafka (scripts/kafka, KRaft, one node)"
+else
+  bin/bench/kfake -port 39092 > bin/bench/kfake.log 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q ready bin/bench/kfake.log 2>/dev/null && break; sleep 0.1; done
+  brokers=127.0.0.1:39092
+  name="kfake (franz-go, own process)"
+fi
+
+cmdline="scripts/bench.sh${broker/kfake/}"
+[ "$broker" = kafka ] && cmdline="scripts/bench.sh --kafka"
+[ $# -gt 0 ] && cmdline="$cmdline -- $*"
+echo "== run (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+bin/bench/harness -brokers "$brokers" -broker-name "$name" -command "$cmdline" \
+  -consumer bin/consumer -ceiling bin/bench/ceiling \
+  -python "$root/$py" -node-dir "$root/$nodedir" -bench-dir "$root/test/bench" \
+  -out bin/bench/results.json -md bin/bench/results.md -work bin/bench/work "$@"
