@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test test-kafka lint build bench fuzz clean kafka-up kafka-down chaos
+.PHONY: run test test-kafka lint build bench bench-micro fuzz clean kafka-up kafka-down chaos
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -38,9 +38,16 @@ lint:
 	$(GO) mod tidy -diff
 	bash scripts/lint-deploy.sh
 
-## bench: the hot-path micro-benchmarks (results in docs/BENCHMARKS.md)
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/codec/ ./internal/handler/ ./internal/process/
+## bench: the end-to-end benchmark: the service against the raw client,
+## Python and Powertools, in turns on one broker (results in docs/BENCHMARKS.md;
+## BENCH_FLAGS=--kafka for the real broker)
+BENCH_FLAGS ?=
+bench: build
+	./scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-micro: the hot-path micro-benchmarks
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/codec/ ./internal/handler/ ./internal/jsonx/
 
 ## fuzz: each fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

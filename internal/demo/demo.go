@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/twmb/avro"
@@ -73,11 +74,7 @@ func (g *Generator) Next(topic string) (*kgo.Record, bool, error) {
 		UpdatedAt:  time.UnixMilli(1_795_000_000_000 + id*1000).UTC(),
 	}
 	if g.Pad > 0 {
-		d := string(make([]byte, 0, g.Pad))
-		for len(d) < g.Pad {
-			d += "lorem ipsum "
-		}
-		d = d[:g.Pad]
+		d := strings.Repeat("lorem ipsum ", g.Pad/12+1)[:g.Pad]
 		p.Description = &d
 	}
 	value, err := g.schema.Encode(&p)

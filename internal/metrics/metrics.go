@@ -110,7 +110,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		BufferedBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "consumer_buffered_bytes",
-			Help: "Key and value bytes fetched but not yet finished.",
+			Help: "Bytes fetched but not yet finished: keys and values, plus 256 bytes of bookkeeping per record.",
 		}),
 		Ready: f.NewGauge(prometheus.GaugeOpts{
 			Name: "consumer_ready",
