@@ -748,7 +748,6 @@ type sink struct {
 	measure atomic.Bool
 	mu      sync.Mutex
 	lat     []int64 // microseconds
-	records atomic.Int64
 }
 
 var tsKey = []byte(`"timestamp":"`)
