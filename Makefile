@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test test-kafka lint build bench bench-micro fuzz clean kafka-up kafka-down chaos
+.PHONY: run test test-kafka lint build image bench bench-micro fuzz clean kafka-up kafka-down chaos
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -17,6 +17,12 @@ run: build
 ## build: the static binary in bin/consumer
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/consumer
+
+## image: the container image, where a Docker engine runs (IMAGE to name it)
+IMAGE ?= msk-consumer:$(VERSION)
+image:
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine"; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 ## test: every test, with the race detector
 test:
