@@ -389,11 +389,7 @@ func start(t *testing.T, cfg config.Config, h handler.Handler, opts ...kgo.Opt) 
 // metrics.
 func startWithMetrics(t *testing.T, cfg config.Config, h handler.Handler, opts func(*metrics.Metrics) []kgo.Opt) *member {
 	t.Helper()
-	key, err := codec.New(cfg.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	value, err := codec.New(cfg.Value)
+	key, value, err := codec.NewKeyValue(context.Background(), cfg, codec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
