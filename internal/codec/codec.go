@@ -9,14 +9,17 @@
 package codec
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/glue"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/avro"
 
 	"msk-consumer/config"
@@ -152,7 +155,7 @@ func buildDecoder(c config.Codec, src schemaSource, o Options) (Decoder, error) 
 	switch c.Format {
 	case config.FormatJSON:
 		if framed {
-			return &framedJSON{framing: c.Registry, maxDecompressed: o.MaxDecompressed}, nil
+			return &framedJSON{framing: c.Registry, maxDecompressed: o.MaxDecompressed, src: src}, nil
 		}
 		return jsonDecoder{}, nil
 	case config.FormatString:
@@ -193,11 +196,14 @@ func buildDecoder(c config.Codec, src schemaSource, o Options) (Decoder, error) 
 	}
 }
 
-// framedJSON strips a registry framing and passes the JSON through. The
-// registry is not consulted: nothing in the schema changes the JSON.
+// framedJSON strips a registry framing, validates the JSON against the JSON
+// Schema the framing names (fetched once per schema id and compiled), and
+// passes the JSON through unchanged.
 type framedJSON struct {
 	framing         config.Registry
 	maxDecompressed int
+	src             schemaSource
+	cache           flight[schemaKey, *jsonschema.Schema]
 }
 
 func (d *framedJSON) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error) {
@@ -209,7 +215,70 @@ func (d *framedJSON) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, e
 	if err != nil {
 		return dst, withSchema(err, d.framing, fr.SchemaRef())
 	}
+	if d.src == nil {
+		return out, nil
+	}
+	sch, err := d.schema(ctx, &fr)
+	if err != nil {
+		return dst, err
+	}
+	// Validation needs the value as Go values: the slow path, taken only
+	// for JSON Schema records from a registry.
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(fr.Payload))
+	if err == nil {
+		err = sch.Validate(inst)
+	}
+	if err != nil {
+		return dst, &DecodeError{Format: config.FormatJSON, Framing: d.framing, SchemaID: fr.SchemaRef(),
+			Reason: "does not match its JSON Schema", Err: err}
+	}
 	return out, nil
+}
+
+// schema returns the compiled JSON Schema the frame names.
+func (d *framedJSON) schema(ctx context.Context, frp *Frame) (*jsonschema.Schema, error) {
+	k := keyOf(frp)
+	if sch, ok := d.cache.cached(k); ok {
+		return sch, nil
+	}
+	fr := new(Frame)
+	*fr = *frp
+	return d.cache.get(ctx, k, func(ctx context.Context) (*jsonschema.Schema, error) {
+		rs, err := d.src.lookup(ctx, fr)
+		if err != nil {
+			return nil, err
+		}
+		schemaErr := func(err error) error {
+			return &SchemaError{Format: config.FormatJSON, Framing: d.framing, SchemaID: fr.SchemaRef(), Registry: d.src.name(), Err: err}
+		}
+		if rs.format != config.FormatJSON {
+			return nil, schemaErr(fmt.Errorf("the registry says the schema is %s, not a JSON Schema", orUnknown(rs.format)))
+		}
+		doc, err := jsonschema.UnmarshalJSON(strings.NewReader(rs.text))
+		if err != nil {
+			return nil, schemaErr(err)
+		}
+		c := jsonschema.NewCompiler()
+		// A schema's own $id may name a remote location: compile what the
+		// registry gave, never fetch.
+		c.UseLoader(noLoader{})
+		const url = "mem://registry/schema.json"
+		if err := c.AddResource(url, doc); err != nil {
+			return nil, schemaErr(err)
+		}
+		sch, err := c.Compile(url)
+		if err != nil {
+			return nil, schemaErr(err)
+		}
+		return sch, nil
+	})
+}
+
+// noLoader refuses to fetch schemas: references must be in the schema.
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("JSON Schema references to other documents (%s) are not supported", url)
 }
 
 // ParseAvroFile reads and parses an .avsc file, for Go handlers that

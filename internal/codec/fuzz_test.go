@@ -163,9 +163,13 @@ func fuzzAvro(t *testing.T, d *avroDecoder, oracle avroMapDecoder, src []byte) {
 		t.Fatalf("got %d bytes of JSON from %d of Avro, want at most %d", len(got), len(src), limit)
 	}
 	// Distinct invalid UTF-8 map keys both become "\ufffd", and the map
-	// route writes them in Go's map order: compare only without them.
-	if !bytes.Contains(got, []byte("\ufffd")) && !sameJSON(t, got, want) {
-		t.Fatalf("got %s, map route says %s", got, want)
+	// route writes them in Go's map order: compare only without them. The
+	// map route renders bytes and fixed as Avro JSON's latin-1 strings,
+	// the service as base64: bytesMapped allows exactly that difference.
+	if !bytes.Contains(got, []byte("\ufffd")) {
+		if p := bytesMapped(normJSON(t, want), normJSON(t, got), ""); p != "" {
+			t.Fatalf("differs at %s: got %s, map route says %s", p, got, want)
+		}
 	}
 }
 

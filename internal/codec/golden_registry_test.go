@@ -54,6 +54,7 @@ var glueVersions = map[string]string{
 	"avro-key":       "0d4c2e36-3a57-4d0c-9a0e-000000000003",
 	"protobuf":       "0d4c2e36-3a57-4d0c-9a0e-000000000004",
 	"json":           "0d4c2e36-3a57-4d0c-9a0e-000000000005",
+	"json-key":       "0d4c2e36-3a57-4d0c-9a0e-000000000006",
 	"unknown-schema": "0d4c2e36-3a57-4d0c-9a0e-0000000000ff",
 }
 
@@ -64,6 +65,14 @@ const (
 	idAvroKey     = 3
 	idProto       = 4
 	idJSON        = 5
+	idJSONKey     = 6
+)
+
+// The JSON Schemas of the golden registry: records are validated against
+// them.
+const (
+	jsonValueSchema = `{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id","sku"],"properties":{"id":{"type":"integer"},"sku":{"type":"string","pattern":"^SKU-"},"tags":{"type":"array","items":{"type":"string"}}}}`
+	jsonKeySchema   = `{"type":"string"}`
 )
 
 // goldenRegistry is testdata/golden/registry.json.
@@ -255,14 +264,16 @@ func TestGenerateGolden_Registry(t *testing.T) {
 			{ID: idAvroValueV1, Subject: "products-value", Version: 1, Type: "AVRO", Schema: avroV1},
 			{ID: idAvroKey, Subject: "products-key", Version: 1, Type: "AVRO", Schema: avroKeyS},
 			{ID: idProto, Subject: "products-proto-value", Version: 1, Type: "PROTOBUF", Schema: protoText},
-			{ID: idJSON, Subject: "products-json-value", Version: 1, Type: "JSON", Schema: `{"type":"object"}`},
+			{ID: idJSON, Subject: "products-json-value", Version: 1, Type: "JSON", Schema: jsonValueSchema},
+			{ID: idJSONKey, Subject: "products-json-key", Version: 1, Type: "JSON", Schema: jsonKeySchema},
 		},
 		Glue: []goldenGlue{
 			{Version: glueVersions["avro-value"], DataFormat: "AVRO", Definition: avroValue},
 			{Version: glueVersions["avro-value-v1"], DataFormat: "AVRO", Definition: avroV1},
 			{Version: glueVersions["avro-key"], DataFormat: "AVRO", Definition: avroKeyS},
 			{Version: glueVersions["protobuf"], DataFormat: "PROTOBUF", Definition: protoText},
-			{Version: glueVersions["json"], DataFormat: "JSON", Definition: `{"type":"object"}`},
+			{Version: glueVersions["json"], DataFormat: "JSON", Definition: jsonValueSchema},
+			{Version: glueVersions["json-key"], DataFormat: "JSON", Definition: jsonKeySchema},
 		},
 	}
 
@@ -333,7 +344,7 @@ func TestGenerateGolden_Registry(t *testing.T) {
 	addAll("value", config.FormatProtobuf, protoSetFile, "shop.v1.Product", protoBin, mustJSON(t, protoExp), idProto, []int{1}, glueVersions["protobuf"], 0)
 	addAll("key", config.FormatProtobuf, protoSetFile, "shop.v1.ProductKey", protoKeyBin, mustJSON(t, protoKeyExp), idProto, []int{0}, glueVersions["protobuf"], 2)
 	addAll("value", config.FormatJSON, "", "", jsonValue, jsonValue, idJSON, nil, glueVersions["json"], 0)
-	addAll("key", config.FormatJSON, "", "", jsonKey, jsonKey, idJSON, nil, glueVersions["json"], 0)
+	addAll("key", config.FormatJSON, "", "", jsonKey, jsonKey, idJSONKey, nil, glueVersions["json-key"], 0)
 	// Avro evolution: written with version 1, read as product.avsc.
 	vecs = append(vecs,
 		vec{goldenVector{Name: "value_avro_confluent_evolved", Format: config.FormatAvro, Registry: config.RegistryConfluent, SchemaFile: productSchemaFile},
