@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,9 +69,8 @@ type Consumer struct {
 	commitMu sync.Mutex // one commit at a time: snapshots never go out of order
 
 	buffered  atomic.Int64
-	pauseMu   sync.Mutex
-	paused    bool        // guarded by pauseMu
-	pausedNow atomic.Bool // paused, for the workers to read without the lock
+	pauseMu   sync.Mutex  // serialises pausing and resuming
+	pausedNow atomic.Bool // changed under pauseMu; read by workers without it
 }
 
 type tp struct {
@@ -156,17 +154,13 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 	return c, nil
 }
 
-// Client returns the underlying client (for admin calls that share its
-// connection and authentication).
-func (c *Consumer) Client() *kgo.Client { return c.client }
-
 func (c *Consumer) dlqError(src *kgo.Record, err error) {
 	c.metrics.DLQProduceErrors.Inc()
 	dest := c.cfg.DLQ.TopicFor(src.Topic)
 	c.log.Error("dead-letter write failed; retrying, the partition waits",
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
 		zap.String("dlq_topic", dest), zap.Error(err))
-	c.health.Stuck(key(src.Topic, src.Partition), "cannot write to dead-letter topic "+dest+": "+err.Error())
+	c.health.Stuck(health.PartitionKey(src.Topic, src.Partition), "cannot write to dead-letter topic "+dest+": "+err.Error())
 	if IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
 	}
@@ -344,18 +338,14 @@ func (c *Consumer) pollLoop(ctx context.Context) {
 func (c *Consumer) addBuffered(n int64) {
 	v := c.buffered.Add(n)
 	c.metrics.BufferedBytes.Set(float64(v))
-	over := v >= c.cfg.Batch.MaxBufferedBytes
 	c.pauseMu.Lock()
 	defer c.pauseMu.Unlock()
-	if over == c.paused {
+	// Read the total under the lock: another goroutine may have moved it
+	// across the limit since this one's Add.
+	over := c.buffered.Load() >= c.cfg.Batch.MaxBufferedBytes
+	if over == c.pausedNow.Load() {
 		return
 	}
-	// Re-read under the lock: another goroutine may have moved the
-	// total across the limit since.
-	if over != (c.buffered.Load() >= c.cfg.Batch.MaxBufferedBytes) {
-		return
-	}
-	c.paused = over
 	c.pausedNow.Store(over)
 	if over {
 		c.client.PauseFetchTopics(c.cfg.Kafka.Topics...)
@@ -385,7 +375,6 @@ func (c *Consumer) topicMetrics(topic string) *metrics.Topic {
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	c.metrics.Rebalances.Inc()
 	c.mu.Lock()
-	n := 0
 	for topic, ps := range assigned {
 		for _, id := range ps {
 			k := tp{topic, id}
@@ -395,7 +384,6 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			p := newPartition(c, topic, id, c.topicMetrics(topic))
 			c.parts[k] = p
 			go p.run()
-			n++
 		}
 	}
 	total := len(c.parts)
@@ -519,7 +507,7 @@ func (c *Consumer) forget(parts []*partition) {
 		p.cancel()
 		freed += p.drain()
 		c.metrics.DeleteLag(p.topic, p.id)
-		c.health.Unstuck(key(p.topic, p.id))
+		c.health.Unstuck(health.PartitionKey(p.topic, p.id))
 	}
 	if freed > 0 {
 		c.addBuffered(-freed)
@@ -655,10 +643,6 @@ func (c *Consumer) crash() {
 	c.abortAll()
 }
 
-func key(topic string, partition int32) string {
-	return topic + "/" + itoa(partition)
-}
-
 // hooks feeds the client's connection and group events to health.
 type hooks struct{ c *Consumer }
 
@@ -682,5 +666,3 @@ func (h *hooks) OnGroupManageError(err error) {
 	}
 	h.c.log.Warn("group error; rejoining", zap.Error(err))
 }
-
-func itoa(i int32) string { return strconv.Itoa(int(i)) }

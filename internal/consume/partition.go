@@ -52,7 +52,7 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	ctx, cancel := context.WithCancel(c.abort)
 	return &partition{
 		c: c, topic: topic, id: id, m: m,
-		lag:    c.metrics.Lag.WithLabelValues(topic, itoa(id)),
+		lag:    c.metrics.LagFor(topic, id),
 		ctx:    ctx,
 		cancel: cancel,
 		halt:   make(chan struct{}),
@@ -172,11 +172,6 @@ func (p *partition) run() {
 		p.c.addBuffered(-held)
 		if err != nil {
 			return // canceled: the rest is redelivered to whoever owns the partition next
-		}
-		select {
-		case <-p.halt:
-			return
-		default:
 		}
 	}
 }

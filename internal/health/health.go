@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +108,13 @@ func (h *Health) BrokerConnect(err error) {
 		h.connErr = err.Error()
 	}
 	h.mu.Unlock()
+}
+
+// PartitionKey names a partition in Stuck and Unstuck: "topic/partition".
+// The consumer reports a partition stuck on the dead-letter topic and the
+// processor clears it, so both must name it the same way.
+func PartitionKey(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
 }
 
 // Stuck records that the work named key (a partition) cannot make progress

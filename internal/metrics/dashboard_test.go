@@ -83,7 +83,7 @@ func exported(t *testing.T) (names map[string]bool, types map[string]string) {
 	// Children of the service's own vectors, so that they are gathered with
 	// their types (histograms are queried through _bucket, _sum, _count).
 	m.ForTopic("products")
-	m.SetLag("products", 0, 1)
+	m.LagFor("products", 0).Set(1)
 	types = map[string]string{}
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -158,10 +158,10 @@ func (m *Metrics) ForTopic(topic string) *Topic {
 	}
 }
 
-// SetLag sets the lag of one partition; DeleteLag removes it when the
-// partition leaves this member.
-func (m *Metrics) SetLag(topic string, partition int32, lag int64) {
-	m.Lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(max(lag, 0)))
+// LagFor returns the lag gauge of one partition; DeleteLag removes it when
+// the partition leaves this member.
+func (m *Metrics) LagFor(topic string, partition int32) prometheus.Gauge {
+	return m.Lag.WithLabelValues(topic, strconv.Itoa(int(partition)))
 }
 
 // DeleteLag removes the lag series of a partition this member no longer owns.

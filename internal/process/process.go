@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,6 +24,7 @@ import (
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
 	"msk-consumer/internal/handler"
+	"msk-consumer/internal/health"
 	"msk-consumer/internal/metrics"
 )
 
@@ -96,7 +96,7 @@ type Scratch struct {
 // stallKey names r's partition for stall reports, formatted once per worker.
 func (s *Scratch) stallKey(r *kgo.Record) string {
 	if s.key == "" || s.keyTopic != r.Topic || s.keyPart != r.Partition {
-		s.key, s.keyTopic, s.keyPart = r.Topic+"/"+strconv.Itoa(int(r.Partition)), r.Topic, r.Partition
+		s.key, s.keyTopic, s.keyPart = health.PartitionKey(r.Topic, r.Partition), r.Topic, r.Partition
 	}
 	return s.key
 }
