@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -117,7 +118,7 @@ func serve(lookup func(string) (string, bool), stderr io.Writer) int {
 }
 
 // signalContext returns a context canceled by the first SIGTERM or SIGINT;
-// a second one exits the process at once.
+// a second one exits the process at once. The returned stop is idempotent.
 func signalContext(log *zap.Logger) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
@@ -135,11 +136,13 @@ func signalContext(log *zap.Logger) (context.Context, context.CancelFunc) {
 			os.Exit(exitRuntime)
 		}
 	}()
-	return ctx, func() {
+	// stop may be called more than once (the demo stops the signal
+	// handling before its summary and again on return).
+	return ctx, sync.OnceFunc(func() {
 		signal.Stop(sigs)
 		close(sigs)
 		cancel()
-	}
+	})
 }
 
 // service wires the parts from cfg and runs them until ctx is done. extra
