@@ -148,9 +148,11 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 	w := dlq.NewWriter(cl, cfg.Kafka.GroupID, cfg.DLQ.TopicFor, cfg.Batch.HandlerRetryBackoff, cfg.Batch.HandlerBackoffMax)
 	w.OnError = c.dlqError
 	c.proc = process.New(process.Config{
-		MaxAttempts: cfg.Batch.HandlerMaxAttempts,
-		Backoff:     backoff.Policy{First: cfg.Batch.HandlerRetryBackoff, Max: cfg.Batch.HandlerBackoffMax},
-	}, d.Key, d.Value, d.Handler, w, d.Health, log)
+		MaxAttempts:  cfg.Batch.HandlerMaxAttempts,
+		Backoff:      backoff.Policy{First: cfg.Batch.HandlerRetryBackoff, Max: cfg.Batch.HandlerBackoffMax},
+		MaxRecordAge: cfg.Batch.HandlerMaxRecordAge,
+		HandlerName:  cfg.Handler.Name,
+	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: log})
 	return c, nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"msk-consumer/internal/batch"
 	"msk-consumer/internal/metrics"
-	"msk-consumer/internal/process"
 )
 
 // recordOverhead is what a buffered record costs besides its key and value:
@@ -113,9 +112,8 @@ func (p *partition) drain() int64 {
 func (p *partition) run() {
 	defer close(p.done)
 	var (
-		scratch process.Scratch
-		recs    []*kgo.Record
-		timer   = time.NewTimer(time.Hour)
+		recs  []*kgo.Record
+		timer = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
 	defer timer.Stop()
@@ -162,7 +160,7 @@ func (p *partition) run() {
 			p.c.addBuffered(-held)
 			return
 		}
-		n, err := p.c.proc.Process(p.ctx, &scratch, recs, p.m)
+		n, err := p.c.proc.Process(p.ctx, recs, p.m)
 		<-p.c.sem
 		if n > 0 {
 			last := recs[n-1]

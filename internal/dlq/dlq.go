@@ -25,8 +25,9 @@ type Kind string
 // The kinds of the contract.
 const (
 	KindDecode     Kind = "decode"     // the bytes could not be decoded; never retried
-	KindHandler    Kind = "handler"    // the handler failed every attempt
+	KindHandler    Kind = "handler"    // the handler failed every attempt, or rejected it
 	KindValidation Kind = "validation" // decoded but rejected as invalid; never retried
+	KindExpired    Kind = "expired"    // older than HANDLER_MAX_RECORD_AGE while its handling failed
 )
 
 // Header names of the dead-letter record.

@@ -7,11 +7,16 @@ import (
 	"strings"
 )
 
-// ErrPermanent marks a batch failure that retrying cannot fix, such as a
-// 4xx answer from the HTTP handler's service. Wrap it with Permanent.
+// ErrPermanent marks a batch that the handler's downstream rejected: the
+// records, not the downstream, are at fault (an HTTP 400, 413 or 422).
+// Retrying the same batch cannot help, so it is bisected at once: each half
+// is handled on its own, down to single records, and a single record that
+// is still rejected is dead-lettered as "handler" without retries. Wrap it
+// with Permanent.
 var ErrPermanent = errors.New("permanent handler failure")
 
-// Permanent wraps err so that the batch is dead-lettered without retries.
+// Permanent wraps err so that the batch is bisected at once and a single
+// rejected record is dead-lettered without retries.
 func Permanent(err error) error {
 	if err == nil {
 		return nil
@@ -24,6 +29,29 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string        { return e.err.Error() }
 func (e *permanentError) Unwrap() []error      { return []error{ErrPermanent, e.err} }
 func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// ErrUnavailable marks a batch that the handler could not work on at all:
+// its downstream could not be reached, timed out, refused the credentials
+// or is overloaded. It is not the records' fault, so they are never
+// dead-lettered for it (unless HANDLER_MAX_RECORD_AGE expires): the batch
+// is retried without limit with capped backoff, the partition waits, and
+// the service turns unready after UNREADY_AFTER. Wrap it with Unavailable.
+var ErrUnavailable = errors.New("handler unavailable")
+
+// Unavailable wraps err so that the batch is retried without limit and
+// nothing is dead-lettered for it.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string        { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error      { return []error{ErrUnavailable, e.err} }
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // ItemFailures reports that some records of the batch failed and every
 // other record succeeded, as in AWS Lambda's partial batch response.

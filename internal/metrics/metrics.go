@@ -34,9 +34,17 @@ const (
 
 // Metrics holds the service's metrics.
 type Metrics struct {
-	Records          *prometheus.CounterVec   // topic, outcome
-	DecodeErrors     *prometheus.CounterVec   // topic, part
-	HandlerRetries   *prometheus.CounterVec   // topic
+	Records        *prometheus.CounterVec // topic, outcome
+	DecodeErrors   *prometheus.CounterVec // topic, part
+	HandlerRetries *prometheus.CounterVec // topic
+	// HandlerUnavailable counts handler attempts that found the handler
+	// unavailable, and HandlerUnavailableSeconds the time partitions spent
+	// waiting for it to come back, by topic.
+	HandlerUnavailable        *prometheus.CounterVec // topic
+	HandlerUnavailableSeconds *prometheus.CounterVec // topic
+	// Bisections counts failed or rejected batches split in two to find
+	// the records at fault, by topic.
+	Bisections       *prometheus.CounterVec   // topic
 	Batches          *prometheus.CounterVec   // topic, outcome
 	BatchRecords     *prometheus.HistogramVec // topic
 	BatchDuration    *prometheus.HistogramVec // topic
@@ -73,6 +81,18 @@ func New(reg prometheus.Registerer) *Metrics {
 		HandlerRetries: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "consumer_handler_retries_total",
 			Help: "Records handed to the handler again after a failed attempt.",
+		}, []string{"topic"}),
+		HandlerUnavailable: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_handler_unavailable_total",
+			Help: "Handler attempts that found the handler unavailable (unreachable, timed out, refused the credentials, overloaded); retried without limit, nothing dead-lettered for them.",
+		}, []string{"topic"}),
+		HandlerUnavailableSeconds: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_handler_unavailable_seconds_total",
+			Help: "Time partitions spent waiting for an unavailable handler, summed over partitions.",
+		}, []string{"topic"}),
+		Bisections: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_handler_bisections_total",
+			Help: "Failed or rejected batches split in two to isolate the records at fault.",
 		}, []string{"topic"}),
 		Batches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "consumer_batches_total",
@@ -138,6 +158,8 @@ type Topic struct {
 	Processed, DeadLettered       prometheus.Counter
 	KeyErrors, ValueErrors        prometheus.Counter
 	Retries                       prometheus.Counter
+	Unavailable, UnavailableSecs  prometheus.Counter
+	Bisections                    prometheus.Counter
 	BatchOK, BatchPartial, BatchF prometheus.Counter
 	BatchRecords, BatchDuration   prometheus.Observer
 }
@@ -145,16 +167,19 @@ type Topic struct {
 // ForTopic returns the children of the per-topic vectors for topic.
 func (m *Metrics) ForTopic(topic string) *Topic {
 	return &Topic{
-		Processed:     m.Records.WithLabelValues(topic, OutcomeProcessed),
-		DeadLettered:  m.Records.WithLabelValues(topic, OutcomeDeadLettered),
-		KeyErrors:     m.DecodeErrors.WithLabelValues(topic, PartKey),
-		ValueErrors:   m.DecodeErrors.WithLabelValues(topic, PartValue),
-		Retries:       m.HandlerRetries.WithLabelValues(topic),
-		BatchOK:       m.Batches.WithLabelValues(topic, OutcomeOK),
-		BatchPartial:  m.Batches.WithLabelValues(topic, OutcomePartial),
-		BatchF:        m.Batches.WithLabelValues(topic, OutcomeFailed),
-		BatchRecords:  m.BatchRecords.WithLabelValues(topic),
-		BatchDuration: m.BatchDuration.WithLabelValues(topic),
+		Processed:       m.Records.WithLabelValues(topic, OutcomeProcessed),
+		DeadLettered:    m.Records.WithLabelValues(topic, OutcomeDeadLettered),
+		KeyErrors:       m.DecodeErrors.WithLabelValues(topic, PartKey),
+		ValueErrors:     m.DecodeErrors.WithLabelValues(topic, PartValue),
+		Retries:         m.HandlerRetries.WithLabelValues(topic),
+		Unavailable:     m.HandlerUnavailable.WithLabelValues(topic),
+		UnavailableSecs: m.HandlerUnavailableSeconds.WithLabelValues(topic),
+		Bisections:      m.Bisections.WithLabelValues(topic),
+		BatchOK:         m.Batches.WithLabelValues(topic, OutcomeOK),
+		BatchPartial:    m.Batches.WithLabelValues(topic, OutcomePartial),
+		BatchF:          m.Batches.WithLabelValues(topic, OutcomeFailed),
+		BatchRecords:    m.BatchRecords.WithLabelValues(topic),
+		BatchDuration:   m.BatchDuration.WithLabelValues(topic),
 	}
 }
 

@@ -1,20 +1,35 @@
 // Package process runs one batch of one partition through the pipeline:
-// decode keys and values, hand the decoded records to the handler, retry
-// failures with backoff, dead-letter what cannot be handled, and report how
-// many records from the start of the batch are finished.
+// decode keys and values, hand the decoded records to the handler, retry and
+// bisect failures, dead-letter what cannot be handled, and report how many
+// records from the start of the batch are finished.
 //
-// It holds the failure rules of the service in one place: decode and
-// validation failures are permanent (dead-lettered at once), handler
-// failures are retried up to the attempt limit, and unavailable
-// infrastructure (a schema registry, the dead-letter topic) is retried
-// without limit and never skipped. It knows nothing of consumer groups,
-// polling or commits.
+// It holds the failure rules of the service in one place:
+//
+//   - decode and validation failures are permanent: dead-lettered at once;
+//   - a handler that could not work at all (handler.ErrUnavailable) is
+//     retried without limit with capped backoff; the partition waits,
+//     nothing is dead-lettered for it, and the partition is reported stuck;
+//   - a failed batch (any other handler error) is retried up to the attempt
+//     limit, then bisected: each half is handled on its own, down to single
+//     records, and a single record that still fails is dead-lettered;
+//   - a rejected batch (handler.ErrPermanent) is bisected at once, and a
+//     single rejected record is dead-lettered without retries;
+//   - records named in *handler.ItemFailures are retried up to the attempt
+//     limit, then dead-lettered;
+//   - with HANDLER_MAX_RECORD_AGE, a record older than it whose handling
+//     fails for any reason is dead-lettered as expired;
+//   - unavailable infrastructure (a schema registry, the dead-letter topic)
+//     is retried without limit and never skipped.
+//
+// It knows nothing of consumer groups, polling or commits.
 package process
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,29 +57,66 @@ type Stalls interface {
 
 // Config is the retry policy.
 type Config struct {
-	MaxAttempts int            // handler attempts per record, at least 1
+	MaxAttempts int            // handler attempts per record before bisecting or dead-lettering, at least 1
 	Backoff     backoff.Policy // between handler attempts and decode retries
+	// MaxRecordAge, if positive, dead-letters a record older than it (by
+	// its timestamp) as soon as its handling fails, for any reason.
+	MaxRecordAge time.Duration
+	// HandlerName names the handler in readiness reasons and logs.
+	HandlerName string
+}
+
+// Deps is what a Processor works with.
+type Deps struct {
+	Key, Value codec.Decoder
+	Handler    handler.Handler
+	DLQ        DeadLetterer
+	Stalls     Stalls           // nil: not reported
+	Logger     *zap.Logger      // nil: no logs
+	Now        func() time.Time // nil: time.Now; the clock of record ages
 }
 
 // Processor processes batches. It is safe for concurrent use by many
-// partitions' workers, each with its own Scratch.
+// partitions' workers.
 type Processor struct {
-	cfg     Config
-	key     codec.Decoder
-	value   codec.Decoder
-	handler handler.Handler
-	dlq     DeadLetterer
-	stalls  Stalls
-	log     *zap.Logger
+	cfg  Config
+	d    Deps
+	log  *zap.Logger
+	pool sync.Pool // of *work
 }
 
-// New returns a Processor. A nil logger logs nothing; nil stalls are ignored.
-func New(cfg Config, key, value codec.Decoder, h handler.Handler, d DeadLetterer, stalls Stalls, log *zap.Logger) *Processor {
-	if log == nil {
-		log = zap.NewNop()
-	}
+// New returns a Processor.
+func New(cfg Config, d Deps) *Processor {
 	cfg.MaxAttempts = max(cfg.MaxAttempts, 1)
-	return &Processor{cfg: cfg, key: key, value: value, handler: h, dlq: d, stalls: stalls, log: log}
+	if cfg.HandlerName == "" {
+		cfg.HandlerName = "handler"
+	}
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Processor{cfg: cfg, d: d, log: d.Logger}
+}
+
+// Process processes recs, records of one partition in offset order, and
+// returns how many of them, from the first, are finished: handled, or
+// dead-lettered with an acknowledgement. It returns len(recs) and nil unless
+// ctx ends first, in which case it returns ctx's error and the finished
+// prefix, which the caller may commit.
+//
+// Records are identified by offset: a handler may reorder or filter the
+// batch it is given without changing which records are taken as failed.
+func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (int, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	w := p.get(recs, m)
+	defer p.put(w)
+	err := w.run(ctx)
+	w.observe(err)
+	return w.finished(), err
 }
 
 // state is where a record of the batch stands.
@@ -73,198 +125,178 @@ type state uint8
 const (
 	pending  state = iota // decoded, not yet handled
 	handled               // the handler succeeded
-	failed                // the handler failed it; retried, then dead-lettered
-	invalid               // the handler rejected it as invalid; dead-lettered at once
+	dead                  // given up on; its dead-letter copy is not yet acknowledged
 	lettered              // its dead-letter copy was acknowledged
 )
 
-// Scratch is one worker's reusable memory: decoded JSON of a batch, the
-// handler's records and the states. Handlers must not keep a batch's
-// records after Handle returns, because the memory is reused.
-type Scratch struct {
+type span struct{ k0, k1, v0, v1 int }
+
+// work is one batch's working memory, pooled between batches: decoded JSON,
+// where each record stands, and the failures to dead-letter.
+type work struct {
+	p        *Processor
+	m        *metrics.Topic
+	recs     []*kgo.Record
+	stallKey string
+	start    time.Time
+
 	buf      []byte
 	spans    []span
 	states   []state
-	records  []handler.Record
-	idx      []int // indexes of the records in the handler batch
+	attempts []int            // handler attempts per record
+	records  []handler.Record // the batch handed to the handler
 	fails    []dlq.Failure
-	key      string // "topic/partition" of keyTopic and keyPart, for stall reports
-	keyTopic string
-	keyPart  int32
+	unit     []int // indexes of the decoded records, the first unit handled
+
+	processed    int
+	decodeFailed bool
+	stalled      bool // the partition is reported stuck on the handler
 }
 
-// stallKey names r's partition for stall reports, formatted once per worker.
-func (s *Scratch) stallKey(r *kgo.Record) string {
-	if s.key == "" || s.keyTopic != r.Topic || s.keyPart != r.Partition {
-		s.key, s.keyTopic, s.keyPart = health.PartitionKey(r.Topic, r.Partition), r.Topic, r.Partition
+// maxKeptBuf bounds the decoded JSON buffer kept for the next batch: a batch
+// of large records leaves its memory to the garbage collector rather than
+// holding it for as long as the service runs.
+const maxKeptBuf = 1 << 20
+
+func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
+	w, _ := p.pool.Get().(*work)
+	if w == nil {
+		w = &work{p: p}
 	}
-	return s.key
+	n := len(recs)
+	w.m, w.recs, w.start = m, recs, time.Now()
+	w.stallKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
+	w.buf = w.buf[:0]
+	w.spans = resize(w.spans, n)
+	w.states = resize(w.states, n)
+	clear(w.states) // all pending
+	w.attempts = resize(w.attempts, n)
+	clear(w.attempts)
+	w.fails, w.unit = w.fails[:0], w.unit[:0]
+	w.processed, w.decodeFailed, w.stalled = 0, false, false
+	return w
 }
 
-type span struct{ k0, k1, v0, v1 int }
-
-// Process processes recs, records of one partition in offset order, and
-// returns how many of them, from the first, are finished: handled, or
-// dead-lettered with an acknowledgement. It returns len(recs) and nil unless
-// ctx ends first, in which case it returns ctx's error and the finished
-// prefix, which the caller may commit.
-func (p *Processor) Process(ctx context.Context, s *Scratch, recs []*kgo.Record, m *metrics.Topic) (int, error) {
-	if len(recs) == 0 {
-		return 0, nil
+// put returns w to the pool without the references to this batch's records,
+// so that they can be collected.
+func (p *Processor) put(w *work) {
+	w.m, w.recs = nil, nil
+	clear(w.records)
+	clear(w.fails)
+	if cap(w.buf) > maxKeptBuf {
+		w.buf = nil
 	}
-	start := time.Now()
-	first := recs[0]
-	stallKey := s.stallKey(first)
-	s.reset(len(recs))
+	p.pool.Put(w)
+}
 
-	// Decode. A failure is permanent for its record, unless the decoder
-	// says infrastructure is unavailable: then wait and try again.
-	decodeFailures := 0
-	for i, r := range recs {
-		sp, err := p.decode(ctx, s, r, m, stallKey)
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// run takes the batch through its phases: decode, handle, dead-letter.
+func (w *work) run(ctx context.Context) error {
+	if err := w.decodeAll(ctx); err != nil {
+		return err
+	}
+	if err := w.handle(ctx, w.unit); err != nil {
+		return err
+	}
+	return w.deadLetter(ctx)
+}
+
+// observe records the batch's metrics, once, however it ended: records
+// finished count even when the rest of the batch was abandoned.
+func (w *work) observe(err error) {
+	nLettered := 0
+	for _, st := range w.states {
+		if st == lettered {
+			nLettered++
+		}
+	}
+	w.m.Processed.Add(float64(w.processed))
+	w.m.DeadLettered.Add(float64(nLettered))
+	if err != nil {
+		return
+	}
+	switch {
+	case nLettered == 0:
+		w.m.BatchOK.Inc()
+	case w.processed == 0:
+		w.m.BatchF.Inc()
+	default:
+		w.m.BatchPartial.Inc()
+	}
+	w.m.BatchRecords.Observe(float64(len(w.recs)))
+	w.m.BatchDuration.Observe(time.Since(w.start).Seconds())
+}
+
+// finished returns how many records from the first are handled or
+// acknowledged in the dead-letter topic.
+func (w *work) finished() int {
+	for i, st := range w.states {
+		if st != handled && st != lettered {
+			return i
+		}
+	}
+	return len(w.states)
+}
+
+// giveUp queues record i for the dead-letter topic.
+func (w *work) giveUp(i int, kind dlq.Kind, err error) {
+	w.states[i] = dead
+	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.attempts[i]})
+}
+
+// --- decode ---
+
+// decodeAll decodes every record, queueing the undecodable ones for the
+// dead-letter topic and the others (w.unit) for the handler.
+func (w *work) decodeAll(ctx context.Context) error {
+	for i, r := range w.recs {
+		sp, err := w.decode(ctx, r)
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, ctx.Err()
+				return ctx.Err()
 			}
-			s.states[i] = failed
-			s.fails = append(s.fails, dlq.Failure{Record: r, Kind: dlq.KindDecode, Err: err})
-			decodeFailures++
-			p.log.Error("record could not be decoded; dead-lettering it",
-				recordFields(r, zap.Error(err))...)
+			w.giveUp(i, dlq.KindDecode, err)
+			w.decodeFailed = true
+			w.p.log.Error("record could not be decoded; dead-lettering it", recordFields(r, zap.Error(err))...)
 			continue
 		}
-		s.spans[i] = sp
+		w.spans[i] = sp
+		w.unit = append(w.unit, i)
 	}
-
-	// Handle, retrying failed records up to the attempt limit.
-	processed := 0
-	for attempt := 1; ; attempt++ {
-		s.records, s.idx = s.records[:0], s.idx[:0]
-		for i, st := range s.states {
-			if st != pending {
-				continue
-			}
-			sp := s.spans[i]
-			s.records = append(s.records, handler.Record{
-				Raw:   recs[i],
-				Key:   s.buf[sp.k0:sp.k1:sp.k1],
-				Value: s.buf[sp.v0:sp.v1:sp.v1],
-			})
-			s.idx = append(s.idx, i)
-		}
-		if len(s.records) == 0 {
-			break
-		}
-		err := p.handle(ctx, handler.Batch{Topic: first.Topic, Partition: first.Partition, Records: s.records})
-		// The answer counts even if the work is being abandoned: records
-		// the handler finished must not be redone.
-		failedNow, invalidNow, permanent, err := s.classify(err)
-		processed += len(s.idx) - failedNow - invalidNow
-		for _, i := range s.idx {
-			if s.states[i] == invalid {
-				s.fails = append(s.fails, dlq.Failure{Record: recs[i], Kind: dlq.KindValidation, Err: err, Attempts: attempt})
-				p.log.Error("record rejected as invalid; dead-lettering it",
-					recordFields(recs[i], zap.Error(err))...)
-			}
-		}
-		if ctx.Err() != nil {
-			m.Processed.Add(float64(processed))
-			return s.finished(), ctx.Err()
-		}
-		if failedNow == 0 {
-			break
-		}
-		last := permanent || attempt >= p.cfg.MaxAttempts
-		p.log.Warn("handler failed records",
-			zap.String("topic", first.Topic), zap.Int32("partition", first.Partition),
-			zap.Int64("first_offset", recs[s.idx[0]].Offset), zap.Int("failed", failedNow),
-			zap.Int("attempt", attempt), zap.Bool("permanent", permanent),
-			zap.Bool("dead_lettering", last), zap.Error(err))
-		if last {
-			for _, i := range s.idx {
-				if s.states[i] == failed {
-					s.fails = append(s.fails, dlq.Failure{Record: recs[i], Kind: dlq.KindHandler, Err: err, Attempts: attempt})
-					p.log.Error("record failed every handler attempt; dead-lettering it",
-						recordFields(recs[i], zap.Int("attempts", attempt), zap.Error(err))...)
-				}
-			}
-			break
-		}
-		m.Retries.Add(float64(failedNow))
-		for _, i := range s.idx {
-			if s.states[i] == failed {
-				s.states[i] = pending
-			}
-		}
-		if err := backoff.Sleep(ctx, p.cfg.Backoff.Delay(attempt)); err != nil {
-			return s.finished(), err
-		}
+	if w.decodeFailed {
+		w.countDecodeFailures()
 	}
-
-	// Dead-letter, and return only once the brokers acknowledged.
-	if len(s.fails) > 0 {
-		if err := p.dlq.Write(ctx, s.fails); err != nil {
-			return s.finished(), err
-		}
-		if p.stalls != nil {
-			p.stalls.Unstuck(stallKey)
-		}
-		// One line per batch: each record's failure was logged with its
-		// offset and error when it failed; a line per record here too
-		// doubled the write calls on the dead-letter path.
-		offsets := make([]int64, len(s.fails))
-		for i, f := range s.fails {
-			offsets[i] = f.Record.Offset
-		}
-		p.log.Warn("records dead-lettered",
-			zap.String("topic", first.Topic), zap.Int32("partition", first.Partition),
-			zap.Int("count", len(s.fails)), zap.Int64s("offsets", offsets))
-		for i, st := range s.states {
-			if st == failed || st == invalid {
-				s.states[i] = lettered
-			}
-		}
-	}
-
-	if decodeFailures > 0 {
-		p.countDecodeFailures(s, m)
-	}
-	m.Processed.Add(float64(processed))
-	m.DeadLettered.Add(float64(len(s.fails)))
-	switch {
-	case len(s.fails) == 0:
-		m.BatchOK.Inc()
-	case processed == 0:
-		m.BatchF.Inc()
-	default:
-		m.BatchPartial.Inc()
-	}
-	m.BatchRecords.Observe(float64(len(recs)))
-	m.BatchDuration.Observe(time.Since(start).Seconds())
-	return len(recs), nil
+	return nil
 }
 
-// decode appends the JSON of r's key and value to s.buf. A decoder that
+// decode appends the JSON of r's key and value to w.buf. A decoder that
 // reports unavailable infrastructure is retried until it answers or ctx
 // ends; the partition is reported stuck meanwhile.
-func (p *Processor) decode(ctx context.Context, s *Scratch, r *kgo.Record, m *metrics.Topic, stallKey string) (span, error) {
-	mark := len(s.buf)
+func (w *work) decode(ctx context.Context, r *kgo.Record) (span, error) {
+	p := w.p
+	mark := len(w.buf)
 	for attempt := 1; ; attempt++ {
-		sp, part, err := p.decodeOnce(ctx, s, r)
+		sp, part, err := w.decodeOnce(ctx, r)
 		if err == nil {
-			if attempt > 1 && p.stalls != nil {
-				p.stalls.Unstuck(stallKey)
+			if attempt > 1 && p.d.Stalls != nil {
+				p.d.Stalls.Unstuck(w.stallKey)
 			}
 			return sp, nil
 		}
-		s.buf = s.buf[:mark]
+		w.buf = w.buf[:mark]
 		if !errors.Is(err, codec.ErrUnavailable) {
 			return span{}, &decodeError{part: part, err: err}
 		}
 		p.log.Warn("decoder unavailable; retrying",
 			recordFields(r, zap.String("part", part), zap.Int("attempt", attempt), zap.Error(err))...)
-		if p.stalls != nil {
-			p.stalls.Stuck(stallKey, "decoding "+part+": "+err.Error())
+		if p.d.Stalls != nil {
+			p.d.Stalls.Stuck(w.stallKey, "decoding "+part+": "+err.Error())
 		}
 		if err := backoff.Sleep(ctx, p.cfg.Backoff.Delay(attempt)); err != nil {
 			return span{}, err
@@ -272,38 +304,23 @@ func (p *Processor) decode(ctx context.Context, s *Scratch, r *kgo.Record, m *me
 	}
 }
 
-func (p *Processor) decodeOnce(ctx context.Context, s *Scratch, r *kgo.Record) (span, string, error) {
+func (w *work) decodeOnce(ctx context.Context, r *kgo.Record) (span, string, error) {
 	var sp span
 	var err error
-	sp.k0 = len(s.buf)
+	sp.k0 = len(w.buf)
 	if r.Key == nil {
-		s.buf = append(s.buf, "null"...)
-	} else if s.buf, err = appendJSON(ctx, p.key, s.buf, r.Key); err != nil {
+		w.buf = append(w.buf, "null"...)
+	} else if w.buf, err = appendJSON(ctx, w.p.d.Key, w.buf, r.Key); err != nil {
 		return sp, metrics.PartKey, err
 	}
-	sp.k1, sp.v0 = len(s.buf), len(s.buf)
+	sp.k1, sp.v0 = len(w.buf), len(w.buf)
 	if r.Value == nil {
-		s.buf = append(s.buf, "null"...)
-	} else if s.buf, err = appendJSON(ctx, p.value, s.buf, r.Value); err != nil {
+		w.buf = append(w.buf, "null"...)
+	} else if w.buf, err = appendJSON(ctx, w.p.d.Value, w.buf, r.Value); err != nil {
 		return sp, metrics.PartValue, err
 	}
-	sp.v1 = len(s.buf)
+	sp.v1 = len(w.buf)
 	return sp, "", nil
-}
-
-// handle calls the handler, turning a panic into a failure of the batch: a
-// handler bug that one record triggers must not crash-loop the service on
-// that record forever. It is retried like any failure, then dead-lettered.
-func (p *Processor) handle(ctx context.Context, b handler.Batch) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			p.log.Error("handler panicked; the batch counts as failed",
-				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
-				zap.Any("panic", v), zap.Stack("stack"))
-			err = fmt.Errorf("handler panicked: %v", v)
-		}
-	}()
-	return p.handler.Handle(ctx, b)
 }
 
 // appendJSON calls the decoder, turning a panic into a decode failure.
@@ -325,118 +342,311 @@ type decodeError struct {
 func (e *decodeError) Error() string { return e.part + ": " + e.err.Error() }
 func (e *decodeError) Unwrap() error { return e.err }
 
-func (p *Processor) countDecodeFailures(s *Scratch, m *metrics.Topic) {
-	for _, f := range s.fails {
+func (w *work) countDecodeFailures() {
+	for _, f := range w.fails {
 		var de *decodeError
 		if f.Kind != dlq.KindDecode || !errors.As(f.Err, &de) {
 			continue
 		}
 		if de.part == metrics.PartKey {
-			m.KeyErrors.Inc()
+			w.m.KeyErrors.Inc()
 		} else {
-			m.ValueErrors.Inc()
+			w.m.ValueErrors.Inc()
 		}
 	}
 }
 
-func (s *Scratch) reset(n int) {
-	s.buf = s.buf[:0]
-	s.spans = resize(s.spans, n)
-	s.states = resize(s.states, n)
-	clear(s.states) // all pending
-	s.fails = s.fails[:0]
-}
+// --- handle ---
 
-func resize[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
-}
+// class is what a handler's answer means for the records it was given.
+type class uint8
 
-// classify applies the handler's answer to the records of the handler batch
-// (s.idx): the ones that failed become failed, the ones rejected as invalid
-// become invalid, the others handled. It returns how many failed and how
-// many are invalid, whether the failure is permanent, and the error to
-// report.
-func (s *Scratch) classify(err error) (failedN, invalidN int, permanent bool, _ error) {
-	if err == nil {
-		for _, i := range s.idx {
-			s.states[i] = handled
+const (
+	classOK          class = iota // every record succeeded
+	classItems                    // some records failed or were invalid, the others succeeded
+	classUnavailable              // the handler could not work at all
+	classRejected                 // the records were rejected: bisect at once
+	classFailed                   // the batch failed: retry, then bisect
+)
+
+// handle hands unit (indexes of pending records, in offset order) to the
+// handler until every one of them is handled or queued for the dead-letter
+// topic, or ctx ends. It may reorder nothing and filters unit in place.
+func (w *work) handle(ctx context.Context, unit []int) error {
+	p := w.p
+	attempt, unavailable := 0, 0 // failed attempts, and attempts that found the handler unavailable
+	for len(unit) > 0 {
+		cls, err := w.call(ctx, unit)
+		if ctx.Err() != nil {
+			// The answer was applied: records the handler finished
+			// are not redone. The rest is abandoned.
+			return ctx.Err()
 		}
-		return 0, 0, false, nil
-	}
-	var items *handler.ItemFailures
-	if errors.As(err, &items) {
-		if s.knows(items.Offsets) && s.knows(items.Invalid) {
-			for _, i := range s.idx {
-				s.states[i] = handled
+		if cls == classUnavailable {
+			unavailable++
+			if unit = w.expire(unit, err); len(unit) == 0 {
+				break
 			}
-			invalidN = s.set(items.Invalid, invalid)
-			failedN = s.set(items.Offsets, failed)
-			return failedN, invalidN, false, err
+			if err := w.waitUnavailable(ctx, unit, unavailable, err); err != nil {
+				return err
+			}
+			continue
 		}
-		err = fmt.Errorf("handler reported failures at offsets not in the batch, so the whole batch failed: %w", err)
+		w.available()
+		if cls == classOK {
+			return nil
+		}
+		attempt++
+		unit = w.pendingOf(unit)
+		unit = w.expire(unit, err)
+		if len(unit) == 0 {
+			return nil
+		}
+		switch {
+		case cls == classRejected && len(unit) > 1,
+			cls == classFailed && attempt >= p.cfg.MaxAttempts && len(unit) > 1:
+			return w.bisect(ctx, unit, cls, err)
+		case cls == classRejected, attempt >= p.cfg.MaxAttempts:
+			p.log.Warn("handler failed records; dead-lettering them",
+				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+				zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
+				zap.Int("attempt", attempt), zap.Bool("rejected", cls == classRejected), zap.Error(err))
+			for _, i := range unit {
+				w.giveUp(i, dlq.KindHandler, err)
+				p.log.Error("record failed every handler attempt; dead-lettering it",
+					recordFields(w.recs[i], zap.Int("attempts", w.attempts[i]), zap.Error(err))...)
+			}
+			return nil
+		}
+		p.log.Warn("handler failed records; retrying",
+			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+			zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
+			zap.Int("attempt", attempt), zap.Error(err))
+		w.m.Retries.Add(float64(len(unit)))
+		if err := backoff.Sleep(ctx, p.cfg.Backoff.Delay(attempt)); err != nil {
+			return err
+		}
 	}
-	for _, i := range s.idx {
-		s.states[i] = failed
-	}
-	return len(s.idx), 0, errors.Is(err, handler.ErrPermanent), err
+	w.available()
+	return nil
 }
 
-// knows reports whether every offset is a record of the handler batch. An
-// answer naming other offsets cannot be trusted, so the whole batch is taken
-// as failed, as AWS Lambda does.
-func (s *Scratch) knows(offsets []int64) bool {
+// bisect handles each half of unit on its own, the first half first, so
+// that the records that make the batch fail are isolated and the others
+// delivered.
+func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) error {
+	w.m.Bisections.Inc()
+	mid := len(unit) / 2
+	w.p.log.Info("bisecting a batch the handler keeps failing",
+		zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+		zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
+		zap.Bool("rejected", cls == classRejected), zap.Error(err))
+	// The halves are disjoint ranges of unit; capping the first keeps the
+	// in-place filtering of one from touching the other.
+	if err := w.handle(ctx, unit[:mid:mid]); err != nil {
+		return err
+	}
+	return w.handle(ctx, unit[mid:])
+}
+
+// call hands the records of unit to the handler once, applies the answer
+// to their states and returns its class.
+func (w *work) call(ctx context.Context, unit []int) (class, error) {
+	w.records = w.records[:0]
+	for _, i := range unit {
+		sp := w.spans[i]
+		w.records = append(w.records, handler.Record{
+			Raw:   w.recs[i],
+			Key:   w.buf[sp.k0:sp.k1:sp.k1],
+			Value: w.buf[sp.v0:sp.v1:sp.v1],
+		})
+		w.attempts[i]++
+	}
+	r := w.recs[unit[0]]
+	err := w.p.callHandler(ctx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
+	clear(w.records) // the handler may have kept the slice: drop the references
+	return w.apply(unit, err)
+}
+
+// apply sets the states of unit's records from the handler's answer and
+// classifies it. Records are found by offset in unit, never by their place
+// in the slice the handler was given.
+func (w *work) apply(unit []int, err error) (class, error) {
+	var items *handler.ItemFailures
+	switch {
+	case err == nil:
+		for _, i := range unit {
+			w.succeed(i)
+		}
+		return classOK, nil
+	case errors.Is(err, handler.ErrUnavailable):
+		return classUnavailable, err
+	case errors.As(err, &items):
+		if !w.knows(unit, items.Offsets) || !w.knows(unit, items.Invalid) {
+			return classFailed, fmt.Errorf("handler reported failures at offsets not in the batch, so the whole batch failed: %w", err)
+		}
+		for _, o := range items.Invalid {
+			if i := w.find(unit, o); w.states[i] == pending {
+				w.giveUp(i, dlq.KindValidation, err)
+				w.p.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(err))...)
+			}
+		}
+		failed := make(map[int]bool, len(items.Offsets))
+		for _, o := range items.Offsets {
+			failed[w.find(unit, o)] = true
+		}
+		for _, i := range unit {
+			if w.states[i] == pending && !failed[i] {
+				w.succeed(i)
+			}
+		}
+		if len(failed) == 0 {
+			return classOK, nil
+		}
+		return classItems, err
+	case errors.Is(err, handler.ErrPermanent):
+		return classRejected, err
+	default:
+		return classFailed, err
+	}
+}
+
+func (w *work) succeed(i int) {
+	w.states[i] = handled
+	w.processed++
+}
+
+// knows reports whether every offset is a record of unit. An answer naming
+// other offsets cannot be trusted, so the whole batch is taken as failed,
+// as AWS Lambda does.
+func (w *work) knows(unit []int, offsets []int64) bool {
 	for _, o := range offsets {
-		if s.find(o) < 0 {
+		if w.find(unit, o) < 0 {
 			return false
 		}
 	}
 	return true
 }
 
-// set puts the records at offsets in state st, unless they are already in
-// it or invalid (invalid wins over failed), and returns how many changed.
-func (s *Scratch) set(offsets []int64, st state) int {
-	n := 0
-	for _, o := range offsets {
-		i := s.idx[s.find(o)]
-		if s.states[i] != st && s.states[i] != invalid {
-			s.states[i] = st
-			n++
+// find returns the index in w.recs of the record of unit at offset o, or
+// -1. unit is in offset order, so this is a binary search.
+func (w *work) find(unit []int, o int64) int {
+	j, ok := slices.BinarySearchFunc(unit, o, func(i int, o int64) int {
+		switch off := w.recs[i].Offset; {
+		case off < o:
+			return -1
+		case off > o:
+			return 1
 		}
+		return 0
+	})
+	if !ok {
+		return -1
 	}
-	return n
+	return unit[j]
 }
 
-// find returns the position in the handler batch of the record at offset o,
-// or -1. The batch is in offset order, so this is a binary search.
-func (s *Scratch) find(o int64) int {
-	lo, hi := 0, len(s.records)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if s.records[mid].Raw.Offset < o {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo < len(s.records) && s.records[lo].Raw.Offset == o {
-		return lo
-	}
-	return -1
+// pendingOf filters unit, in place, down to its records still pending.
+func (w *work) pendingOf(unit []int) []int {
+	return slices.DeleteFunc(unit, func(i int) bool { return w.states[i] != pending })
 }
 
-// finished returns how many records from the first are handled or
-// acknowledged in the dead-letter topic.
-func (s *Scratch) finished() int {
-	for i, st := range s.states {
-		if st != handled && st != lettered {
-			return i
+// expire queues for the dead-letter topic, as expired, the records of unit
+// older than HANDLER_MAX_RECORD_AGE, whose handling has just failed with
+// err, and returns the others, filtered in place.
+func (w *work) expire(unit []int, err error) []int {
+	age := w.p.cfg.MaxRecordAge
+	if age <= 0 {
+		return unit
+	}
+	now := w.p.d.Now()
+	return slices.DeleteFunc(unit, func(i int) bool {
+		r := w.recs[i]
+		if now.Sub(r.Timestamp) <= age {
+			return false
+		}
+		w.giveUp(i, dlq.KindExpired, fmt.Errorf("older than HANDLER_MAX_RECORD_AGE (%s) and its handling failed: %w", age, err))
+		w.p.log.Error("record expired while its handling failed; dead-lettering it",
+			recordFields(r, zap.Time("timestamp", r.Timestamp), zap.Error(err))...)
+		return true
+	})
+}
+
+// waitUnavailable reports the partition stuck on the unavailable handler
+// and waits before the next attempt.
+func (w *work) waitUnavailable(ctx context.Context, unit []int, n int, err error) error {
+	p := w.p
+	w.m.Unavailable.Inc()
+	if n == 1 || n%10 == 0 {
+		p.log.Warn("handler unavailable; retrying without limit, the partition waits",
+			zap.String("handler", p.cfg.HandlerName),
+			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+			zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("attempt", n), zap.Error(err))
+	}
+	if p.d.Stalls != nil {
+		p.d.Stalls.Stuck(w.stallKey, "handler "+p.cfg.HandlerName+" unavailable: "+err.Error())
+		w.stalled = true
+	}
+	start := time.Now()
+	err = backoff.Sleep(ctx, p.cfg.Backoff.Delay(n))
+	w.m.UnavailableSecs.Add(time.Since(start).Seconds())
+	return err
+}
+
+// available clears the stall reported while the handler was unavailable.
+func (w *work) available() {
+	if w.stalled {
+		w.stalled = false
+		w.p.d.Stalls.Unstuck(w.stallKey)
+	}
+}
+
+// callHandler calls the handler, turning a panic into a failure of the
+// batch: a handler bug that one record triggers must not crash-loop the
+// service on that record forever. It is retried and bisected like any
+// failure, so that only the record that triggers it is dead-lettered.
+func (p *Processor) callHandler(ctx context.Context, b handler.Batch) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("handler panicked; the batch counts as failed",
+				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+				zap.Any("panic", v), zap.Stack("stack"))
+			err = fmt.Errorf("handler panicked: %v", v)
+		}
+	}()
+	return p.d.Handler.Handle(ctx, b)
+}
+
+// --- dead-letter ---
+
+// deadLetter writes the queued failures, in offset order, and returns only
+// once the brokers acknowledged them.
+func (w *work) deadLetter(ctx context.Context) error {
+	if len(w.fails) == 0 {
+		return nil
+	}
+	slices.SortFunc(w.fails, func(a, b dlq.Failure) int { return int(a.Record.Offset - b.Record.Offset) })
+	if err := w.p.d.DLQ.Write(ctx, w.fails); err != nil {
+		return err
+	}
+	if w.p.d.Stalls != nil {
+		w.p.d.Stalls.Unstuck(w.stallKey)
+	}
+	// One line per batch: each record's failure was logged with its
+	// offset and error when it failed.
+	offsets := make([]int64, len(w.fails))
+	for i, f := range w.fails {
+		offsets[i] = f.Record.Offset
+	}
+	w.p.log.Warn("records dead-lettered",
+		zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+		zap.Int("count", len(w.fails)), zap.Int64s("offsets", offsets))
+	for i, st := range w.states {
+		if st == dead {
+			w.states[i] = lettered
 		}
 	}
-	return len(s.states)
+	return nil
 }
 
 // recordFields names the record in a log line, as every error log about a

@@ -1,9 +1,11 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -83,7 +85,8 @@ func newProc(t *testing.T, h handler.Handler, d DeadLetterer, st Stalls, value c
 		st = &fakeStalls{stuck: map[string]string{}}
 	}
 	m := metrics.New(prometheus.NewRegistry()).ForTopic("t")
-	return New(Config{MaxAttempts: 3, Backoff: backoff.Policy{First: 100 * time.Millisecond, Max: time.Second}}, key, value, h, d, st, nil), m
+	return New(Config{MaxAttempts: 3, Backoff: backoff.Policy{First: 100 * time.Millisecond, Max: time.Second}},
+		Deps{Key: key, Value: value, Handler: h, DLQ: d, Stalls: st}), m
 }
 
 func TestDecodeFailuresDeadLetteredAtOnce(t *testing.T) {
@@ -108,7 +111,7 @@ func TestDecodeFailuresDeadLetteredAtOnce(t *testing.T) {
 		return nil
 	})
 	recs[4].Value = nil // a tombstone is not a failure
-	n, err := p.Process(context.Background(), &Scratch{}, recs, m)
+	n, err := p.Process(context.Background(), recs, m)
 	if n != 5 || err != nil {
 		t.Fatalf("Process: got %d %v, want 5 nil", n, err)
 	}
@@ -137,7 +140,7 @@ func TestTombstoneAndMissingKeyAreNull(t *testing.T) {
 	p, m := newProc(t, h, &fakeDLQ{}, nil, nil)
 	recs := records(1, nil)
 	recs[0].Key, recs[0].Value = nil, nil
-	if n, err := p.Process(context.Background(), &Scratch{}, recs, m); n != 1 || err != nil {
+	if n, err := p.Process(context.Background(), recs, m); n != 1 || err != nil {
 		t.Fatalf("got %d %v", n, err)
 	}
 	if string(rec.Key) != "null" || string(rec.Value) != "null" {
@@ -146,61 +149,100 @@ func TestTombstoneAndMissingKeyAreNull(t *testing.T) {
 }
 
 func TestRetryClassification(t *testing.T) {
+	// has reports whether the batch holds the record at offset o.
+	has := func(b handler.Batch, o int64) bool {
+		for _, r := range b.Records {
+			if r.Raw.Offset == o {
+				return true
+			}
+		}
+		return false
+	}
 	tests := []struct {
-		name         string
-		answer       func(attempt int, b handler.Batch) error
-		wantCalls    int
-		wantDead     []int64
-		wantAttempts int
+		name      string
+		answer    func(attempt int, b handler.Batch) error
+		wantCalls int
+		// wantDead maps each dead-lettered offset to its handler attempts.
+		wantDead map[int64]int
 	}{
 		{"transient then ok", func(a int, _ handler.Batch) error {
 			if a == 1 {
-				return errors.New("503")
+				return errors.New("500")
 			}
 			return nil
-		}, 2, nil, 0},
-		{"always transient", func(int, handler.Batch) error { return errors.New("503") }, 3, []int64{100, 101, 102}, 3},
-		{"permanent", func(int, handler.Batch) error { return handler.Permanent(errors.New("400")) }, 1, []int64{100, 101, 102}, 1},
+		}, 2, nil},
+		// 3 attempts of [100 101 102], then 3 of [100] and of [101 102],
+		// then 3 of [101] and of [102].
+		{"always failing is bisected down to single records", func(int, handler.Batch) error { return errors.New("500") },
+			15, map[int64]int{100: 6, 101: 9, 102: 9}},
+		{"one record failing the batch is isolated", func(_ int, b handler.Batch) error {
+			if has(b, 101) {
+				return errors.New("500")
+			}
+			return nil
+		}, 3 + 1 + 3 + 3 + 1, map[int64]int{101: 9}},
+		// [100 101 102], [100], [101 102], [101], [102]: no retries.
+		{"rejected is bisected at once", func(int, handler.Batch) error { return handler.Permanent(errors.New("400")) },
+			5, map[int64]int{100: 2, 101: 3, 102: 3}},
+		{"one rejected record is isolated without retries", func(_ int, b handler.Batch) error {
+			if has(b, 101) {
+				return handler.Permanent(errors.New("400"))
+			}
+			return nil
+		}, 5, map[int64]int{101: 3}},
 		{"one item always fails", func(_ int, b handler.Batch) error {
-			for _, r := range b.Records {
-				if r.Raw.Offset == 101 {
-					return &handler.ItemFailures{Offsets: []int64{101}}
-				}
+			if has(b, 101) {
+				return &handler.ItemFailures{Offsets: []int64{101}}
 			}
 			return nil
-		}, 3, []int64{101}, 3},
+		}, 3, map[int64]int{101: 3}},
 		{"unknown item offset fails the batch", func(a int, _ handler.Batch) error {
 			if a == 1 {
 				return &handler.ItemFailures{Offsets: []int64{999}}
 			}
 			return nil
-		}, 2, nil, 0},
+		}, 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				calls := 0
+				var delivered []int64
 				h := handlerFunc(func(_ context.Context, b handler.Batch) error {
 					calls++
-					return tt.answer(calls, b)
+					err := tt.answer(calls, b)
+					var items *handler.ItemFailures
+					for _, r := range b.Records {
+						ok := err == nil || (errors.As(err, &items) && !slices.Contains(items.Offsets, r.Raw.Offset))
+						if ok && !slices.Contains(delivered, r.Raw.Offset) {
+							delivered = append(delivered, r.Raw.Offset)
+						}
+					}
+					return err
 				})
 				d := &fakeDLQ{}
 				p, m := newProc(t, h, d, nil, nil)
-				if n, err := p.Process(context.Background(), &Scratch{}, records(3, nil), m); n != 3 || err != nil {
+				if n, err := p.Process(context.Background(), records(3, nil), m); n != 3 || err != nil {
 					t.Fatalf("Process: got %d %v", n, err)
 				}
 				if calls != tt.wantCalls {
 					t.Fatalf("handler calls: got %d, want %d", calls, tt.wantCalls)
 				}
-				var dead []int64
+				dead := map[int64]int{}
 				for _, f := range d.written {
-					dead = append(dead, f.Record.Offset)
-					if f.Kind != dlq.KindHandler || f.Attempts != tt.wantAttempts {
-						t.Fatalf("dead letter %d: got kind %s attempts %d, want handler %d", f.Record.Offset, f.Kind, f.Attempts, tt.wantAttempts)
+					dead[f.Record.Offset] = f.Attempts
+					if f.Kind != dlq.KindHandler {
+						t.Fatalf("dead letter %d: got kind %s, want handler", f.Record.Offset, f.Kind)
 					}
 				}
-				if fmt.Sprint(dead) != fmt.Sprint(tt.wantDead) {
-					t.Fatalf("dead-lettered: got %v, want %v", dead, tt.wantDead)
+				if len(dead) != len(tt.wantDead) || (len(dead) > 0 && fmt.Sprint(dead) != fmt.Sprint(tt.wantDead)) {
+					t.Fatalf("dead-lettered (offset:attempts): got %v, want %v", dead, tt.wantDead)
+				}
+				if !slices.IsSorted(delivered) {
+					t.Fatalf("delivered out of offset order: %v", delivered)
+				}
+				if len(delivered)+len(dead) < 3 {
+					t.Fatalf("delivered %v and dead-lettered %v: some records neither", delivered, dead)
 				}
 			})
 		})
@@ -217,7 +259,7 @@ func TestCanceledReturnsFinishedPrefix(t *testing.T) {
 			return &handler.ItemFailures{Offsets: []int64{102}}
 		})
 		p, m := newProc(t, h, &fakeDLQ{}, nil, nil)
-		n, err := p.Process(ctx, &Scratch{}, records(5, nil), m)
+		n, err := p.Process(ctx, records(5, nil), m)
 		if n != 2 || !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %d %v, want 2 (offsets 100 and 101) and context.Canceled", n, err)
 		}
@@ -231,7 +273,7 @@ func TestDLQDownHoldsThePartition(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		p, m := newProc(t, handlerFunc(func(context.Context, handler.Batch) error { return nil }), &fakeDLQ{fail: true}, nil, nil)
-		n, err := p.Process(ctx, &Scratch{}, records(4, func(i int) []byte {
+		n, err := p.Process(ctx, records(4, func(i int) []byte {
 			if i == 2 {
 				return []byte("nope")
 			}
@@ -266,7 +308,7 @@ func TestUnavailableDecoderRetriedNotDeadLettered(t *testing.T) {
 		handled := 0
 		p, m := newProc(t, handlerFunc(func(_ context.Context, b handler.Batch) error { handled += len(b.Records); return nil }),
 			d, st, &unavailable{left: 5, json: js})
-		n, err := p.Process(context.Background(), &Scratch{}, records(3, nil), m)
+		n, err := p.Process(context.Background(), records(3, nil), m)
 		if n != 3 || err != nil || handled != 3 || len(d.written) != 0 {
 			t.Fatalf("got %d %v, handled %d, dead %d; want 3 nil 3 0", n, err, handled, len(d.written))
 		}
@@ -299,7 +341,7 @@ func TestInvalidDeadLetteredAtOnce(t *testing.T) {
 		})
 		d := &fakeDLQ{}
 		p, m := newProc(t, h, d, nil, nil)
-		if n, err := p.Process(context.Background(), &Scratch{}, records(4, nil), m); n != 4 || err != nil {
+		if n, err := p.Process(context.Background(), records(4, nil), m); n != 4 || err != nil {
 			t.Fatalf("Process: got %d %v", n, err)
 		}
 		if len(d.written) != 1 || d.written[0].Record.Offset != 101 || d.written[0].Kind != dlq.KindValidation || d.written[0].Attempts != 1 {
@@ -332,20 +374,175 @@ func TestPanicsAreFailures(t *testing.T) {
 		})
 		d := &fakeDLQ{}
 		p, m := newProc(t, h, d, nil, nil)
-		if n, err := p.Process(context.Background(), &Scratch{}, records(2, nil), m); n != 2 || err != nil {
+		if n, err := p.Process(context.Background(), records(2, nil), m); n != 2 || err != nil {
 			t.Fatalf("Process: got %d %v", n, err)
 		}
-		if calls != 3 || len(d.written) != 2 || d.written[0].Kind != dlq.KindHandler || d.written[0].Attempts != 3 {
-			t.Fatalf("calls %d, dead letters %+v; want 3 calls and both dead-lettered as handler after 3", calls, d.written)
+		// 3 attempts of both, then 3 of each alone.
+		if calls != 9 || len(d.written) != 2 || d.written[0].Kind != dlq.KindHandler || d.written[0].Attempts != 6 {
+			t.Fatalf("calls %d, dead letters %+v; want 9 calls and both dead-lettered as handler after 6", calls, d.written)
 		}
 
 		d = &fakeDLQ{}
 		p, m = newProc(t, handlerFunc(func(context.Context, handler.Batch) error { return nil }), d, nil, panicky{})
-		if n, err := p.Process(context.Background(), &Scratch{}, records(1, nil), m); n != 1 || err != nil {
+		if n, err := p.Process(context.Background(), records(1, nil), m); n != 1 || err != nil {
 			t.Fatalf("Process: got %d %v", n, err)
 		}
 		if len(d.written) != 1 || d.written[0].Kind != dlq.KindDecode || !errors.Is(d.written[0].Err, codec.ErrDecode) {
 			t.Fatalf("dead letters: got %+v, want one decode failure", d.written)
 		}
 	})
+}
+
+// TestHandlerMayReorderItsBatch: a Go handler that sorts its batch (here by
+// key, descending) and filters it must not change which record is taken as
+// failed: records are identified by offset.
+func TestHandlerMayReorderItsBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		calls := map[int64]int{}
+		h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+			slices.SortFunc(b.Records, func(a, b handler.Record) int { return -bytes.Compare(a.Key, b.Key) })
+			if len(b.Records) > 1 {
+				b.Records = b.Records[:len(b.Records)-1] // drops the lowest key: its record counts as handled
+			}
+			for _, r := range b.Records {
+				calls[r.Raw.Offset]++
+			}
+			return &handler.ItemFailures{Offsets: []int64{103}}
+		})
+		d := &fakeDLQ{}
+		p, m := newProc(t, h, d, nil, nil)
+		if n, err := p.Process(context.Background(), records(6, nil), m); n != 6 || err != nil {
+			t.Fatalf("Process: got %d %v", n, err)
+		}
+		if len(d.written) != 1 || d.written[0].Record.Offset != 103 {
+			var got []int64
+			for _, f := range d.written {
+				got = append(got, f.Record.Offset)
+			}
+			t.Fatalf("dead-lettered: got %v, want [103]", got)
+		}
+		if calls[103] != 3 || calls[104] != 1 {
+			t.Fatalf("handler calls by offset: got %v, want 103 three times, 104 once", calls)
+		}
+	})
+}
+
+// TestUnavailableHandlerRetriedWithoutLimit: an unavailable handler is
+// retried far past HANDLER_MAX_ATTEMPTS, nothing is dead-lettered, the
+// partition is reported stuck naming the handler and cleared once it
+// answers, and the wait is counted.
+func TestUnavailableHandlerRetriedWithoutLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStalls{stuck: map[string]string{}}
+		calls := 0
+		var stuckWhile string
+		h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+			calls++
+			if calls <= 50 {
+				return handler.Unavailable(errors.New("dial tcp 127.0.0.1:1: connection refused"))
+			}
+			stuckWhile = st.stuck["t/2"]
+			return nil
+		})
+		d := &fakeDLQ{}
+		p, m := newProc(t, h, d, st, nil)
+		p.cfg.HandlerName = "http"
+		if n, err := p.Process(context.Background(), records(3, nil), m); n != 3 || err != nil {
+			t.Fatalf("Process: got %d %v", n, err)
+		}
+		if calls != 51 || len(d.written) != 0 {
+			t.Fatalf("calls %d, dead letters %d; want 51 and 0", calls, len(d.written))
+		}
+		if want := "handler http unavailable: dial tcp 127.0.0.1:1: connection refused"; stuckWhile != want {
+			t.Fatalf("stuck reason: got %q, want %q", stuckWhile, want)
+		}
+		if len(st.stuck) != 0 {
+			t.Fatalf("still stuck after the handler answered: %v", st.stuck)
+		}
+		if got := testutil.ToFloat64(m.Unavailable); got != 50 {
+			t.Fatalf("unavailable attempts: got %v, want 50", got)
+		}
+		// 50 waits, capped at 1s, jittered into [0.5s, 1s] for most.
+		if got := testutil.ToFloat64(m.UnavailableSecs); got < 20 || got > 50 {
+			t.Fatalf("unavailable seconds: got %v, want 20..50", got)
+		}
+		if got := testutil.ToFloat64(m.Processed); got != 3 {
+			t.Fatalf("processed: got %v, want 3", got)
+		}
+	})
+}
+
+// TestUnavailableHandlerWaitsUntilCanceled: while the handler is
+// unavailable the batch is never finished; canceling returns nothing
+// finished and dead-letters nothing.
+func TestUnavailableHandlerWaitsUntilCanceled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		d := &fakeDLQ{}
+		p, m := newProc(t, handlerFunc(func(context.Context, handler.Batch) error {
+			return handler.Unavailable(errors.New("503"))
+		}), d, nil, nil)
+		n, err := p.Process(ctx, records(3, nil), m)
+		if n != 0 || !errors.Is(err, context.DeadlineExceeded) || len(d.written) != 0 {
+			t.Fatalf("got %d %v, %d dead letters; want 0, a deadline error, none", n, err, len(d.written))
+		}
+	})
+}
+
+// TestMaxRecordAgeExpires: with HANDLER_MAX_RECORD_AGE, records older than
+// it are dead-lettered as expired when their handling fails, whatever the
+// reason (unavailability included); younger ones keep waiting.
+func TestMaxRecordAgeExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Now()
+		recs := records(4, nil)
+		for i, r := range recs {
+			r.Timestamp = now.Add(-time.Duration(4-i) * 30 * time.Minute) // 2h, 1.5h, 1h, 30m old
+		}
+		var got []int64
+		h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+			for _, r := range b.Records {
+				if r.Raw.Offset == 103 && time.Since(now) > 20*time.Minute {
+					got = append(got, 103)
+					return nil
+				}
+			}
+			return handler.Unavailable(errors.New("connection refused"))
+		})
+		d := &fakeDLQ{}
+		p, m := newProc(t, h, d, nil, nil)
+		p.cfg.MaxRecordAge = 75 * time.Minute
+		if n, err := p.Process(context.Background(), recs, m); n != 4 || err != nil {
+			t.Fatalf("Process: got %d %v", n, err)
+		}
+		var dead []string
+		for _, f := range d.written {
+			dead = append(dead, fmt.Sprintf("%d:%s", f.Record.Offset, f.Kind))
+		}
+		// 100 (2h) and 101 (1.5h) at the first failure; 102 (1h) once
+		// it passed 75 minutes; 103 handled after 20 minutes.
+		if fmt.Sprint(dead) != "[100:expired 101:expired 102:expired]" || fmt.Sprint(got) != "[103]" {
+			t.Fatalf("dead-lettered %v, handled %v; want 100..102 expired and 103 handled", dead, got)
+		}
+	})
+}
+
+
+// TestLargeBatchMemoryNotKept: the decoded JSON of a batch of large records
+// is not kept for the next batch.
+func TestLargeBatchMemoryNotKept(t *testing.T) {
+	p, m := newProc(t, handlerFunc(func(context.Context, handler.Batch) error { return nil }), &fakeDLQ{}, nil, nil)
+	big := records(4, func(int) []byte { return fmt.Appendf(nil, `{"s":"%s"}`, bytes.Repeat([]byte("x"), 1<<20)) })
+	w := p.get(big, m)
+	if err := w.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.buf) <= maxKeptBuf {
+		t.Fatalf("the batch decoded into %d bytes; the test needs more than %d", cap(w.buf), maxKeptBuf)
+	}
+	p.put(w)
+	if cap(w.buf) != 0 || w.recs != nil || slices.ContainsFunc(w.fails[:cap(w.fails)], func(f dlq.Failure) bool { return f.Record != nil }) {
+		t.Fatalf("after the batch: buffer of %d bytes kept, records referenced %v", cap(w.buf), w.recs != nil)
+	}
 }
