@@ -528,7 +528,6 @@ func TestMaxRecordAgeExpires(t *testing.T) {
 	})
 }
 
-
 // TestLargeBatchMemoryNotKept: the decoded JSON of a batch of large records
 // is not kept for the next batch.
 func TestLargeBatchMemoryNotKept(t *testing.T) {
