@@ -15,11 +15,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,25 +42,43 @@ type Deps struct {
 	Logger     *zap.Logger
 	Metrics    *metrics.Metrics
 	Health     *health.Health
-	// Opts are appended to the client options (hooks such as kprom and
-	// kzap, or test settings).
+	// Opts are appended to the options of every client the consumer
+	// builds: the short-lived one that checks the cluster at start and the
+	// group member (the logger, or test settings such as SASL overrides).
 	Opts []kgo.Opt
+	// Hooks are added to the group member's client only (kprom, whose
+	// metrics can be registered once).
+	Hooks []kgo.Hook
 }
 
 // Consumer consumes the configured topics as a group member.
+//
+// Lock order: commitMu, then partition.mu or mu (never both), then flow.mu;
+// the client's own locks come last. No lock is held across a call that
+// waits for a worker or for the brokers, except commitMu across a commit.
 type Consumer struct {
 	cfg     config.Config
+	deps    Deps
+	opts    []kgo.Opt // connection options shared by every client
 	client  *kgo.Client
 	proc    *process.Processor
+	flow    *flow
 	log     *zap.Logger
 	metrics *metrics.Metrics
 	health  *health.Health
 	sem     chan struct{} // one slot per batch in flight, across partitions
+	joined  chan struct{} // closed at the first assignment
+	joinOne sync.Once
 
 	abort    context.Context // canceled to abandon in-flight work at once
 	abortAll context.CancelFunc
 	fatal    chan error
 	noCommit atomic.Bool // set by crash, for tests: commit nothing more
+
+	// stopping is closed when shutdown begins, after plan is set; waits
+	// that started before (a revoke in progress) then shorten to the plan.
+	stopping chan struct{}
+	plan     shutdownPlan
 
 	mu       sync.Mutex
 	parts    map[tp]*partition
@@ -68,9 +86,7 @@ type Consumer struct {
 
 	commitMu sync.Mutex // one commit at a time: snapshots never go out of order
 
-	buffered  atomic.Int64
-	pauseMu   sync.Mutex  // serialises pausing and resuming
-	pausedNow atomic.Bool // changed under pauseMu; read by workers without it
+	conn connState // what the clients saw of the brokers, for start-up errors
 }
 
 type tp struct {
@@ -78,28 +94,39 @@ type tp struct {
 	partition int32
 }
 
-// New builds a consumer and its client. It does not contact the brokers.
+// New builds a consumer. It does not contact the brokers: Run does.
 func New(cfg config.Config, d Deps) (*Consumer, error) {
 	log := d.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
+	d.Logger = log
 	c := &Consumer{
 		cfg:      cfg,
+		deps:     d,
 		log:      log,
 		metrics:  d.Metrics,
 		health:   d.Health,
 		sem:      make(chan struct{}, max(cfg.Batch.MaxInFlight, 1)),
+		joined:   make(chan struct{}),
 		fatal:    make(chan error, 1),
+		stopping: make(chan struct{}),
 		parts:    make(map[tp]*partition),
 		topicMet: make(map[string]*metrics.Topic),
 	}
 	c.abort, c.abortAll = context.WithCancel(context.Background())
-
 	opts, err := ClientOptsWith(cfg.Kafka, d.Metrics, log)
 	if err != nil {
 		return nil, err
 	}
+	c.opts = append(opts, kgo.WithHooks(&connHooks{c}))
+	return c, nil
+}
+
+// newClient builds the group member's client, with the dead-letter
+// producer sized to the dead-letter topics' max.message.bytes.
+func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
+	cfg := c.cfg
 	start := kgo.NewOffset().AtStart()
 	if cfg.Kafka.StartOffset == config.StartLatest {
 		start = kgo.NewOffset().AtEnd()
@@ -111,7 +138,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 	// returns at least one whole record batch, so the overshoot grows with
 	// the compression ratio and the producers' batch size.
 	fetchMax := int32(min(max(cfg.Batch.MaxBufferedBytes/4, 64<<10), 50<<20))
-	opts = append(opts,
+	opts := append(slices.Clone(c.opts),
 		kgo.ConsumerGroup(cfg.Kafka.GroupID),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -130,30 +157,29 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 		// The dead-letter producer: acks from all in-sync replicas
 		// (the default, stated for the reader) and idempotent, with a
 		// bound on each attempt so that a stuck write is reported and
-		// retried by dlq.Writer rather than hanging silently.
+		// retried by dlq.Writer rather than hanging silently. Its batches
+		// may be as large as each dead-letter topic takes.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(30*time.Second),
-		kgo.WithHooks(&hooks{c}),
+		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 { return dlqLimit(dlqLimits, topic) }),
+		kgo.WithHooks(&groupHooks{c}),
 	)
+	if len(c.deps.Hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(c.deps.Hooks...))
+	}
 	if cfg.Kafka.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.Kafka.InstanceID))
 	}
-	opts = append(opts, d.Opts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, err
-	}
-	c.client = cl
+	return kgo.NewClient(append(opts, c.deps.Opts...)...)
+}
 
-	w := dlq.NewWriter(cl, cfg.Kafka.GroupID, cfg.DLQ.TopicFor, cfg.Batch.HandlerRetryBackoff, cfg.Batch.HandlerBackoffMax)
-	w.OnError = c.dlqError
-	c.proc = process.New(process.Config{
-		MaxAttempts:  cfg.Batch.HandlerMaxAttempts,
-		Backoff:      backoff.Policy{First: cfg.Batch.HandlerRetryBackoff, Max: cfg.Batch.HandlerBackoffMax},
-		MaxRecordAge: cfg.Batch.HandlerMaxRecordAge,
-		HandlerName:  cfg.Handler.Name,
-	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: log})
-	return c, nil
+// dlqLimit is the record batch limit of a dead-letter topic: its
+// max.message.bytes as read at start, or Kafka's default.
+func dlqLimit(limits map[string]int32, topic string) int32 {
+	if n, ok := limits[topic]; ok && n >= 512 {
+		return n
+	}
+	return dlq.DefaultMaxMessageBytes
 }
 
 func (c *Consumer) dlqError(src *kgo.Record, err error) {
@@ -168,6 +194,12 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 	}
 }
 
+func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
+	c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
+		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
+		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("value_bytes", len(src.Value)))
+}
+
 // fail reports a fatal error to Run; the first one wins.
 func (c *Consumer) fail(err error) {
 	select {
@@ -176,96 +208,52 @@ func (c *Consumer) fail(err error) {
 	}
 }
 
-// missingConfirmations is how many answers in a row, a second apart, must
-// say a topic does not exist before the service gives up on it.
-const missingConfirmations = 4
-
-// CheckTopics verifies that the topics to consume and their dead-letter
-// topics exist. While the brokers cannot be reached it retries (readiness
-// shows it); it returns *MissingTopicsError when the cluster says a topic
-// does not exist, and *FatalError when it refuses to describe them.
-func (c *Consumer) CheckTopics(ctx context.Context) error {
-	adm := kadm.NewClient(c.client)
-	want := map[string]bool{}
-	dlqs := map[string]bool{}
-	for _, t := range c.cfg.Kafka.Topics {
-		want[t] = true
-		dlqs[c.cfg.DLQ.TopicFor(t)] = true
-	}
-	all := append(sorted(want), sorted(dlqs)...)
-	confirmations := 0
-	for attempt := 1; ; attempt++ {
-		details, err := adm.ListTopics(ctx, all...)
-		if err == nil {
-			missing := &MissingTopicsError{}
-			for _, t := range all {
-				d, ok := details[t]
-				switch {
-				case ok && d.Err == nil:
-					continue
-				case ok && IsFatal(d.Err):
-					return &FatalError{What: "describing topic " + t, Err: d.Err}
-				case ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition):
-					err = d.Err // a transient answer: ask again
-				}
-				if err != nil {
-					break
-				}
-				if want[t] {
-					missing.Source = append(missing.Source, t)
-				}
-				if dlqs[t] && !want[t] {
-					missing.DLQ = append(missing.DLQ, t)
-				}
-			}
-			if err == nil {
-				if len(missing.Source) == 0 && len(missing.DLQ) == 0 {
-					return nil
-				}
-				// A broker's metadata can lag a topic just created (or
-				// the broker just restarted): have it confirmed a few
-				// times before giving up on it.
-				confirmations++
-				if confirmations >= missingConfirmations {
-					return missing
-				}
-				c.log.Warn("topics not found; asking again before giving up", zap.Error(missing))
-				if err := backoff.Sleep(ctx, time.Second); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if IsFatal(err) {
-			return &FatalError{What: "describing topics", Err: err}
-		}
-		c.log.Warn("cannot check topics yet; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		if err := backoff.Sleep(ctx, backoff.Policy{First: 500 * time.Millisecond, Max: 10 * time.Second}.Delay(attempt)); err != nil {
-			return err
-		}
-	}
-}
-
-// Run consumes until ctx is done, then shuts down within SHUTDOWN_TIMEOUT:
-// it stops fetching, lets in-flight batches finish, commits, leaves the
-// group and closes the client. It returns nil after a clean shutdown, or the
-// fatal error that stopped it.
+// Run checks the cluster, joins the group and consumes until ctx is done,
+// then shuts down within SHUTDOWN_TIMEOUT: it stops fetching, lets
+// in-flight batches finish, commits, leaves the group and closes the
+// client. It returns nil after a clean shutdown, or the fatal error that
+// stopped it. Reaching the brokers, checking the topics and joining the
+// group must all happen within STARTUP_TIMEOUT, or Run returns a
+// *StartupError.
 func (c *Consumer) Run(ctx context.Context) error {
-	defer c.client.Close()
-	if err := c.CheckTopics(ctx); err != nil {
+	if c.cfg.Kafka.TLSInsecureSkipVerify {
+		c.log.Warn("KAFKA_TLS_INSECURE_SKIP_VERIFY is on: broker certificates are not verified; use it only for local tests")
+	}
+	startCtx, startDone := context.WithTimeout(ctx, c.cfg.Kafka.StartupTimeout)
+	defer startDone()
+	limits, err := c.preflight(startCtx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	if c.cfg.Kafka.TLSInsecureSkipVerify {
-		c.log.Warn("KAFKA_TLS_INSECURE_SKIP_VERIFY is on: broker certificates are not verified; use it only for local tests")
+	cl, err := c.newClient(limits)
+	if err != nil {
+		return err
 	}
+	c.client = cl
+	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, cl, c.metrics.BufferedBytes)
+	w := dlq.NewWriter(dlq.Config{
+		Group:    c.cfg.Kafka.GroupID,
+		TopicFor: c.cfg.DLQ.TopicFor,
+		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
+		MaxBytes: func(topic string) int32 { return dlqLimit(limits, topic) },
+	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted})
+	d := c.deps
+	c.proc = process.New(process.Config{
+		MaxAttempts:  c.cfg.Batch.HandlerMaxAttempts,
+		Backoff:      backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
+		MaxRecordAge: c.cfg.Batch.HandlerMaxRecordAge,
+		HandlerName:  c.cfg.Handler.Name,
+	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log})
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
 	var wg sync.WaitGroup
 	wg.Go(func() { c.commitLoop(loopCtx) })
+	wg.Go(func() { c.lagLoop(loopCtx) })
+	wg.Go(func() { c.awaitJoin(loopCtx, startCtx) })
 
 	var runErr error
 	pollDone := make(chan struct{})
@@ -278,11 +266,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 	case runErr = <-c.fatal:
 		c.log.Error("stopping on a fatal error", zap.Error(runErr))
 	}
+	// The budget starts now, also when a revoke is in progress: the
+	// revoke sees stopping and finishes within the plan.
+	c.beginShutdown()
 	stopLoop()
 	<-pollDone
 	wg.Wait()
 	c.shutdown(runErr != nil)
 	return runErr
+}
+
+// awaitJoin fails the consumer with a *StartupError if the group has not
+// been joined when start-up ends.
+func (c *Consumer) awaitJoin(ctx, startCtx context.Context) {
+	select {
+	case <-c.joined:
+	case <-ctx.Done():
+	case <-startCtx.Done():
+		select {
+		case <-c.joined:
+		case <-ctx.Done():
+		default:
+			c.fail(c.startupError("joining consumer group "+c.cfg.Kafka.GroupID, c.conn.lastGroupError()))
+		}
+	}
 }
 
 // pollLoop polls and hands records to partition workers until ctx is done.
@@ -310,7 +317,6 @@ func (c *Consumer) pollLoop(ctx context.Context) {
 			}
 		})
 		now := time.Now()
-		var added int64
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
 				return
@@ -326,41 +332,9 @@ func (c *Consumer) pollLoop(ctx context.Context) {
 					zap.String("topic", fp.Topic), zap.Int32("partition", fp.Partition))
 				return
 			}
-			added += p.add(fp.Records, fp.HighWatermark, now)
+			c.flow.add(p, p.add(fp.Records, fp.HighWatermark, now))
 		})
 		c.client.AllowRebalance()
-		if added > 0 {
-			c.addBuffered(added)
-		}
-	}
-}
-
-// addBuffered accounts for n bytes fetched (n > 0) or finished (n < 0) and
-// pauses or resumes fetching around MAX_BUFFERED_BYTES.
-func (c *Consumer) addBuffered(n int64) {
-	v := c.buffered.Add(n)
-	c.metrics.BufferedBytes.Set(float64(v))
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	// Read the total under the lock: another goroutine may have moved it
-	// across the limit since this one's Add.
-	over := c.buffered.Load() >= c.cfg.Batch.MaxBufferedBytes
-	if over == c.pausedNow.Load() {
-		return
-	}
-	c.pausedNow.Store(over)
-	if over {
-		c.client.PauseFetchTopics(c.cfg.Kafka.Topics...)
-		c.log.Debug("buffer full; fetching paused", zap.Int64("buffered_bytes", v))
-		// Workers waiting for batches to fill would wait BATCH_MAX_WAIT:
-		// have them hand over what they hold. They take c.mu only via
-		// owned, never pauseMu, so this cannot deadlock.
-		for _, p := range c.owned() {
-			p.poke()
-		}
-	} else {
-		c.client.ResumeFetchTopics(c.cfg.Kafka.Topics...)
-		c.log.Debug("buffer drained; fetching resumed", zap.Int64("buffered_bytes", v))
 	}
 }
 
@@ -376,6 +350,7 @@ func (c *Consumer) topicMetrics(topic string) *metrics.Topic {
 // assigned starts a worker for each newly assigned partition.
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	c.metrics.Rebalances.Inc()
+	var added []*partition
 	c.mu.Lock()
 	for topic, ps := range assigned {
 		for _, id := range ps {
@@ -385,13 +360,18 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			}
 			p := newPartition(c, topic, id, c.topicMetrics(topic))
 			c.parts[k] = p
-			go p.run()
+			added = append(added, p)
 		}
 	}
 	total := len(c.parts)
 	c.mu.Unlock()
+	c.flow.attach(added...)
+	for _, p := range added {
+		go p.run()
+	}
 	c.metrics.Assigned.Set(float64(total))
 	c.health.Joined()
+	c.joinOne.Do(func() { close(c.joined) })
 	c.log.Info("partitions assigned", zap.Any("added", assigned), zap.Int("assigned", total))
 }
 
@@ -406,7 +386,13 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	start := time.Now()
 	rt := c.cfg.Kafka.RebalanceTimeout
 	c.stop(parts, start.Add(rt-rt/5))
-	ctx, cancel := context.WithDeadline(ctx, start.Add(rt))
+	// During shutdown (a revoke in progress when it began, or the one
+	// leaving the group runs) the commit keeps to the shutdown's budget.
+	end := start.Add(rt)
+	if c.shuttingDown() {
+		end = earliest(end, c.plan.end)
+	}
+	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	c.commit(ctx, parts, true)
 	c.forget(parts)
@@ -466,54 +452,72 @@ func (c *Consumer) owned() []*partition {
 // abandonGrace bounds the wait for workers after their work was canceled: a
 // dead-letter write already sent cannot be called back, and a handler may
 // ignore its context. A worker still running after it is left to finish on
-// its own; its partition is gone, so nothing it marks is committed.
+// its own; its partition is gone, so nothing it marks is committed but by
+// the commit that follows (which is right: a mark is finished work).
 const abandonGrace = 5 * time.Second
 
 // stop asks the workers to finish their in-flight batch and start no other,
-// waits for them until deadline, then abandons what is still running.
+// waits for them until deadline, then abandons what is still running. Once
+// shutdown begins, the waits keep to its plan whenever they began.
 func (c *Consumer) stop(parts []*partition, deadline time.Time) {
 	for _, p := range parts {
 		p.stop()
 	}
-	if !waitAll(parts, deadline) {
+	if !c.waitAll(parts, deadline, func(p shutdownPlan) time.Time { return p.workEnd }) {
 		c.log.Warn("in-flight batches did not finish in time; abandoning them (they will be redelivered)")
 		for _, p := range parts {
 			p.cancel()
 		}
-		if !waitAll(parts, time.Now().Add(abandonGrace)) {
+		if !c.waitAll(parts, time.Now().Add(abandonGrace), func(p shutdownPlan) time.Time { return p.abandonEnd }) {
 			c.log.Warn("workers still running after being canceled; moving on without them")
 		}
 	}
 }
 
 // waitAll waits until every worker returned or deadline passed, and reports
-// whether they all returned.
-func waitAll(parts []*partition, deadline time.Time) bool {
+// whether they all returned. When shutdown begins during the wait, or had
+// begun, the deadline becomes the earlier of it and limit(plan).
+func (c *Consumer) waitAll(parts []*partition, deadline time.Time, limit func(shutdownPlan) time.Time) bool {
+	stopping := c.stopping
+	if c.shuttingDown() {
+		deadline, stopping = earliest(deadline, limit(c.plan)), nil
+	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for _, p := range parts {
-		select {
-		case <-p.done:
-		case <-timer.C:
-			return false
+	wait:
+		for {
+			select {
+			case <-p.done:
+				break wait
+			case <-timer.C:
+				return false
+			case <-stopping:
+				deadline, stopping = earliest(deadline, limit(c.plan)), nil
+				timer.Reset(time.Until(deadline))
+			}
 		}
 	}
 	return true
 }
 
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // forget releases what stopped partitions still buffered and drops their
 // metrics.
 func (c *Consumer) forget(parts []*partition) {
-	var freed int64
 	for _, p := range parts {
 		p.cancel()
-		freed += p.drain()
+		p.drain()
 		c.metrics.DeleteLag(p.topic, p.id)
 		c.health.Unstuck(health.PartitionKey(p.topic, p.id))
 	}
-	if freed > 0 {
-		c.addBuffered(-freed)
-	}
+	c.flow.detach(parts...)
 	c.mu.Lock()
 	total := len(c.parts)
 	c.mu.Unlock()
@@ -609,32 +613,88 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 	}
 }
 
-// shutdown stops every worker within SHUTDOWN_TIMEOUT, commits, leaves the
-// group and closes the client. The partitions stay assigned until the group
+// shutdownPlan is the shutdown's budget, from the signal: workers finish
+// by workEnd, canceled ones are waited for until abandonEnd, the final
+// commit is sent by commitEnd, and leaving the group and closing end by end
+// (SHUTDOWN_TIMEOUT after the signal). A fifth of the budget, at most 5s,
+// is kept for committing and leaving.
+type shutdownPlan struct {
+	workEnd, abandonEnd, commitEnd, end time.Time
+}
+
+func newShutdownPlan(start time.Time, total time.Duration) shutdownPlan {
+	end := start.Add(total)
+	reserve := min(total/5, 5*time.Second)
+	return shutdownPlan{
+		workEnd:    end.Add(-reserve),
+		abandonEnd: end.Add(-reserve / 2),
+		commitEnd:  end.Add(-reserve / 4),
+		end:        end,
+	}
+}
+
+// beginShutdown starts the shutdown's clock; it is called once, by Run.
+func (c *Consumer) beginShutdown() {
+	c.plan = newShutdownPlan(time.Now(), c.cfg.Batch.ShutdownTimeout)
+	close(c.stopping)
+}
+
+func (c *Consumer) shuttingDown() bool {
+	select {
+	case <-c.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeGrace is how long past SHUTDOWN_TIMEOUT the client may take to
+// close before Run returns without it: the process exits within
+// SHUTDOWN_TIMEOUT plus a second whatever is in flight.
+const closeGrace = 500 * time.Millisecond
+
+// shutdown stops every worker, commits, leaves the group and closes the
+// client, within the plan. The partitions stay assigned until the group
 // takes them: a rebalance during shutdown revokes (and commits) them through
 // the usual callback, and this commit leaves them out, so two members never
-// commit one partition. On a fatal error it still commits what was finished.
+// commit one partition. On a fatal error it still commits what was
+// finished. Every partition's finished work is committed, also when another
+// partition's worker is still running past its deadline.
 func (c *Consumer) shutdown(fatal bool) {
 	c.health.Left()
-	total := c.cfg.Batch.ShutdownTimeout
-	end := time.Now().Add(total)
-	// Keep a fifth of the budget (at most 5s) to commit and leave.
-	workEnd := end.Add(-min(total/5, 5*time.Second))
+	plan := c.plan
 	parts := c.owned()
-	c.stop(parts, workEnd)
-	ctx, cancel := context.WithDeadline(context.Background(), end)
-	defer cancel()
+	c.stop(parts, plan.workEnd)
+	ctx, cancel := context.WithDeadline(context.Background(), plan.commitEnd)
 	c.commit(ctx, parts, false)
+	cancel()
+	ctx, cancel = context.WithDeadline(context.Background(), plan.end)
+	defer cancel()
 	if c.cfg.Kafka.InstanceID == "" && !c.noCommit.Load() {
-		// Leaving runs the revoke callback for what is still assigned.
+		// Leaving runs the revoke callback for what is still assigned;
+		// its waits are already past the plan's, so it only commits
+		// what moved since.
 		if err := c.client.LeaveGroupContext(ctx); err != nil && !fatal {
 			c.log.Warn("leaving the group failed; the group rebalances after the session timeout", zap.Error(err))
 		}
 	}
 	c.abortAll()
-	c.client.CloseAllowingRebalance()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		if ctx.Err() != nil {
+			// Leave at once without waiting (see kgo.Client.Close).
+			_ = c.client.LeaveGroupContext(ctx)
+		}
+		c.client.CloseAllowingRebalance()
+	}()
+	select {
+	case <-closed:
+	case <-time.After(time.Until(plan.end.Add(closeGrace))):
+		c.log.Warn("the Kafka client did not close within SHUTDOWN_TIMEOUT; exiting without waiting for it")
+	}
 	c.forget(c.take(nil))
-	c.log.Info("consumer stopped", zap.Duration("took", total-time.Until(end)))
+	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.end)))
 }
 
 // crash stops the consumer the way a killed process would, as far as the
@@ -645,23 +705,37 @@ func (c *Consumer) crash() {
 	c.abortAll()
 }
 
-// hooks feeds the client's connection and group events to health.
-type hooks struct{ c *Consumer }
+// connHooks feeds every client's broker connections to health and to the
+// start-up diagnosis.
+type connHooks struct{ c *Consumer }
 
 var (
-	_ kgo.HookBrokerConnect    = (*hooks)(nil)
-	_ kgo.HookGroupManageError = (*hooks)(nil)
+	_ kgo.HookBrokerConnect = (*connHooks)(nil)
+	_ kgo.HookBrokerRead    = (*connHooks)(nil)
 )
 
-func (h *hooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+func (h *connHooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	h.c.health.BrokerConnect(err)
+	h.c.conn.connect(err)
 }
 
-func (h *hooks) OnGroupManageError(err error) {
+func (h *connHooks) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		h.c.conn.read(err)
+	}
+}
+
+// groupHooks feeds the group member's group events to health.
+type groupHooks struct{ c *Consumer }
+
+var _ kgo.HookGroupManageError = (*groupHooks)(nil)
+
+func (h *groupHooks) OnGroupManageError(err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
 		return
 	}
 	h.c.health.GroupError(err)
+	h.c.conn.group(err)
 	if IsFatal(err) {
 		h.c.fail(&FatalError{What: "joining group " + h.c.cfg.Kafka.GroupID, Err: err})
 		return

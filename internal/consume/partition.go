@@ -31,6 +31,8 @@ type partition struct {
 	lag   prometheus.Gauge
 
 	gone   atomic.Bool     // taken from this member: never committed but by the revoke callback
+	paused atomic.Bool     // fetching paused by flow; changed under flow.mu
+	held   int64           // bytes fetched and not finished; under flow.mu
 	ctx    context.Context // canceled to abandon work at once
 	cancel context.CancelFunc
 	halt   chan struct{} // closed to finish the in-flight batch and stop
@@ -98,12 +100,12 @@ func (p *partition) poke() {
 // stop asks the worker to finish its in-flight batch and return.
 func (p *partition) stop() { p.once.Do(func() { close(p.halt) }) }
 
-// drain empties the queue of a stopped partition and returns its bytes.
-func (p *partition) drain() int64 {
+// drain empties the queue of a stopped partition; flow.detach releases
+// its bytes.
+func (p *partition) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := int64(p.batcher.Len())
-	return int64(p.batcher.Drain()) + n*recordOverhead
+	p.batcher.Drain()
 }
 
 // run is the worker: it waits for a batch to be ready, takes an in-flight
@@ -124,9 +126,10 @@ func (p *partition) run() {
 		default:
 		}
 		p.mu.Lock()
-		// While fetching is paused the buffer is full: hand over what is
-		// queued rather than wait for batches that cannot fill.
-		ready := p.batcher.Ready(time.Now()) || (p.c.pausedNow.Load() && p.batcher.Len() > 0)
+		// While fetching is paused this partition's share of the buffer
+		// (or the whole buffer) is full: hand over what is queued rather
+		// than wait for batches that cannot fill.
+		ready := p.batcher.Ready(time.Now()) || (p.paused.Load() && p.batcher.Len() > 0)
 		var size int
 		if ready {
 			recs, size = p.batcher.Take(recs[:0])
@@ -154,10 +157,10 @@ func (p *partition) run() {
 		select {
 		case p.c.sem <- struct{}{}:
 		case <-p.halt:
-			p.c.addBuffered(-held)
+			p.c.flow.add(p, -held)
 			return
 		case <-p.ctx.Done():
-			p.c.addBuffered(-held)
+			p.c.flow.add(p, -held)
 			return
 		}
 		n, err := p.c.proc.Process(p.ctx, recs, p.m)
@@ -167,11 +170,22 @@ func (p *partition) run() {
 			p.mark(last.Offset+1, last.LeaderEpoch)
 		}
 		clear(recs) // let the records be collected
-		p.c.addBuffered(-held)
+		p.c.flow.add(p, -held)
 		if err != nil {
 			return // canceled: the rest is redelivered to whoever owns the partition next
 		}
 	}
+}
+
+// setEnd records the partition's end offset (high watermark), as refreshed
+// while fetching may be paused.
+func (p *partition) setEnd(hwm int64) {
+	p.mu.Lock()
+	if hwm > p.hwm {
+		p.hwm = hwm
+		p.setLagLocked()
+	}
+	p.mu.Unlock()
 }
 
 // mark records that everything before offset is finished.

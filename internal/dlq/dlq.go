@@ -10,10 +10,12 @@ package dlq
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"msk-consumer/internal/backoff"
@@ -95,54 +97,95 @@ func oneLine(s string) string {
 	return s
 }
 
+// DefaultMaxMessageBytes is Kafka's default max.message.bytes, assumed for
+// a dead-letter topic whose configuration cannot be read.
+const DefaultMaxMessageBytes = 1048588
+
+// HeaderValueOmitted is added, with the original value's size in bytes, to
+// a dead-letter copy written without its value because the copy would not
+// fit the dead-letter topic's max.message.bytes.
+const HeaderValueOmitted = "dlq.value.omitted"
+
 // Producer is the part of *kgo.Client that Writer uses.
 type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 }
 
-// Writer writes failures to the dead-letter topic.
-type Writer struct {
-	producer Producer
-	group    string
-	topicFor func(source string) string
-	backoff  backoff.Policy
-	now      func() time.Time
+// Config is what a Writer writes and how it retries.
+type Config struct {
+	Group    string                     // the dlq.consumer.group header
+	TopicFor func(source string) string // the dead-letter topic of a source topic
+	Backoff  backoff.Policy             // between failed writes
+	// MaxBytes returns the largest record batch a dead-letter topic takes
+	// (its max.message.bytes); nil or 0 means DefaultMaxMessageBytes. The
+	// producer must be configured with the same limit.
+	MaxBytes func(topic string) int32
+}
+
+// Deps is what a Writer writes with and reports to.
+type Deps struct {
+	Producer Producer
 	// OnError, if set, is called for every failed produce attempt, with
 	// the source record and the error.
 	OnError func(source *kgo.Record, err error)
+	// OnValueOmitted, if set, is called for every copy written without its
+	// value because it would not fit the dead-letter topic.
+	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
+	Now            func() time.Time // nil: time.Now
 }
 
-// NewWriter returns a Writer producing through p for group. topicFor maps a
-// source topic to its dead-letter topic. Failed writes are retried after
-// backoff, doubling up to backoffMax.
-func NewWriter(p Producer, group string, topicFor func(string) string, first, maxDelay time.Duration) *Writer {
-	return &Writer{
-		producer: p,
-		group:    group,
-		topicFor: topicFor,
-		backoff:  backoff.Policy{First: first, Max: maxDelay},
-		now:      time.Now,
+// Writer writes failures to the dead-letter topic.
+type Writer struct {
+	cfg Config
+	d   Deps
+}
+
+// NewWriter returns a Writer.
+func NewWriter(cfg Config, d Deps) *Writer {
+	if d.Now == nil {
+		d.Now = time.Now
 	}
+	return &Writer{cfg: cfg, d: d}
+}
+
+func (w *Writer) limit(topic string) int32 {
+	if w.cfg.MaxBytes != nil {
+		if n := w.cfg.MaxBytes(topic); n > 0 {
+			return n
+		}
+	}
+	return DefaultMaxMessageBytes
 }
 
 // Write dead-letters fs and returns nil once the brokers acknowledged every
 // one of them. It retries failed records until they are acknowledged or ctx
 // is done, in which case it returns ctx's error and the caller must not
 // treat any of fs as finished.
+//
+// A copy that cannot fit the dead-letter topic is written without its value
+// (see HeaderValueOmitted), both when its size says so before it is sent and
+// when the client or the brokers refuse it as too large: a record that can
+// never be written must not hold its partition forever.
 func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	at := w.now()
+	at := w.d.Now()
 	pending := make([]*kgo.Record, len(fs))
 	sources := make(map[*kgo.Record]*kgo.Record, len(fs))
 	for i, f := range fs {
-		pending[i] = Build(w.topicFor(f.Record.Topic), w.group, f, at)
-		sources[pending[i]] = f.Record
+		dest := w.cfg.TopicFor(f.Record.Topic)
+		r := Build(dest, w.cfg.Group, f, at)
+		if limit := w.limit(dest); BatchSize(r) > int(limit) {
+			r = w.omitValue(r, f.Record, limit)
+		}
+		pending[i] = r
+		sources[r] = f.Record
 	}
 	for attempt := 1; ; attempt++ {
-		results := w.producer.ProduceSync(ctx, pending...)
+		results := w.d.Producer.ProduceSync(ctx, pending...)
 		failed := pending[:0]
+		tooLarge := false
 		for _, res := range results {
 			if res.Err == nil {
 				continue
@@ -150,23 +193,65 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			failed = append(failed, res.Record)
-			if w.OnError != nil {
-				w.OnError(sources[res.Record], res.Err)
+			src := sources[res.Record]
+			if w.d.OnError != nil {
+				w.d.OnError(src, res.Err)
 			}
+			// The failed records are produced again as new records: a
+			// record that failed is not reused by the client.
+			r := &kgo.Record{Topic: res.Record.Topic, Key: res.Record.Key, Value: res.Record.Value, Headers: res.Record.Headers}
+			if errors.Is(res.Err, kerr.MessageTooLarge) && !valueOmitted(r) {
+				r = w.omitValue(r, src, w.limit(r.Topic))
+				tooLarge = true
+			}
+			sources[r] = src
+			failed = append(failed, r)
 		}
 		if len(failed) == 0 {
 			return nil
 		}
-		// The failed records are produced again as they are: a record
-		// that failed is not reused by the client.
-		for i, r := range failed {
-			failed[i] = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
-			sources[failed[i]] = sources[r]
-		}
 		pending = failed
-		if err := backoff.Sleep(ctx, w.backoff.Delay(attempt)); err != nil {
+		if tooLarge {
+			continue // at once: the copies changed, the topic is fine
+		}
+		if err := backoff.Sleep(ctx, w.cfg.Backoff.Delay(attempt)); err != nil {
 			return err
 		}
 	}
+}
+
+// omitValue returns r without its value and with HeaderValueOmitted.
+func (w *Writer) omitValue(r, src *kgo.Record, limit int32) *kgo.Record {
+	headers := append(r.Headers[:len(r.Headers):len(r.Headers)],
+		kgo.RecordHeader{Key: HeaderValueOmitted, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)})
+	if w.d.OnValueOmitted != nil {
+		w.d.OnValueOmitted(src, r.Topic, limit)
+	}
+	return &kgo.Record{Topic: r.Topic, Key: r.Key, Headers: headers}
+}
+
+func valueOmitted(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == HeaderValueOmitted {
+			return true
+		}
+	}
+	return false
+}
+
+// BatchSize returns the size of a record batch holding r alone, as Kafka
+// counts it against max.message.bytes: the batch header and the record with
+// its varint-encoded lengths. (The varints are counted at their largest, so
+// that the estimate is never short.)
+func BatchSize(r *kgo.Record) int {
+	const (
+		batchHeader = 61                         // v2 record batch header
+		recordFixed = 1 + 5 + 10 + 5 + 5 + 5 + 5 // attributes, length, timestamp and offset deltas, key and value lengths, header count
+		headerFixed = 5 + 5                      // key and value lengths
+	)
+	n := batchHeader + recordFixed + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += headerFixed + len(h.Key) + len(h.Value)
+	}
+	return n
 }

@@ -3,12 +3,16 @@ package dlq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"msk-consumer/internal/backoff"
 )
 
 func TestBuild(t *testing.T) {
@@ -80,14 +84,13 @@ func (f *flaky) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceRes
 func TestWriteRetriesUntilAcknowledged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &flaky{failures: 4}
-		w := NewWriter(p, "g", func(s string) string { return s + ".dlq" }, 100*time.Millisecond, time.Second)
 		var reported int
-		w.OnError = func(src *kgo.Record, err error) {
+		w := NewWriter(testConfig(), Deps{Producer: p, OnError: func(src *kgo.Record, err error) {
 			if src.Offset != 7 {
 				t.Errorf("OnError source offset: got %d, want 7", src.Offset)
 			}
 			reported++
-		}
+		}})
 		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 7}, Kind: KindDecode, Err: errors.New("x")}})
 		if err != nil {
 			t.Fatal(err)
@@ -101,7 +104,7 @@ func TestWriteRetriesUntilAcknowledged(t *testing.T) {
 func TestWriteStopsWithContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &flaky{failures: 1 << 30}
-		w := NewWriter(p, "g", func(s string) string { return s + ".dlq" }, 100*time.Millisecond, time.Second)
+		w := NewWriter(testConfig(), Deps{Producer: p})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := w.Write(ctx, []Failure{{Record: &kgo.Record{Topic: "t"}}}); !errors.Is(err, context.DeadlineExceeded) {
@@ -111,4 +114,98 @@ func TestWriteStopsWithContext(t *testing.T) {
 			t.Fatalf("produced %d in %d calls; want 0 in at least 60 (one a second for a minute)", len(p.produced), p.calls)
 		}
 	})
+}
+
+func testConfig() Config {
+	return Config{
+		Group:    "g",
+		TopicFor: func(s string) string { return s + ".dlq" },
+		Backoff:  backoff.Policy{First: 100 * time.Millisecond, Max: time.Second},
+	}
+}
+
+// limited refuses, as a broker does, record batches over max bytes.
+type limited struct {
+	max      int
+	produced []*kgo.Record
+	refused  int
+}
+
+func (l *limited) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	var out kgo.ProduceResults
+	for _, r := range rs {
+		var err error
+		if BatchSize(r) > l.max {
+			err = kerr.MessageTooLarge
+			l.refused++
+		} else {
+			l.produced = append(l.produced, r)
+		}
+		out = append(out, kgo.ProduceResult{Record: r, Err: err})
+	}
+	return out
+}
+
+// TestCopyTooLargeForTheTopicOmitsTheValue: a record close to the dead-letter
+// topic's max.message.bytes, with the dead-letter headers added, would be
+// refused forever; it is written without its value, with the value's size
+// in dlq.value.omitted, whether the writer knew the limit or the broker
+// refused the copy.
+func TestCopyTooLargeForTheTopicOmitsTheValue(t *testing.T) {
+	big := &kgo.Record{Topic: "t", Offset: 9, Key: []byte("k"), Value: make([]byte, 1000000),
+		Headers: []kgo.RecordHeader{{Key: "trace-id", Value: []byte("x")}}}
+	small := &kgo.Record{Topic: "t", Offset: 10, Key: []byte("k"), Value: []byte("v")}
+	for _, tt := range []struct {
+		name     string
+		known    int32 // the limit the writer was told; 0: unknown
+		broker   int
+		wantSent int // produce attempts refused
+	}{
+		{"limit known", 1000100, 1000100, 0},
+		{"limit unknown, refused by the broker", 0, 1000100, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &limited{max: tt.broker}
+			cfg := testConfig()
+			cfg.MaxBytes = func(string) int32 { return tt.known }
+			var omitted []int64
+			w := NewWriter(cfg, Deps{Producer: p, OnValueOmitted: func(src *kgo.Record, dest string, _ int32) {
+				omitted = append(omitted, src.Offset)
+			}})
+			err := w.Write(context.Background(), []Failure{
+				{Record: big, Kind: KindDecode, Err: errors.New("bad")},
+				{Record: small, Kind: KindDecode, Err: errors.New("bad")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.refused != tt.wantSent || len(p.produced) != 2 {
+				t.Fatalf("refused %d, produced %d; want %d and 2", p.refused, len(p.produced), tt.wantSent)
+			}
+			var got *kgo.Record
+			for _, r := range p.produced {
+				if string(headerOf(r, HeaderOffset)) == "9" {
+					got = r
+				} else if r.Value == nil || headerOf(r, HeaderValueOmitted) != nil {
+					t.Fatalf("the small record lost its value")
+				}
+			}
+			if got == nil || got.Value != nil || string(headerOf(got, HeaderValueOmitted)) != "1000000" ||
+				string(got.Key) != "k" || string(headerOf(got, "trace-id")) != "x" || string(headerOf(got, HeaderKind)) != "decode" {
+				t.Fatalf("copy of the large record: %+v", got)
+			}
+			if fmt.Sprint(omitted) != "[9]" {
+				t.Fatalf("reported omitted: got %v, want [9]", omitted)
+			}
+		})
+	}
+}
+
+func headerOf(r *kgo.Record, key string) []byte {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
 }

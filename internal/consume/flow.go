@@ -1,0 +1,147 @@
+package consume
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// pauser is the part of *kgo.Client that flow uses.
+type pauser interface {
+	PauseFetchPartitions(map[string][]int32) map[string][]int32
+	ResumeFetchPartitions(map[string][]int32)
+}
+
+// flow bounds the bytes fetched and not yet finished (MAX_BUFFERED_BYTES) by
+// giving each assigned partition a fair share of the budget (the budget
+// over the partitions assigned), so that a partition stuck on its handler,
+// the dead-letter topic or the registry fills only its own share and the
+// others keep flowing. It pauses fetching of a partition at its share and
+// resumes it below. The shares add up to the budget; what the client had
+// fetched when a partition paused comes on top, bounded by the fetch
+// sizes (see Consumer.newClient).
+//
+// There is deliberately no rule that pauses every partition when the total
+// reaches the budget: a stuck partition's last fetch can take it past its
+// share, and such a rule would then stop the healthy partitions until the
+// stuck one is released.
+//
+// Its lock is taken after partition.mu is released and before the client's
+// own locks; nothing is called with it held but the client's pause and
+// resume, and partition.poke, which does not block.
+type flow struct {
+	limit int64
+	cl    pauser
+	gauge prometheus.Gauge
+
+	mu    sync.Mutex
+	total int64
+	share int64
+	parts map[*partition]struct{}
+}
+
+func newFlow(limit int64, cl pauser, gauge prometheus.Gauge) *flow {
+	return &flow{limit: max(limit, 1), cl: cl, gauge: gauge, share: max(limit, 1), parts: map[*partition]struct{}{}}
+}
+
+// attach adds partitions to the budget's division.
+func (f *flow) attach(ps ...*partition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range ps {
+		f.parts[p] = struct{}{}
+	}
+	f.divideLocked()
+}
+
+// detach removes stopped partitions, releasing what they still held, and
+// resumes them in the client so that a later owner of the same partition
+// on this member does not start paused.
+func (f *flow) detach(ps ...*partition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resume := map[string][]int32{}
+	for _, p := range ps {
+		if _, ok := f.parts[p]; !ok {
+			continue
+		}
+		delete(f.parts, p)
+		f.total -= p.held
+		p.held = 0
+		if p.paused.Load() {
+			p.paused.Store(false)
+			resume[p.topic] = append(resume[p.topic], p.id)
+		}
+	}
+	if len(resume) > 0 {
+		f.cl.ResumeFetchPartitions(resume)
+	}
+	f.gauge.Set(float64(f.total))
+	f.divideLocked()
+}
+
+// add accounts for n bytes fetched for p (n > 0) or finished (n < 0), and
+// pauses or resumes fetching.
+func (f *flow) add(p *partition, n int64) {
+	if n == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.parts[p]; !ok {
+		return // detached: its bytes were released then
+	}
+	p.held += n
+	f.total += n
+	f.gauge.Set(float64(f.total))
+	f.updateLocked(p, nil, nil)
+}
+
+// divideLocked recomputes the share after the assignment changed.
+func (f *flow) divideLocked() {
+	f.share = f.limit / int64(max(len(f.parts), 1))
+	pause, resume := map[string][]int32{}, map[string][]int32{}
+	for p := range f.parts {
+		f.updateLocked(p, pause, resume)
+	}
+	f.apply(pause, resume)
+}
+
+// updateLocked pauses or resumes p as its holding says. With nil maps it
+// calls the client at once; otherwise it collects the change.
+func (f *flow) updateLocked(p *partition, pause, resume map[string][]int32) {
+	want := p.held >= f.share
+	if want == p.paused.Load() {
+		return
+	}
+	p.paused.Store(want)
+	if pause == nil {
+		pause, resume = map[string][]int32{}, map[string][]int32{}
+		defer f.apply(pause, resume)
+	}
+	if want {
+		pause[p.topic] = append(pause[p.topic], p.id)
+		// A worker waiting for its batch to fill would wait
+		// BATCH_MAX_WAIT for records that cannot come: have it hand
+		// over what it holds.
+		p.poke()
+	} else {
+		resume[p.topic] = append(resume[p.topic], p.id)
+	}
+}
+
+func (f *flow) apply(pause, resume map[string][]int32) {
+	if len(pause) > 0 {
+		f.cl.PauseFetchPartitions(pause)
+	}
+	if len(resume) > 0 {
+		f.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+// buffered returns the bytes held in all.
+func (f *flow) buffered() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.total
+}

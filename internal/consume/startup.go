@@ -1,0 +1,412 @@
+package consume
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"msk-consumer/internal/backoff"
+)
+
+// preflight checks the cluster before the member joins the group, with a
+// client of its own that is closed before Run builds the member's: the
+// brokers answer, the topics and their dead-letter topics exist, and no
+// dead-letter topic is compacted. It returns each dead-letter topic's
+// max.message.bytes. A member that would exit on a missing topic thus
+// never joins, and never makes the healthy members rebalance on each of
+// its restarts. When ctx's deadline (STARTUP_TIMEOUT) passes first, it
+// returns a *StartupError.
+func (c *Consumer) preflight(ctx context.Context) (map[string]int32, error) {
+	cl, err := kgo.NewClient(append(slices.Clone(c.opts), c.deps.Opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if err := c.checkTopics(ctx, adm); err != nil {
+		return nil, c.startupFailure(ctx, "checking the topics", err)
+	}
+	limits, err := c.checkDLQConfigs(ctx, adm)
+	if err != nil {
+		return nil, c.startupFailure(ctx, "reading the dead-letter topics' configuration", err)
+	}
+	return limits, nil
+}
+
+// startupFailure turns an error of a start-up step into the error Run
+// returns: a *StartupError when the step ran out of STARTUP_TIMEOUT.
+func (c *Consumer) startupFailure(ctx context.Context, step string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		var last error
+		if !c.conn.reached() {
+			step = "reaching the brokers"
+			if c.cfg.Kafka.TLS {
+				last = probeTLS(c.cfg.Kafka.Brokers)
+			}
+		}
+		return c.startupError(step, last)
+	}
+	return err
+}
+
+// errNoTLS says that a broker's listener accepted a TCP connection but did
+// not answer the TLS handshake as a TLS server would.
+var errNoTLS = errors.New("the listener does not speak TLS")
+
+// probeTLS diagnoses brokers that were never reached with TLS on: it dials
+// them and starts a TLS handshake. A listener that accepts the connection but
+// answers the handshake with something else, or nothing, is a plaintext one
+// (a Kafka broker reads the ClientHello as a request and waits for more, or
+// closes). It returns nil when it learns nothing.
+func probeTLS(brokers []string) error {
+	for _, addr := range brokers {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a probe of the protocol, not of the certificate
+		err = tc.Handshake()
+		conn.Close()
+		var rh tls.RecordHeaderError
+		var ne net.Error
+		if err != nil && (errors.As(err, &rh) || errors.Is(err, io.EOF) || (errors.As(err, &ne) && ne.Timeout())) {
+			return fmt.Errorf("TLS handshake with %s: %w: %w", addr, errNoTLS, err)
+		}
+	}
+	return nil
+}
+
+// missingConfirmations is how many answers in a row, a second apart, must
+// say a topic does not exist before the service gives up on it.
+const missingConfirmations = 4
+
+// dlqTopics returns the distinct dead-letter topics of the topics to
+// consume, and the set of the topics themselves.
+func (c *Consumer) dlqTopics() (dlqs []string, source map[string]bool) {
+	source = map[string]bool{}
+	set := map[string]bool{}
+	for _, t := range c.cfg.Kafka.Topics {
+		source[t] = true
+		set[c.cfg.DLQ.TopicFor(t)] = true
+	}
+	return sorted(set), source
+}
+
+// checkTopics verifies that the topics to consume and their dead-letter
+// topics exist. While the brokers cannot be reached it retries (readiness
+// shows it); it returns *MissingTopicsError when the cluster says a topic
+// does not exist, and *FatalError when it refuses to describe them.
+func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
+	dlqs, want := c.dlqTopics()
+	all := append(sorted(want), dlqs...)
+	isDLQ := map[string]bool{}
+	for _, t := range dlqs {
+		isDLQ[t] = true
+	}
+	confirmations := 0
+	for attempt := 1; ; attempt++ {
+		details, err := adm.ListTopics(ctx, all...)
+		if err == nil {
+			missing := &MissingTopicsError{}
+			for _, t := range all {
+				d, ok := details[t]
+				switch {
+				case ok && d.Err == nil:
+					continue
+				case ok && IsFatal(d.Err):
+					return &FatalError{What: "describing topic " + t, Err: d.Err}
+				case ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+					err = d.Err // a transient answer: ask again
+				}
+				if err != nil {
+					break
+				}
+				if want[t] {
+					missing.Source = append(missing.Source, t)
+				}
+				if isDLQ[t] && !want[t] {
+					missing.DLQ = append(missing.DLQ, t)
+				}
+			}
+			if err == nil {
+				if len(missing.Source) == 0 && len(missing.DLQ) == 0 {
+					return nil
+				}
+				// A broker's metadata can lag a topic just created (or
+				// the broker just restarted): have it confirmed a few
+				// times before giving up on it.
+				confirmations++
+				if confirmations >= missingConfirmations {
+					return missing
+				}
+				c.log.Warn("topics not found; asking again before giving up", zap.Error(missing))
+				if err := backoff.Sleep(ctx, time.Second); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if IsFatal(err) {
+			return &FatalError{What: "describing topics", Err: err}
+		}
+		c.log.Warn("cannot check topics yet; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		if err := backoff.Sleep(ctx, backoff.Policy{First: 500 * time.Millisecond, Max: 10 * time.Second}.Delay(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// describeConfigsPermission is the MSK IAM action that reading a topic's
+// configuration needs.
+const describeConfigsPermission = "kafka-cluster:DescribeTopicDynamicConfiguration"
+
+// checkDLQConfigs reads the dead-letter topics' configuration: it refuses a
+// compacted one (a dead-letter copy of a record with a null key would be
+// rejected forever) and returns their max.message.bytes. Where reading it is
+// denied, it logs one warning naming the permission and assumes Kafka's
+// defaults: the dead-letter copies still fit, by leaving values out.
+func (c *Consumer) checkDLQConfigs(ctx context.Context, adm *kadm.Client) (map[string]int32, error) {
+	dlqs, _ := c.dlqTopics()
+	for attempt := 1; ; attempt++ {
+		rcs, err := adm.DescribeTopicConfigs(ctx, dlqs...)
+		if err == nil {
+			limits, denied, err := c.readDLQConfigs(rcs)
+			if denied {
+				c.log.Warn("cannot read the dead-letter topics' configuration; assuming max.message.bytes is the broker default (1 MiB) and that they are not compacted",
+					zap.Strings("dlq_topics", dlqs), zap.String("missing_permission", describeConfigsPermission+" (MSK IAM) or DescribeConfigs on the topics (Kafka ACLs)"))
+				return limits, nil
+			}
+			if err == nil || errors.As(err, new(*FatalError)) {
+				return limits, err
+			}
+		}
+		if err != nil && isDenied(err) {
+			c.log.Warn("cannot read the dead-letter topics' configuration; assuming the broker defaults",
+				zap.Strings("dlq_topics", dlqs), zap.String("missing_permission", describeConfigsPermission), zap.Error(err))
+			return nil, nil
+		}
+		c.log.Warn("cannot read the dead-letter topics' configuration yet; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		if err := backoff.Sleep(ctx, backoff.Policy{First: 500 * time.Millisecond, Max: 10 * time.Second}.Delay(attempt)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readDLQConfigs reads cleanup.policy and max.message.bytes from the
+// answer. denied reports that the answer refused access; err is a
+// *FatalError for a compacted topic, or a transient error to retry.
+func (c *Consumer) readDLQConfigs(rcs kadm.ResourceConfigs) (limits map[string]int32, denied bool, err error) {
+	limits = map[string]int32{}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			if isDenied(rc.Err) {
+				denied = true
+				continue
+			}
+			return nil, false, rc.Err
+		}
+		for _, cfg := range rc.Configs {
+			if cfg.Value == nil {
+				continue
+			}
+			switch cfg.Key {
+			case "cleanup.policy":
+				if strings.Contains(*cfg.Value, "compact") {
+					return nil, false, &FatalError{
+						What: "checking dead-letter topic " + rc.Name,
+						Err:  errCompactedDLQ{topic: rc.Name, policy: *cfg.Value},
+					}
+				}
+			case "max.message.bytes":
+				if n, err := strconv.ParseInt(*cfg.Value, 10, 32); err == nil && n > 0 {
+					limits[rc.Name] = int32(n)
+				}
+			}
+		}
+	}
+	return limits, denied, nil
+}
+
+// errCompactedDLQ refuses a compacted dead-letter topic.
+type errCompactedDLQ struct{ topic, policy string }
+
+func (e errCompactedDLQ) Error() string {
+	return "cleanup.policy=" + e.policy + ": a compacted topic rejects records without a key, so the dead-letter copy of a record with a null key could never be written; use cleanup.policy=delete for " + e.topic
+}
+
+func isDenied(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
+}
+
+// StartupError says that the service did not reach the brokers, check its
+// topics or join its group within STARTUP_TIMEOUT. The service exits 1 with
+// it, so that a deployment with a wrong broker list or listener fails its
+// rollout instead of looking healthy while it consumes nothing.
+type StartupError struct {
+	Waiting string        // what was not done in time
+	Timeout time.Duration // STARTUP_TIMEOUT
+	Brokers []string      // KAFKA_BROKERS
+	TLS     bool          // KAFKA_TLS
+	Last    error         // the last connection or group error seen, if any
+}
+
+func (e *StartupError) Error() string {
+	var b strings.Builder
+	b.WriteString("not started within STARTUP_TIMEOUT (")
+	b.WriteString(e.Timeout.String())
+	b.WriteString("): still ")
+	b.WriteString(e.Waiting)
+	b.WriteString("; KAFKA_BROKERS=")
+	b.WriteString(strings.Join(e.Brokers, ","))
+	if e.Last != nil {
+		b.WriteString("; last error: ")
+		b.WriteString(e.Last.Error())
+	}
+	if h := e.hint(); h != "" {
+		b.WriteString(" (")
+		b.WriteString(h)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+func (e *StartupError) Unwrap() error { return e.Last }
+
+// mskPorts is what each of MSK's listeners speaks.
+const mskPorts = "MSK's ports: 9092 plaintext, 9094 TLS, 9096 SASL/SCRAM over TLS, 9098 IAM over TLS"
+
+// hint diagnoses a TLS setting that does not match the listener.
+func (e *StartupError) hint() string {
+	var rh tls.RecordHeaderError
+	switch {
+	case e.TLS && (errors.As(e.Last, &rh) || errors.Is(e.Last, errNoTLS)):
+		return "the broker answered without TLS: KAFKA_TLS=true against a plaintext listener? Set KAFKA_TLS=false or use the TLS port; " + mskPorts
+	case !e.TLS && e.Last != nil && (errors.Is(e.Last, io.EOF) || errors.Is(e.Last, io.ErrUnexpectedEOF) ||
+		errors.Is(e.Last, syscall.ECONNRESET)):
+		return "the broker closed the connection: a TLS listener reached with KAFKA_TLS=false? " + mskPorts
+	case e.Last == nil:
+		return "no broker answered: check KAFKA_BROKERS, the security groups and " + mskPorts
+	}
+	var ne net.Error
+	if errors.As(e.Last, &ne) || errors.Is(e.Last, syscall.ECONNREFUSED) {
+		return "check KAFKA_BROKERS, the network path and " + mskPorts
+	}
+	return ""
+}
+
+func (c *Consumer) startupError(waiting string, last error) *StartupError {
+	if last == nil {
+		last = c.conn.lastError()
+	}
+	return &StartupError{
+		Waiting: waiting,
+		Timeout: c.cfg.Kafka.StartupTimeout,
+		Brokers: c.cfg.Kafka.Brokers,
+		TLS:     c.cfg.Kafka.TLS,
+		Last:    last,
+	}
+}
+
+// connState is what the clients saw of the brokers: whether any connection
+// succeeded, and the last error of each kind.
+type connState struct {
+	mu       sync.Mutex
+	ok       bool
+	connErr  error // the last failed connection (dial, TLS, SASL)
+	readErr  error // the last failed read on an open connection
+	groupErr error
+}
+
+func (s *connState) connect(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.ok = true
+		return
+	}
+	s.connErr = err
+}
+
+func (s *connState) read(err error) {
+	s.mu.Lock()
+	s.readErr = err
+	s.mu.Unlock()
+}
+
+func (s *connState) group(err error) {
+	s.mu.Lock()
+	s.groupErr = err
+	s.mu.Unlock()
+}
+
+func (s *connState) reached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok && s.readErr == nil
+}
+
+// lastError is the error most telling of why the brokers were not reached.
+func (s *connState) lastError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connErr != nil {
+		return s.connErr
+	}
+	return s.readErr
+}
+
+func (s *connState) lastGroupError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groupErr
+}
+
+// lagLoop refreshes the end offsets of the assigned partitions every
+// KAFKA_COMMIT_INTERVAL, so that consumer_lag_records keeps growing for a
+// partition whose fetching is paused (the fetches' high watermarks stop
+// then).
+func (c *Consumer) lagLoop(ctx context.Context) {
+	adm := kadm.NewClient(c.client)
+	t := time.NewTicker(c.cfg.Kafka.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		parts := c.owned()
+		if len(parts) == 0 {
+			continue
+		}
+		topics := map[string]bool{}
+		for _, p := range parts {
+			topics[p.topic] = true
+		}
+		ends, err := adm.ListEndOffsets(ctx, sorted(topics)...)
+		if err != nil {
+			c.log.Debug("cannot refresh end offsets for the lag", zap.Error(err))
+			continue
+		}
+		for _, p := range parts {
+			if o, ok := ends.Lookup(p.topic, p.id); ok && o.Err == nil {
+				p.setEnd(o.Offset)
+			}
+		}
+	}
+}
