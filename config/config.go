@@ -79,6 +79,7 @@ const (
 	DefaultHeartbeatInterval   = 3 * time.Second
 	DefaultRebalanceTimeout    = 60 * time.Second
 	DefaultCommitInterval      = 5 * time.Second
+	DefaultStartupTimeout      = 2 * time.Minute
 	DefaultBatchMaxRecords     = 500
 	DefaultBatchMaxBytes       = 4194304
 	DefaultBatchMaxWait        = 3 * time.Second
@@ -142,6 +143,7 @@ type Kafka struct {
 	RebalanceTimeout  time.Duration // KAFKA_REBALANCE_TIMEOUT
 	InstanceID        string        // KAFKA_INSTANCE_ID
 	CommitInterval    time.Duration // KAFKA_COMMIT_INTERVAL (not in the contract; documented in the README)
+	StartupTimeout    time.Duration // STARTUP_TIMEOUT
 }
 
 // Batch bounds batches and the work in flight.
@@ -154,6 +156,7 @@ type Batch struct {
 	HandlerMaxAttempts  int           // HANDLER_MAX_ATTEMPTS
 	HandlerRetryBackoff time.Duration // HANDLER_RETRY_BACKOFF
 	HandlerBackoffMax   time.Duration // HANDLER_RETRY_BACKOFF_MAX
+	HandlerMaxRecordAge time.Duration // HANDLER_MAX_RECORD_AGE; 0 means no limit
 	ShutdownTimeout     time.Duration // SHUTDOWN_TIMEOUT
 }
 

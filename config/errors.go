@@ -56,6 +56,13 @@ func (e Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// Err returns a copy of e in the contract's order as an error, or nil when
+// e is empty. It is for callers that gather the problems of several checks
+// (Load, CheckNames, codec.Check) and report them as one list.
+func (e Errors) Err() error {
+	return asError(slices.Clone(e))
+}
+
 // sortProblems orders problems by the contract's table order; problems of
 // the same variable keep the order in which they were found.
 func sortProblems(ps Errors) {

@@ -14,6 +14,7 @@ const (
 	expBool        = "true, false, 1 or 0"
 	expPosInt      = "a whole number >= 1"
 	expPosDuration = "a Go duration > 0, such as 250ms, 3s or 2m"
+	expOptDuration = expPosDuration + ", or unset for no limit"
 )
 
 // Load reads the configuration through lookup (os.LookupEnv in production,
@@ -31,6 +32,9 @@ const (
 // Every parse problem and every validation problem is returned at once as
 // Errors. On error the Config holds what could be read (defaults in place of
 // unparsable values); it must not be run.
+//
+// Load reads only the variables it knows, so it cannot see a misspelt one:
+// LoadEnviron, or CheckNames next to Load, checks the names too.
 func Load(lookup func(string) (string, bool), handlerNames ...string) (Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -61,6 +65,7 @@ func Load(lookup func(string) (string, bool), handlerNames ...string) (Config, e
 	k.RebalanceTimeout = l.duration(envKafkaRebalanceTimeout, DefaultRebalanceTimeout)
 	k.InstanceID = l.str(envKafkaInstanceID, "")
 	k.CommitInterval = l.duration(envKafkaCommitInterval, DefaultCommitInterval)
+	k.StartupTimeout = l.duration(envStartupTimeout, DefaultStartupTimeout)
 
 	b := &c.Batch
 	b.MaxRecords = int(l.integer(envBatchMaxRecords, DefaultBatchMaxRecords, strconv.IntSize))
@@ -71,6 +76,7 @@ func Load(lookup func(string) (string, bool), handlerNames ...string) (Config, e
 	b.HandlerMaxAttempts = int(l.integer(envHandlerMaxAttempts, DefaultHandlerMaxAttempts, strconv.IntSize))
 	b.HandlerRetryBackoff = l.duration(envHandlerRetryBackoff, DefaultHandlerRetryBackoff)
 	b.HandlerBackoffMax = l.duration(envHandlerBackoffMax, DefaultHandlerBackoffMax)
+	b.HandlerMaxRecordAge = l.optionalDuration(envHandlerMaxRecordAge)
 	b.ShutdownTimeout = l.duration(envShutdownTimeout, DefaultShutdownTimeout)
 
 	c.Value.Format = Format(l.enum(envValueFormat, string(DefaultValueFormat)))
@@ -193,6 +199,23 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 	if err != nil {
 		l.fail(name, v, "expected "+expPosDuration)
 		return def
+	}
+	return d
+}
+
+// optionalDuration reads a duration whose zero value means "no limit". Set,
+// it must be positive: Validate cannot tell a 0s that was written from an
+// unset variable, and an operator who wrote 0s more likely meant "expire at
+// once" than "never", so it is refused rather than read as no limit.
+func (l *loader) optionalDuration(name string) time.Duration {
+	v, ok := l.raw(name)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail(name, v, "expected "+expOptDuration)
+		return 0
 	}
 	return d
 }

@@ -10,11 +10,13 @@ import (
 // Print writes the effective configuration as NAME=value lines in the
 // contract's order, defaults included, for `consumer config`.
 //
-// Secrets print as <redacted> when set and empty when unset; a password in
-// the userinfo of HTTP_HANDLER_URL or SCHEMA_REGISTRY_URL is redacted too.
-// AWS_REGION is the effective region, whichever variable it came from.
-// Durations use Go syntax. When DLQ_TOPIC is unset its line lists each
-// topic's default dead-letter topic and says so in a trailing comment.
+// Secrets print as <redacted> when set and empty when unset; in
+// HTTP_HANDLER_URL and SCHEMA_REGISTRY_URL a userinfo password, every query
+// value and the fragment are redacted too. AWS_REGION is the effective
+// region, whichever variable it came from. Durations use Go syntax;
+// HANDLER_MAX_RECORD_AGE prints empty when there is no limit. When DLQ_TOPIC
+// is unset its line lists each topic's default dead-letter topic and says so
+// in a trailing comment.
 func (c Config) Print(w io.Writer) error {
 	var b strings.Builder
 	line := func(name, value string) {
@@ -55,6 +57,7 @@ func (c Config) Print(w io.Writer) error {
 	dur(envKafkaHeartbeat, k.HeartbeatInterval)
 	dur(envKafkaRebalanceTimeout, k.RebalanceTimeout)
 	line(envKafkaInstanceID, k.InstanceID)
+	dur(envStartupTimeout, k.StartupTimeout)
 	dur(envKafkaCommitInterval, k.CommitInterval)
 
 	bt := c.Batch
@@ -66,6 +69,12 @@ func (c Config) Print(w io.Writer) error {
 	num(envHandlerMaxAttempts, int64(bt.HandlerMaxAttempts))
 	dur(envHandlerRetryBackoff, bt.HandlerRetryBackoff)
 	dur(envHandlerBackoffMax, bt.HandlerBackoffMax)
+	if bt.HandlerMaxRecordAge > 0 {
+		dur(envHandlerMaxRecordAge, bt.HandlerMaxRecordAge)
+	} else {
+		// Empty, as it was read: "0s" would not load back.
+		line(envHandlerMaxRecordAge, "")
+	}
 	dur(envShutdownTimeout, bt.ShutdownTimeout)
 
 	line(envValueFormat, string(c.Value.Format))

@@ -29,6 +29,7 @@ KAFKA_SESSION_TIMEOUT=45s
 KAFKA_HEARTBEAT_INTERVAL=3s
 KAFKA_REBALANCE_TIMEOUT=1m0s
 KAFKA_INSTANCE_ID=
+STARTUP_TIMEOUT=2m0s
 KAFKA_COMMIT_INTERVAL=5s
 BATCH_MAX_RECORDS=500
 BATCH_MAX_BYTES=4194304
@@ -38,6 +39,7 @@ MAX_BUFFERED_BYTES=67108864
 HANDLER_MAX_ATTEMPTS=3
 HANDLER_RETRY_BACKOFF=200ms
 HANDLER_RETRY_BACKOFF_MAX=10s
+HANDLER_MAX_RECORD_AGE=
 SHUTDOWN_TIMEOUT=30s
 VALUE_FORMAT=json
 KEY_FORMAT=string
@@ -113,6 +115,10 @@ func TestPrintLines(t *testing.T) {
 			"HTTP_HANDLER_URL=https://user:xxxxx@api.example.com/b",
 			"SCHEMA_REGISTRY_URL=http://sr:xxxxx@registry:8081",
 		}},
+		{name: "url query values redacted", env: env("HANDLER", "http", "HTTP_HANDLER_URL", "https://h/x?token=secret&a=b", "SCHEMA_REGISTRY_URL", "https://u:pw@registry:8081/?apikey=k1#frag"), want: []string{
+			"HTTP_HANDLER_URL=https://h/x?token=REDACTED&a=REDACTED",
+			"SCHEMA_REGISTRY_URL=https://u:xxxxx@registry:8081/?apikey=REDACTED#REDACTED",
+		}},
 		{name: "overrides", env: env("KAFKA_AUTH", "none", "BATCH_MAX_WAIT", "1500ms", "MAX_BUFFERED_BYTES", "8388608", "KAFKA_COMMIT_INTERVAL", "2s", "UNREADY_AFTER", "90s", "LOG_LEVEL", "DEBUG"), want: []string{
 			"KAFKA_AUTH=none",
 			"KAFKA_TLS=false",
@@ -121,6 +127,10 @@ func TestPrintLines(t *testing.T) {
 			"KAFKA_COMMIT_INTERVAL=2s",
 			"UNREADY_AFTER=1m30s",
 			"LOG_LEVEL=debug",
+		}},
+		{name: "startup timeout and record age", env: env("STARTUP_TIMEOUT", "90s", "HANDLER_MAX_RECORD_AGE", "24h"), want: []string{
+			"STARTUP_TIMEOUT=1m30s",
+			"HANDLER_MAX_RECORD_AGE=24h0m0s",
 		}},
 	}
 	for _, tt := range tests {
@@ -163,7 +173,7 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 // problems about the secrets and the URLs that carry passwords, and checks
 // that neither Error() nor Print shows them.
 func TestSecretsNeverShown(t *testing.T) {
-	secrets := []string{"sasl-s3cret", "registry-s3cret", "header-t0ken", "url-pa55", "reg-url-pa55"}
+	secrets := []string{"sasl-s3cret", "registry-s3cret", "header-t0ken", "url-pa55", "reg-url-pa55", "query-t0ken", "reg-query-k3y", "frag-t0ken"}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -174,25 +184,30 @@ func TestSecretsNeverShown(t *testing.T) {
 			"KAFKA_SASL_USERNAME", "svc",
 			"KAFKA_SASL_PASSWORD", "sasl-s3cret",
 			"VALUE_SCHEMA_REGISTRY", "confluent",
-			"SCHEMA_REGISTRY_URL", "https://sr:reg-url-pa55@registry.example.com",
+			"SCHEMA_REGISTRY_URL", "https://sr:reg-url-pa55@registry.example.com?key=reg-query-k3y",
 			"SCHEMA_REGISTRY_USERNAME", "sr",
 			"SCHEMA_REGISTRY_PASSWORD", "registry-s3cret",
 			"HANDLER", "http",
-			"HTTP_HANDLER_URL", "https://u:url-pa55@api.example.com",
+			"HTTP_HANDLER_URL", "https://u:url-pa55@api.example.com/b?token=query-t0ken#access_token=frag-t0ken",
 			"HTTP_HANDLER_AUTH_HEADER", "Bearer header-t0ken",
 		)},
 		{name: "invalid", wantErr: true, env: env(
 			// iam: the SASL password is set but unused, a problem.
 			"KAFKA_SASL_PASSWORD", "sasl-s3cret",
-			"SCHEMA_REGISTRY_URL", "ftp://sr:reg-url-pa55@registry.example.com",
+			"SCHEMA_REGISTRY_URL", "ftp://sr:reg-url-pa55@registry.example.com/?reg-query-k3y",
 			"SCHEMA_REGISTRY_PASSWORD", "registry-s3cret",
 			"HANDLER", "http",
-			"HTTP_HANDLER_URL", "gopher://u:url-pa55@api.example.com",
+			"HTTP_HANDLER_URL", "gopher://u:url-pa55@api.example.com?token=query-t0ken",
 			"HTTP_HANDLER_AUTH_HEADER", "Bearer header-t0ken\n",
 		)},
 		{name: "unparsable url", wantErr: true, env: env(
 			"HANDLER", "http",
-			"HTTP_HANDLER_URL", "http://u:url-pa55@api example.com/%zz",
+			"HTTP_HANDLER_URL", "http://u:url-pa55@api example.com/%zz?token=query-t0ken",
+		)},
+		{name: "url without host", wantErr: true, env: env(
+			"HANDLER", "http",
+			"HTTP_HANDLER_URL", "https:///hook?token=query-t0ken&sig=frag-t0ken",
+			"SCHEMA_REGISTRY_URL", "registry.example.com?key=reg-query-k3y",
 		)},
 	}
 	for _, tt := range tests {
@@ -217,6 +232,39 @@ func TestSecretsNeverShown(t *testing.T) {
 				if strings.Contains(shown, s) {
 					t.Errorf("got secret %q in output:\n%s", s, shown)
 				}
+			}
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		want string
+	}{
+		{name: "empty", raw: "", want: ""},
+		{name: "plain", raw: "https://api.example.com/b", want: "https://api.example.com/b"},
+		{name: "query values", raw: "https://h/x?token=secret&a=b", want: "https://h/x?token=REDACTED&a=REDACTED"},
+		{name: "key order kept", raw: "https://h/?z=1&a=2&z=3", want: "https://h/?z=REDACTED&a=REDACTED&z=REDACTED"},
+		{name: "empty value", raw: "https://h/?debug=", want: "https://h/?debug=REDACTED"},
+		{name: "value with equals", raw: "https://h/?sig=a=b==", want: "https://h/?sig=REDACTED"},
+		{name: "bare element", raw: "https://h/?s3cr3t", want: "https://h/?REDACTED"},
+		{name: "escaped value", raw: "https://h/?t=%2Fsecret%3D", want: "https://h/?t=REDACTED"},
+		{name: "password and query", raw: "https://u:pw@h/?t=s", want: "https://u:xxxxx@h/?t=REDACTED"},
+		{name: "fragment", raw: "https://h/cb#access_token=s", want: "https://h/cb#REDACTED"},
+		{name: "trailing question mark", raw: "https://h/x?", want: "https://h/x?"},
+		{name: "no scheme", raw: "h/x?token=s", want: "h/x?token=REDACTED"},
+		{name: "unparsable", raw: "http://u:pw@h x/?t=s", want: "<redacted>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := redactURL(tt.raw); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			// Problems are redacted when made and again when rendered.
+			if got := redactURL(redactURL(tt.raw)); got != tt.want {
+				t.Errorf("redacted twice: got %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -280,6 +280,7 @@ func (c Config) validateKafka(v *validator) {
 		}
 	}
 	v.positiveDuration(envKafkaCommitInterval, k.CommitInterval)
+	v.positiveDuration(envStartupTimeout, k.StartupTimeout)
 }
 
 // sessionNameProblem applies STS's rule for RoleSessionName.
@@ -316,6 +317,11 @@ func (c Config) validateBatch(v *validator) {
 	case b.HandlerBackoffMax < b.HandlerRetryBackoff:
 		v.add(envHandlerBackoffMax, b.HandlerBackoffMax.String(),
 			"expected a Go duration >= HANDLER_RETRY_BACKOFF (%s)", b.HandlerRetryBackoff)
+	}
+	// Zero is "no limit" (HANDLER_MAX_RECORD_AGE unset); Load refuses a
+	// zero that was written out.
+	if b.HandlerMaxRecordAge < 0 {
+		v.add(envHandlerMaxRecordAge, b.HandlerMaxRecordAge.String(), "expected "+expOptDuration)
 	}
 	v.positiveDuration(envShutdownTimeout, b.ShutdownTimeout)
 }

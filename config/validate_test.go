@@ -23,6 +23,9 @@ func TestProblemError(t *testing.T) {
 		{name: "registry secret dropped", p: Problem{Var: "SCHEMA_REGISTRY_PASSWORD", Value: "hunter2", Expected: "x"}, want: "SCHEMA_REGISTRY_PASSWORD: x"},
 		{name: "header secret dropped", p: Problem{Var: "HTTP_HANDLER_AUTH_HEADER", Value: "hunter2", Expected: "x"}, want: "HTTP_HANDLER_AUTH_HEADER: x"},
 		{name: "url password redacted", p: Problem{Var: "HTTP_HANDLER_URL", Value: "ftp://u:hunter2@h", Expected: "x"}, want: `HTTP_HANDLER_URL="ftp://u:xxxxx@h": x`},
+		{name: "url query redacted", p: Problem{Var: "SCHEMA_REGISTRY_URL", Value: "ftp://h/?key=hunter2", Expected: "x"}, want: `SCHEMA_REGISTRY_URL="ftp://h/?key=REDACTED": x`},
+		{name: "any url variable redacted", p: Problem{Var: "REDIS_URL", Value: "redis://u:hunter2@h/?token=hunter2", Expected: "x"}, want: `REDIS_URL="redis://u:xxxxx@h/?token=REDACTED": x`},
+		{name: "unparsable url hidden", p: Problem{Var: "HTTP_HANDLER_URL", Value: "http://h x/?t=hunter2", Expected: "x"}, want: `HTTP_HANDLER_URL="<redacted>": x`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,5 +175,43 @@ func TestValidateDurationsShown(t *testing.T) {
 	want := `HANDLER_RETRY_BACKOFF_MAX="1.5s": expected a Go duration >= HANDLER_RETRY_BACKOFF (2s)`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestValidateNewDurations covers STARTUP_TIMEOUT and HANDLER_MAX_RECORD_AGE
+// on a Config built by hand, where zero means "no limit" for the record age
+// only.
+func TestValidateNewDurations(t *testing.T) {
+	base, err := Load(lookup(env()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   string // Error(), or "" for valid
+	}{
+		{name: "defaults", modify: func(*Config) {}},
+		{name: "record age zero is no limit", modify: func(c *Config) { c.Batch.HandlerMaxRecordAge = 0 }},
+		{name: "record age positive", modify: func(c *Config) { c.Batch.HandlerMaxRecordAge = time.Hour }},
+		{name: "record age negative", modify: func(c *Config) { c.Batch.HandlerMaxRecordAge = -time.Minute },
+			want: `HANDLER_MAX_RECORD_AGE="-1m0s": expected a Go duration > 0, such as 250ms, 3s or 2m, or unset for no limit`},
+		{name: "startup timeout zero", modify: func(c *Config) { c.Kafka.StartupTimeout = 0 },
+			want: `STARTUP_TIMEOUT="0s": expected a Go duration > 0, such as 250ms, 3s or 2m`},
+		{name: "startup timeout negative", modify: func(c *Config) { c.Kafka.StartupTimeout = -time.Second },
+			want: `STARTUP_TIMEOUT="-1s": expected a Go duration > 0, such as 250ms, 3s or 2m`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.modify(&c)
+			got := ""
+			if err := c.Validate(); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,9 @@
 package config
 
-import "net/url"
+import (
+	"net/url"
+	"strings"
+)
 
 // The environment variables, named once here so that Load, Validate and
 // Print cannot drift apart.
@@ -28,6 +31,7 @@ const (
 	envKafkaRebalanceTimeout = "KAFKA_REBALANCE_TIMEOUT"
 	envKafkaInstanceID       = "KAFKA_INSTANCE_ID"
 	envKafkaCommitInterval   = "KAFKA_COMMIT_INTERVAL"
+	envStartupTimeout        = "STARTUP_TIMEOUT"
 
 	envBatchMaxRecords     = "BATCH_MAX_RECORDS"
 	envBatchMaxBytes       = "BATCH_MAX_BYTES"
@@ -37,6 +41,7 @@ const (
 	envHandlerMaxAttempts  = "HANDLER_MAX_ATTEMPTS"
 	envHandlerRetryBackoff = "HANDLER_RETRY_BACKOFF"
 	envHandlerBackoffMax   = "HANDLER_RETRY_BACKOFF_MAX"
+	envHandlerMaxRecordAge = "HANDLER_MAX_RECORD_AGE"
 	envShutdownTimeout     = "SHUTDOWN_TIMEOUT"
 
 	envValueFormat         = "VALUE_FORMAT"
@@ -75,11 +80,12 @@ var varOrder = []string{
 	envAWSRegion, envKafkaIAMRoleARN, envKafkaIAMSessionName,
 	envKafkaClientID, envKafkaStartOffset, envKafkaSessionTimeout,
 	envKafkaHeartbeat, envKafkaRebalanceTimeout, envKafkaInstanceID,
-	envKafkaCommitInterval,
+	envStartupTimeout, envKafkaCommitInterval,
 
 	envBatchMaxRecords, envBatchMaxBytes, envBatchMaxWait,
 	envMaxInFlightBatches, envMaxBufferedBytes, envHandlerMaxAttempts,
-	envHandlerRetryBackoff, envHandlerBackoffMax, envShutdownTimeout,
+	envHandlerRetryBackoff, envHandlerBackoffMax, envHandlerMaxRecordAge,
+	envShutdownTimeout,
 
 	envValueFormat, envKeyFormat, envValueSchemaFile, envKeySchemaFile,
 	envValueProtoMessage, envKeyProtoMessage,
@@ -112,24 +118,51 @@ func isSecret(name string) bool {
 	return false
 }
 
-// isURLVar reports whether a variable holds a URL whose userinfo password
-// must be redacted wherever the value is shown.
+// isURLVar reports whether a variable holds a URL whose secrets (a userinfo
+// password, query values, a fragment) must be redacted wherever the value
+// is shown. It goes by the name, so that a URL variable added later (such as
+// the contract's REDIS_URL) is covered without a change here.
 func isURLVar(name string) bool {
-	return name == envHTTPHandlerURL || name == envSchemaRegistryURL
+	return strings.HasSuffix(name, "_URL")
 }
 
-// redactURL hides the password in a URL's userinfo. A value that does not
-// parse is hidden entirely, since we cannot tell where a password would be.
+// redactURL hides what in a URL may be a credential: the password in its
+// userinfo (as url.URL.Redacted does), every query value, since APIs take
+// tokens as ?token=... or ?sig=..., and the fragment. Query keys are kept,
+// in their order, so that an operator can still tell which URL it is; a
+// query element without '=' is hidden whole, since it may be a bare token.
+// A value that does not parse is hidden entirely, since we cannot tell where
+// a secret would be.
 func redactURL(raw string) string {
-	if raw == "" {
-		return ""
+	if raw == "" || raw == redacted {
+		// Problems are redacted when made and again when rendered, so
+		// redacting must be idempotent: "<redacted>" would parse as a path.
+		return raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return redacted
 	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			if key, _, ok := strings.Cut(part, "="); ok {
+				parts[i] = key + "=" + redactedValue
+			} else if part != "" {
+				parts[i] = redactedValue
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		u.Fragment, u.RawFragment = redactedValue, ""
+	}
 	return u.Redacted()
 }
+
+// redactedValue stands in for a query value or a fragment in a URL. It is
+// a plain word, not redacted, so that the printed URL stays a URL.
+const redactedValue = "REDACTED"
 
 // redacted stands in for the value of a secret that is set.
 const redacted = "<redacted>"

@@ -73,14 +73,7 @@ func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Wr
 	case "healthcheck":
 		return healthcheck(lookup, stderr)
 	case "config":
-		cfg, err := config.Load(lookup, handlerNames()...)
-		if err != nil {
-			return configError(stderr, err)
-		}
-		if err := cfg.Print(stdout); err != nil {
-			return exitRuntime
-		}
-		return exitOK
+		return configCommand(lookup, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "consumer %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return exitOK
@@ -102,15 +95,16 @@ func configError(w io.Writer, err error) int {
 
 // serve runs the service until SIGTERM/SIGINT.
 func serve(lookup func(string) (string, bool), stderr io.Writer) int {
-	cfg, err := config.Load(lookup, handlerNames()...)
+	cfg, warnings, err := loadConfig(lookup)
 	if err != nil {
-		return configError(stderr, err)
+		return configFailed(stderr, err, warnings)
 	}
 	log, err := newLogger(cfg.Ops, stderr)
 	if err != nil {
 		return configError(stderr, err)
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	logWarnings(log, warnings)
 
 	ctx, stop := signalContext(log)
 	defer stop()
@@ -169,12 +163,12 @@ func service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kg
 
 	kp := kprom.NewMetrics("consumer", kprom.Subsystem("kafka"), kprom.Registerer(reg), kprom.Gatherer(reg))
 	opts := append([]kgo.Opt{
-		kgo.WithHooks(kp),
 		kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgoLevel(log)))),
 	}, extra...)
 	c, err := consume.New(cfg, consume.Deps{
 		Key: key, Value: value, Handler: hd,
 		Logger: log, Metrics: m, Health: h, Opts: opts,
+		Hooks: []kgo.Hook{kp}, // the group member's client only: kprom registers once
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/handler"
+)
+
+const protoSet = "../../internal/codec/testdata/product.pb"
+
+// testEnv puts the three required variables and AWS_REGION, overridden by
+// kv pairs, into the process environment as well as into the lookup it
+// returns: the names check reads the names of the process environment that
+// the lookup also knows. Tests using it cannot run in parallel.
+func testEnv(t *testing.T, kv ...string) func(string) (string, bool) {
+	t.Helper()
+	m := map[string]string{
+		"KAFKA_BROKERS":  "127.0.0.1:9092",
+		"KAFKA_TOPICS":   "products",
+		"KAFKA_GROUP_ID": "brands-sync-test",
+		"AWS_REGION":     "eu-west-1",
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	for k, v := range m {
+		t.Setenv(k, v)
+	}
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// brokenAvsc writes an Avro schema that does not parse: a field with no
+// type.
+func brokenAvsc(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "broken.avsc")
+	if err := os.WriteFile(p, []byte(`{"type": "record", "name": "P", "fields": [{"name": "id"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// withFailingHandler compiles in a handler named "broken" whose factory
+// fails, as a team's handler with a bad setting would.
+func withFailingHandler(t *testing.T) {
+	t.Helper()
+	compiled["broken"] = func(handler.Deps) (handler.Handler, error) {
+		return nil, errors.New("broken handler: BRANDS_TABLE is not set")
+	}
+	t.Cleanup(func() { delete(compiled, "broken") })
+}
+
+func TestConfigCommand(t *testing.T) {
+	avsc := brokenAvsc(t)
+	tests := []struct {
+		name       string
+		env        []string
+		wantCode   int
+		wantStdout []string // lines that must appear on stdout
+		wantStderr []string // lines that must appear on stderr
+		never      []string // must appear in neither
+	}{
+		{name: "valid", wantCode: exitOK, wantStdout: []string{"KAFKA_TOPICS=products", "STARTUP_TIMEOUT=2m0s", "HANDLER_MAX_RECORD_AGE="}},
+		{name: "broken avsc and missing proto message", env: []string{
+			"VALUE_FORMAT", "avro", "VALUE_SCHEMA_FILE", avsc,
+			"KEY_FORMAT", "protobuf", "KEY_SCHEMA_FILE", protoSet, "KEY_PROTO_MESSAGE", "shop.v1.Missing",
+		}, wantCode: exitConfig, wantStderr: []string{
+			"invalid configuration:",
+			`VALUE_SCHEMA_FILE="` + avsc + `": expected an Avro schema (.avsc) that parses: parsing avro schema ` + avsc + `: ` + "", // prefix, checked below
+			`KEY_PROTO_MESSAGE="shop.v1.Missing": expected the full name of a message in KEY_SCHEMA_FILE: `,
+		}},
+		{name: "proto message found", env: []string{"KEY_FORMAT", "protobuf", "KEY_SCHEMA_FILE", protoSet, "KEY_PROTO_MESSAGE", "shop.v1.ProductKey"}, wantCode: exitOK,
+			wantStdout: []string{"KEY_PROTO_MESSAGE=shop.v1.ProductKey"}},
+		{name: "near miss", env: []string{"HANDLER_MAX_ATTEMPT", "5"}, wantCode: exitConfig, wantStderr: []string{
+			"HANDLER_MAX_ATTEMPT: unknown variable; did you mean HANDLER_MAX_ATTEMPTS?",
+		}},
+		{name: "every problem at once", env: []string{
+			"KAFKA_GROUP_ID", "", "KAFKA_TOPIC", "products", "STARTUP_TIMEOUT", "0s",
+			"VALUE_FORMAT", "avro", "VALUE_SCHEMA_FILE", avsc, "KAFKA_LINGER", "5ms",
+		}, wantCode: exitConfig, wantStderr: []string{
+			"KAFKA_GROUP_ID: required: the consumer group id, one per environment",
+			`STARTUP_TIMEOUT="0s": expected a Go duration > 0, such as 250ms, 3s or 2m`,
+			"KAFKA_TOPIC: unknown variable; did you mean KAFKA_TOPICS?",
+			"warning: KAFKA_LINGER: unknown variable in the service's KAFKA_ namespace; ignored",
+		}},
+		{name: "invalid side not reported twice", env: []string{"VALUE_FORMAT", "xml"}, wantCode: exitConfig, wantStderr: []string{
+			`VALUE_FORMAT="xml": expected json, avro, protobuf, string, bytes, int or long`,
+		}, never: []string{"decodes"}},
+		{name: "warnings with a valid configuration", env: []string{"KAFKA_LINGER", "5ms", "PROCESSING_ORDER", "key"}, wantCode: exitOK, wantStderr: []string{
+			"warning: KAFKA_LINGER: unknown variable in the service's KAFKA_ namespace; ignored",
+			"warning: PROCESSING_ORDER: set, but this version does not support it; ignored",
+		}, wantStdout: []string{"KAFKA_BROKERS=127.0.0.1:9092"}},
+		{name: "handler that cannot be built", env: []string{"HANDLER", "broken"}, wantCode: exitConfig, wantStderr: []string{
+			`HANDLER="broken": expected a handler that can be built: broken handler: BRANDS_TABLE is not set`,
+		}},
+		{name: "query values redacted", env: []string{
+			"HANDLER", "http", "HTTP_HANDLER_URL", "https://h/x?token=s3cret-t0ken&a=b",
+			"VALUE_SCHEMA_REGISTRY", "confluent", "SCHEMA_REGISTRY_URL", "https://sr:pa55word@registry:8081/?apikey=s3cret-k3y",
+		}, wantCode: exitOK, wantStdout: []string{
+			"HTTP_HANDLER_URL=https://h/x?token=REDACTED&a=REDACTED",
+			"SCHEMA_REGISTRY_URL=https://sr:xxxxx@registry:8081/?apikey=REDACTED",
+		}, never: []string{"s3cret", "pa55word"}},
+		{name: "query values redacted in problems", env: []string{
+			"HANDLER", "http", "HTTP_HANDLER_URL", "ftp://h/x?token=s3cret-t0ken",
+			"VALUE_SCHEMA_REGISTRY", "confluent", "SCHEMA_REGISTRY_URL", "https://sr:pa55word@/?apikey=s3cret-k3y",
+		}, wantCode: exitConfig, wantStderr: []string{
+			`SCHEMA_REGISTRY_URL="https://sr:xxxxx@/?apikey=REDACTED": expected an absolute http or https URL: missing host`,
+			`HTTP_HANDLER_URL="ftp://h/x?token=REDACTED": expected an absolute http or https URL: scheme must be http or https`,
+		}, never: []string{"s3cret", "pa55word"}},
+		{name: "unparsable url redacted whole", env: []string{"HANDLER", "http", "HTTP_HANDLER_URL", "https://h x/?token=s3cret-t0ken"},
+			wantCode: exitConfig, wantStderr: []string{`HTTP_HANDLER_URL="<redacted>": expected an absolute http or https URL: does not parse`},
+			never: []string{"s3cret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			withFailingHandler(t)
+			var stdout, stderr strings.Builder
+			code := run([]string{"config"}, testEnv(t, tt.env...), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("got exit %d, want %d\nstderr:\n%s", code, tt.wantCode, stderr.String())
+			}
+			if tt.wantCode != exitOK && stdout.Len() != 0 {
+				t.Errorf("got stdout %q, want nothing", stdout.String())
+			}
+			if tt.wantCode == exitOK && strings.Contains(stderr.String(), "invalid") {
+				t.Errorf("got stderr %q, want warnings at most", stderr.String())
+			}
+			hasLine(t, "stdout", stdout.String(), tt.wantStdout)
+			hasLine(t, "stderr", stderr.String(), tt.wantStderr)
+			for _, s := range tt.never {
+				if strings.Contains(stdout.String()+stderr.String(), s) {
+					t.Errorf("got %q in output, want it never shown:\n%s%s", s, stdout.String(), stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// hasLine checks that each of want starts a line of out.
+func hasLine(t *testing.T, what, out string, want []string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for _, w := range want {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, w) && (w != "HANDLER_MAX_RECORD_AGE=" || l == w)
+		}
+		if !found {
+			t.Errorf("got no line starting %q on %s:\n%s", w, what, out)
+		}
+	}
+}
+
+// TestRunConfigProblems checks that run reports the same problems as
+// config, every one of them, before it connects to anything.
+func TestRunConfigProblems(t *testing.T) {
+	avsc := brokenAvsc(t)
+	var stdout, stderr strings.Builder
+	code := run([]string{"run"}, testEnv(t,
+		"VALUE_FORMAT", "avro", "VALUE_SCHEMA_FILE", avsc,
+		"KEY_FORMAT", "protobuf", "KEY_SCHEMA_FILE", protoSet, "KEY_PROTO_MESSAGE", "shop.v1.Missing",
+		"BATCH_MAX_RECORD", "10", "PARTITION_CONCURRENCY", "8",
+	), &stdout, &stderr)
+	if code != exitConfig {
+		t.Fatalf("got exit %d, want %d\n%s", code, exitConfig, stderr.String())
+	}
+	hasLine(t, "stderr", stderr.String(), []string{
+		"invalid configuration:",
+		`VALUE_SCHEMA_FILE="` + avsc + `": expected an Avro schema (.avsc) that parses`,
+		`KEY_PROTO_MESSAGE="shop.v1.Missing": expected the full name of a message in KEY_SCHEMA_FILE`,
+		"BATCH_MAX_RECORD: unknown variable; did you mean BATCH_MAX_RECORDS?",
+		"warning: PARTITION_CONCURRENCY: set, but this version does not support it; ignored",
+	})
+}
+
+// TestRunLogsWarnings checks that run logs each warning once its logger
+// exists. A compiled-in handler that cannot be built stops it (exit 2)
+// after the logger is built and before anything connects.
+func TestRunLogsWarnings(t *testing.T) {
+	withFailingHandler(t)
+	var stdout, stderr strings.Builder
+	code := run([]string{"run"}, testEnv(t, "HANDLER", "broken", "KAFKA_LINGER", "5ms", "METRICS_ADDR", "127.0.0.1:0"), &stdout, &stderr)
+	if code != exitConfig {
+		t.Fatalf("got exit %d, want %d\n%s", code, exitConfig, stderr.String())
+	}
+	var warn string
+	for l := range strings.Lines(stderr.String()) {
+		if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, "KAFKA_LINGER") {
+			warn = l
+		}
+	}
+	if warn == "" || !strings.Contains(warn, `"variable":"KAFKA_LINGER"`) {
+		t.Errorf("got no warning log line for KAFKA_LINGER, want one in:\n%s", stderr.String())
+	}
+}
+
+func TestLogWarnings(t *testing.T) {
+	tests := []struct {
+		name     string
+		warnings config.Warnings
+		want     []string
+	}{
+		{name: "none", warnings: nil, want: nil},
+		{name: "one line each", warnings: config.Warnings{
+			{Var: "KAFKA_LINGER", Message: "unknown variable in the service's KAFKA_ namespace; ignored"},
+			{Var: "OTEL_SERVICE_NAME", Message: "set, but this version does not support it; ignored"},
+		}, want: []string{
+			"configuration: KAFKA_LINGER: unknown variable in the service's KAFKA_ namespace; ignored",
+			"configuration: OTEL_SERVICE_NAME: set, but this version does not support it; ignored",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			logWarnings(zap.New(core), tt.warnings)
+			entries := logs.AllUntimed()
+			if len(entries) != len(tt.want) {
+				t.Fatalf("got %d lines, want %d", len(entries), len(tt.want))
+			}
+			for i, e := range entries {
+				if e.Level != zapcore.WarnLevel || e.Message != tt.want[i] || e.ContextMap()["variable"] != tt.warnings[i].Var {
+					t.Errorf("got %s %q %v, want warn %q variable=%s", e.Level, e.Message, e.ContextMap(), tt.want[i], tt.warnings[i].Var)
+				}
+			}
+		})
+	}
+}

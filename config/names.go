@@ -1,0 +1,232 @@
+package config
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"strings"
+)
+
+// maxNameEdits is how far a variable's name may be from a known name and
+// still be taken for a typo of it: two edits catch a dropped, doubled or
+// swapped letter and a wrong separator, while names of other software
+// (AWS_*, ECS_*, GO*) are all further than that from ours.
+const maxNameEdits = 2
+
+// unsupportedVars are variables of the operator contract that this version
+// does not implement yet. Set, each gets a warning (it is ignored), never an
+// error: an operator may deploy one configuration to old and new versions.
+var unsupportedVars = []string{
+	"KAFKA_GROUP_PROTOCOL",
+	"PROCESSING_ORDER",
+	"PARTITION_CONCURRENCY",
+	"REDIS_URL",
+}
+
+// unsupportedPrefixes are the contract's families of variables that this
+// version does not implement yet (the idempotency store and OpenTelemetry);
+// every variable that starts with one is unsupported. OTEL_* is also the
+// OpenTelemetry SDKs' own namespace, which platforms inject into every
+// container, so no name in it is ever taken for a typo.
+var unsupportedPrefixes = []string{"IDEMPOTENCY_", "OTEL_"}
+
+// namespaces are the prefixes of the service's own variables (and of those
+// the contract reserves for it). An unknown variable in one is most likely
+// meant for the service, so it gets a warning, even when it is too far from
+// any known name to be a typo. AWS_ is not one: it belongs to the AWS SDK.
+var namespaces = []string{
+	"KAFKA_", "BATCH_", "HANDLER_", "HTTP_HANDLER_", "DLQ_",
+	"SCHEMA_REGISTRY_", "VALUE_", "KEY_", "LOG_", "METRICS_", "MAX_",
+	"SHUTDOWN_", "STARTUP_", "UNREADY_", "PROCESSING_", "PARTITION_",
+}
+
+// Warning is a variable that does not stop the service but that an operator
+// should hear of: set but ignored, because this version does not support it
+// or because no such variable exists. Var is the variable's name; its value
+// is never part of a warning, since a misspelt secret is still a secret.
+type Warning struct {
+	Var     string
+	Message string
+}
+
+// String renders the warning on one line, e.g.
+//
+//	KAFKA_GROUP_PROTOCOL: set, but this version does not support it; ignored
+func (w Warning) String() string { return w.Var + ": " + w.Message }
+
+// Warnings are the warnings about an environment, sorted by variable name.
+type Warnings []Warning
+
+// LoadEnviron is Load over environ, a list of KEY=VALUE pairs as returned by
+// os.Environ (where a name appears twice, the first one counts, as with
+// os.Getenv), followed by CheckNames over the same list. Its Errors hold the
+// problems of both, in the contract's order; problems with unknown names
+// come last.
+func LoadEnviron(environ []string, handlerNames ...string) (Config, Warnings, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := vars[k]; !dup {
+			vars[k] = v
+		}
+	}
+	c, err := Load(func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}, handlerNames...)
+	warnings, nameErr := CheckNames(environ)
+	var ps, more Errors
+	errors.As(err, &ps)
+	errors.As(nameErr, &more)
+	return c, warnings, asError(append(ps, more...))
+}
+
+// CheckNames checks the names of the variables in environ (KEY=VALUE pairs
+// as returned by os.Environ, or bare names) against the variables the
+// service knows. Values are not looked at. A name that is not known:
+//
+//   - is skipped when it is a Kubernetes service-link variable (*_PORT,
+//     *_PORT_*, *_SERVICE_HOST, *_SERVICE_PORT*): Kubernetes sets those for
+//     every service in the namespace, and a service named "kafka" or
+//     "metrics" would otherwise look like ours;
+//   - is a warning when the contract names it but this version does not
+//     support it (unsupportedVars, unsupportedPrefixes);
+//   - is a problem, "did you mean X?", when it is within two edits of a known
+//     name X, counting a swap of two adjacent characters as one edit
+//     (optimal string alignment distance) and ignoring case, so that
+//     kafka_brokers is caught too. Where an unsupported name is at least as
+//     near, it is a warning instead: a typo of an ignored variable must not
+//     stop the service;
+//   - is a warning when it starts with one of the service's own prefixes
+//     (namespaces);
+//   - is otherwise none of the service's business.
+//
+// Problems are returned as Errors, sorted by name; nil when there are none.
+func CheckNames(environ []string) (Warnings, error) {
+	var names []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+
+	var (
+		ps       Errors
+		warnings Warnings
+	)
+	for _, name := range names {
+		if isKnownVar(name) || isServiceLink(name) {
+			continue
+		}
+		if isUnsupported(name) {
+			warnings = append(warnings, Warning{Var: name, Message: "set, but this version does not support it; ignored"})
+			continue
+		}
+		upper := strings.ToUpper(name)
+		known, dk := nearest(upper, knownVars())
+		unsupported, du := nearest(upper, unsupportedVars)
+		switch {
+		case dk <= maxNameEdits && dk < du:
+			expected := "unknown variable; did you mean " + known + "?"
+			if dk == 0 {
+				expected = "unknown variable (names are case-sensitive); did you mean " + known + "?"
+			}
+			ps = append(ps, Problem{Var: name, Expected: expected})
+		case du <= maxNameEdits:
+			warnings = append(warnings, Warning{Var: name, Message: "unknown variable, ignored; did you mean " + unsupported + "? (this version does not support it either)"})
+		default:
+			if ns := namespaceOf(upper); ns != "" {
+				warnings = append(warnings, Warning{Var: name, Message: "unknown variable in the service's " + ns + " namespace; ignored"})
+			}
+		}
+	}
+	return warnings, asError(ps)
+}
+
+// knownVars are the names Load reads.
+func knownVars() []string {
+	return append(slices.Clip(varOrder), envAWSDefaultRegion)
+}
+
+func isKnownVar(name string) bool {
+	return name == envAWSDefaultRegion || varIndex(name) < len(varOrder)
+}
+
+func isUnsupported(name string) bool {
+	if slices.Contains(unsupportedVars, name) {
+		return true
+	}
+	for _, p := range unsupportedPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isServiceLink reports whether name has the shape of a variable Kubernetes
+// sets for a service in the pod's namespace (enableServiceLinks), such as
+// KAFKA_PORT_9092_TCP_ADDR for a service named kafka.
+func isServiceLink(name string) bool {
+	name = strings.ToUpper(name)
+	return strings.HasSuffix(name, "_PORT") ||
+		strings.Contains(name, "_PORT_") ||
+		strings.HasSuffix(name, "_SERVICE_HOST") ||
+		strings.Contains(name, "_SERVICE_PORT")
+}
+
+// namespaceOf returns the longest of the service's prefixes name starts
+// with, or "".
+func namespaceOf(name string) string {
+	ns := ""
+	for _, p := range namespaces {
+		if strings.HasPrefix(name, p) && len(p) > len(ns) {
+			ns = p
+		}
+	}
+	return ns
+}
+
+// nearest returns the candidate nearest to name and its distance; the first
+// in candidates wins a tie. With no candidates the distance is larger than
+// any name.
+func nearest(name string, candidates []string) (string, int) {
+	best, bestD := "", math.MaxInt
+	for _, c := range candidates {
+		if d := osaDistance(name, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best, bestD
+}
+
+// osaDistance is the optimal string alignment distance between a and b:
+// the number of insertions, deletions, substitutions and swaps of two
+// adjacent bytes that turn a into b, no substring being edited twice.
+// Variable names are ASCII, so bytes are characters.
+func osaDistance(a, b string) int {
+	// Three rows of the usual dynamic programme: i-2, i-1 and i.
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}
