@@ -128,8 +128,8 @@ type Deps struct {
 	// OnError, if set, is called for every failed produce attempt, with
 	// the source record and the error.
 	OnError func(source *kgo.Record, err error)
-	// OnValueOmitted, if set, is called for every copy written without its
-	// value because it would not fit the dead-letter topic.
+	// OnValueOmitted, if set, is called for every copy acknowledged without
+	// its value because it would not fit the dead-letter topic.
 	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
 	Now            func() time.Time // nil: time.Now
 }
@@ -165,19 +165,26 @@ func (w *Writer) limit(topic string) int32 {
 // A copy that cannot fit the dead-letter topic is written without its value
 // (see HeaderValueOmitted), both when its size says so before it is sent and
 // when the client or the brokers refuse it as too large: a record that can
-// never be written must not hold its partition forever.
+// never be written must not hold its partition forever. The value is dropped
+// only when that is what makes the copy fit: a topic that refuses even the
+// copy without its value is misconfigured, which is an outage like any
+// other, and the next attempt sends the whole copy again, so that the copy
+// written once the topic is fixed keeps its value.
 func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	if len(fs) == 0 {
 		return nil
 	}
 	at := w.d.Now()
 	pending := make([]*kgo.Record, len(fs))
-	sources := make(map[*kgo.Record]*kgo.Record, len(fs))
+	sources := make(map[*kgo.Record]*kgo.Record, len(fs)) // copy -> source
+	whole := make(map[*kgo.Record]*kgo.Record, len(fs))   // source -> copy with its value
 	for i, f := range fs {
-		dest := w.cfg.TopicFor(f.Record.Topic)
-		r := Build(dest, w.cfg.Group, f, at)
-		if limit := w.limit(dest); BatchSize(r) > int(limit) {
-			r = w.omitValue(r, f.Record, limit)
+		r := Build(w.cfg.TopicFor(f.Record.Topic), w.cfg.Group, f, at)
+		whole[f.Record] = r
+		if limit := w.limit(r.Topic); BatchSize(r) > int(limit) {
+			if o := withoutValue(r, f.Record); BatchSize(o) <= int(limit) {
+				r = o
+			}
 		}
 		pending[i] = r
 		sources[r] = f.Record
@@ -185,25 +192,32 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	for attempt := 1; ; attempt++ {
 		results := w.d.Producer.ProduceSync(ctx, pending...)
 		failed := pending[:0]
-		tooLarge := false
+		again := false // retry at once: a copy changed, the topic is fine
 		for _, res := range results {
+			src := sources[res.Record]
 			if res.Err == nil {
+				if w.d.OnValueOmitted != nil && valueOmitted(res.Record) {
+					w.d.OnValueOmitted(src, res.Record.Topic, w.limit(res.Record.Topic))
+				}
 				continue
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			src := sources[res.Record]
 			if w.d.OnError != nil {
 				w.d.OnError(src, res.Err)
 			}
 			// The failed records are produced again as new records: a
 			// record that failed is not reused by the client.
-			r := &kgo.Record{Topic: res.Record.Topic, Key: res.Record.Key, Value: res.Record.Value, Headers: res.Record.Headers}
-			if errors.Is(res.Err, kerr.MessageTooLarge) && !valueOmitted(r) {
-				r = w.omitValue(r, src, w.limit(r.Topic))
-				tooLarge = true
+			r := res.Record
+			switch tooLarge := errors.Is(res.Err, kerr.MessageTooLarge); {
+			case tooLarge && !valueOmitted(r):
+				r = withoutValue(r, src)
+				again = true
+			case tooLarge:
+				r = whole[src] // the topic refuses even the headers
 			}
+			r = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
 			sources[r] = src
 			failed = append(failed, r)
 		}
@@ -211,8 +225,8 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 			return nil
 		}
 		pending = failed
-		if tooLarge {
-			continue // at once: the copies changed, the topic is fine
+		if again {
+			continue
 		}
 		if err := backoff.Sleep(ctx, w.cfg.Backoff.Delay(attempt)); err != nil {
 			return err
@@ -220,13 +234,10 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	}
 }
 
-// omitValue returns r without its value and with HeaderValueOmitted.
-func (w *Writer) omitValue(r, src *kgo.Record, limit int32) *kgo.Record {
+// withoutValue returns r without its value and with HeaderValueOmitted.
+func withoutValue(r, src *kgo.Record) *kgo.Record {
 	headers := append(r.Headers[:len(r.Headers):len(r.Headers)],
 		kgo.RecordHeader{Key: HeaderValueOmitted, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)})
-	if w.d.OnValueOmitted != nil {
-		w.d.OnValueOmitted(src, r.Topic, limit)
-	}
 	return &kgo.Record{Topic: r.Topic, Key: r.Key, Headers: headers}
 }
 

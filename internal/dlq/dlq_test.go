@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -126,12 +127,15 @@ func testConfig() Config {
 
 // limited refuses, as a broker does, record batches over max bytes.
 type limited struct {
+	mu       sync.Mutex
 	max      int
 	produced []*kgo.Record
 	refused  int
 }
 
 func (l *limited) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var out kgo.ProduceResults
 	for _, r := range rs {
 		var err error
@@ -208,4 +212,48 @@ func headerOf(r *kgo.Record, key string) []byte {
 		}
 	}
 	return nil
+}
+
+// TestTopicRefusingEvenTheHeadersIsAnOutage: when the dead-letter topic's
+// max.message.bytes is below the size of a copy without its value (a
+// misconfigured topic), omitting the value cannot help. The writer keeps
+// retrying, and once the topic is fixed, the copy keeps its value: the
+// value is dropped only when that is what makes the copy fit.
+func TestTopicRefusingEvenTheHeadersIsAnOutage(t *testing.T) {
+	for _, known := range []int32{0, 64} {
+		t.Run(fmt.Sprintf("limit known %d", known), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := &limited{max: 64}
+				cfg := testConfig()
+				cfg.MaxBytes = func(string) int32 { return known }
+				var errs, omitted int
+				w := NewWriter(cfg, Deps{
+					Producer:       p,
+					OnError:        func(*kgo.Record, error) { errs++ },
+					OnValueOmitted: func(*kgo.Record, string, int32) { omitted++ },
+				})
+				done := make(chan error)
+				go func() {
+					done <- w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json")}, Kind: KindDecode, Err: errors.New("bad")}})
+				}()
+				time.Sleep(10 * time.Second)
+				synctest.Wait()
+				p.mu.Lock()
+				if len(p.produced) != 0 {
+					t.Errorf("during the outage: produced %d", len(p.produced))
+				}
+				p.max = 1 << 20 // the topic is fixed
+				p.mu.Unlock()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if errs < 5 || omitted != 0 {
+					t.Errorf("errors reported %d, omissions reported %d; want at least 5 and none", errs, omitted)
+				}
+				if len(p.produced) != 1 || string(p.produced[0].Value) != "not json" || headerOf(p.produced[0], HeaderValueOmitted) != nil {
+					t.Fatalf("after the fix: got %+v, want the copy with its value", p.produced)
+				}
+			})
+		})
+	}
 }
