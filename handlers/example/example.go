@@ -81,7 +81,14 @@ func (h *Handler) Handle(ctx context.Context, b handler.Batch) error {
 				deleted++ // the product was deleted
 				continue
 			}
-			upserted++ // a real handler writes r.Value here
+			// A real handler writes r.Value here, and says what an error
+			// means: handler.Unavailable(err) when its database cannot
+			// be reached (the batch waits and is retried without limit,
+			// nothing is dead-lettered), handler.Permanent(err) when the
+			// database rejects a record (the batch is bisected down to
+			// that record, which is dead-lettered), a plain error when
+			// the write failed in a way a retry may fix.
+			upserted++
 		}
 		return nil
 	}).Handle(ctx, b)

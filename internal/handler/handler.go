@@ -17,11 +17,13 @@ import (
 	"msk-consumer/config"
 )
 
-// Record is one decoded record of a batch.
+// Record is one decoded record of a batch. Its memory belongs to the
+// service: a handler must not keep it, nor Key, Value or anything of Raw,
+// after Handle returns; copy what it keeps.
 type Record struct {
 	// Raw is the record as fetched: topic, partition, offset, timestamp,
 	// headers and the original key and value bytes. Handlers must not
-	// modify it.
+	// modify it: the service dead-letters and commits from it.
 	Raw *kgo.Record
 	// Key is the decoded key as JSON; null when the record has no key.
 	Key json.RawMessage
@@ -29,7 +31,9 @@ type Record struct {
 	Value json.RawMessage
 }
 
-// Batch is records of one partition, in offset order.
+// Batch is records of one partition, in offset order. The Records slice
+// is the handler's: it may reorder, filter or re-slice it, because the
+// service knows the records by their offsets, not their positions.
 type Batch struct {
 	Topic     string
 	Partition int32
@@ -39,13 +43,37 @@ type Batch struct {
 // Handler handles batches. Handle is called for one batch at a time per
 // partition, and concurrently for different partitions.
 //
-// The error decides what happened to the batch:
-//   - nil: every record succeeded;
-//   - *ItemFailures: the records at those offsets failed (they are retried),
-//     the others succeeded;
-//   - an error wrapping ErrPermanent (see Permanent): every record failed and
-//     retrying cannot help; they are dead-lettered at once;
-//   - any other error: every record failed transiently and is retried.
+// The error decides what happened to the batch, checked in this order:
+//   - nil: every record succeeded.
+//   - an error wrapping ErrUnavailable (see Unavailable), even an
+//     *ItemFailures whose Err wraps it: the handler could not work at all
+//     (its database or service is down, overloaded, or refuses the
+//     credentials). Not the records' fault: the batch is retried without
+//     limit with capped backoff, the partition waits, nothing is
+//     dead-lettered for it (unless HANDLER_MAX_RECORD_AGE expires), and the
+//     service turns unready after UNREADY_AFTER.
+//   - *ItemFailures: the records at Offsets failed and are retried, up to
+//     HANDLER_MAX_ATTEMPTS attempts in all, then dead-lettered as
+//     "handler"; those at Invalid are dead-lettered at once as
+//     "validation"; the others succeeded.
+//   - an error wrapping ErrPermanent (see Permanent): the batch was
+//     rejected, some record in it is at fault and retrying the same batch
+//     cannot help. It is bisected at once, down to single records; a
+//     single rejected record is dead-lettered as "handler" without
+//     retries.
+//   - any other error: the batch failed. It is retried up to
+//     HANDLER_MAX_ATTEMPTS, then bisected: each half retried on its own,
+//     down to single records; a single record that still fails is
+//     dead-lettered as "handler".
+//
+// An error returned because ctx ended (ctx.Err() or context.Cause(ctx)) is
+// not counted against the records: the caller stopped waiting.
+//
+// What Handle may do with b: reorder, filter or re-slice b.Records (the
+// service knows records by offset, not position). What it must not do:
+// modify a Record's Raw, or keep a Record, its Key or Value, or anything of
+// Raw after it returns: that memory is reused. Copy what must outlive the
+// call.
 type Handler interface {
 	Handle(ctx context.Context, b Batch) error
 }

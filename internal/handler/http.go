@@ -58,11 +58,12 @@ type HTTP struct {
 // as the Authorization header when it is set, and cfg.HTTPTimeout (30s when
 // zero) as the time limit of each request, response body included.
 //
-// A nil client is replaced by one made for the job: keep-alives, up to 64
-// idle connections to the service, and no redirects followed (a 3xx is a
-// permanent failure, because following a 301, 302 or 303 would turn the POST
-// into a GET without the batch). A client passed in keeps its own redirect
-// policy. A nil logger discards.
+// A nil client is replaced by one made for the job: keep-alives and up to
+// 64 idle connections to the service. Redirects are never followed, with
+// any client: following a 301, 302 or 303 would turn the POST into a GET
+// without the batch, so a 3xx means the URL is wrong and the service is
+// unavailable until it is fixed. A client passed in is copied with its
+// CheckRedirect replaced. A nil logger discards.
 func NewHTTP(cfg config.Handler, logger *zap.Logger, client *http.Client) (*HTTP, error) {
 	u, err := url.Parse(cfg.HTTPURL)
 	if err != nil {
@@ -85,6 +86,10 @@ func NewHTTP(cfg config.Handler, logger *zap.Logger, client *http.Client) (*HTTP
 	}
 	if client == nil {
 		client = newHTTPClient(timeout)
+	} else {
+		c := *client
+		c.CheckRedirect = noRedirects
+		client = &c
 	}
 	h := &HTTP{
 		url:     u.String(),
@@ -114,21 +119,40 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 			TLSHandshakeTimeout:   min(10*time.Second, timeout),
 			ExpectContinueTimeout: time.Second,
 		},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+		CheckRedirect: noRedirects,
 		// No Client.Timeout: Handle bounds each request with its context.
 	}
 }
 
-// Handle posts b and returns nil, *ItemFailures, a transient error or a
-// Permanent one according to the response. An empty batch is not posted.
+// noRedirects makes the client return a 3xx response as it is.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Handle posts b and returns what the response means, as the operator
+// contract says (see docs/HANDLERS.md for the table):
+//
+//   - nil or *ItemFailures for a 2xx with a valid batch response;
+//   - an error wrapping ErrInvalidResponse for a 2xx whose body cannot be
+//     understood: the batch failed (neither rejected nor unavailable);
+//   - Unavailable for no response at all (a connection, DNS or TLS error,
+//     no response within the timeout, a malformed response, a connection
+//     broken while reading the body), and for the statuses that say the
+//     service cannot take any batch: 408, 429, 502, 503, 504, 401, 403,
+//     404, 405, 407, every 1xx and 3xx, and any status outside 100-599;
+//   - a *StatusError on its own, the batch failed, for 500 and every other
+//     5xx;
+//   - Permanent, the batch was rejected, for 400, 413, 422 and every other
+//     4xx.
+//
+// When ctx ends first the error wraps its cause and is none of these
+// classes: the caller gave up, the service did not fail. An empty batch is
+// not posted.
 func (h *HTTP) Handle(ctx context.Context, b Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
 	body := h.newBody(&b)
 	defer body.release()
+	size := len(*body.buf)
 
 	reqCtx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
@@ -142,7 +166,7 @@ func (h *HTTP) Handle(ctx context.Context, b Batch) error {
 	// GetBody lets the transport resend the body on a fresh connection when
 	// a kept-alive one turned out to be closed before anything was written.
 	req.GetBody = func() (io.ReadCloser, error) { return body.open(), nil }
-	req.ContentLength = int64(len(*body.buf))
+	req.ContentLength = int64(size)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "msk-consumer")
@@ -152,46 +176,101 @@ func (h *HTTP) Handle(ctx context.Context, b Batch) error {
 
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return h.requestError(ctx, err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			// Its message repeats the URL's query and credentials.
+			err = uerr.Err
+		}
+		return h.exchangeError(ctx, "", err)
+	}
+	code := resp.StatusCode
+	if code < 200 {
+		// Only 101 Switching Protocols is a final 1xx. Its body may be
+		// the connection itself, which the request's deadline does not
+		// cover: reading it could block for ever.
+		_ = resp.Body.Close()
+		return h.statusError(code, resp.Header, nil, size)
 	}
 	data, truncated, readErr := readBody(resp.Body)
-	code := resp.StatusCode
+	if code > 299 {
+		// The status decides; a body cut short only shortens the quote.
+		return h.statusError(code, resp.Header, data, size)
+	}
+	if readErr != nil {
+		// The outcome is unknown, and the exchange broke or timed out.
+		return h.exchangeError(ctx, "status "+strconv.Itoa(code)+", reading the response", readErr)
+	}
+	if truncated {
+		return h.invalid(code, data, "the body is longer than 1 MiB")
+	}
+	return h.outcome(&b, code, data)
+}
+
+// exchangeError describes an exchange that broke before a whole response
+// was read, after what (which may be empty). It is Unavailable, unless ctx
+// ended: then the caller gave up (shutdown, rebalance), not the service,
+// and the error wraps ctx's cause instead.
+func (h *HTTP) exchangeError(ctx context.Context, what string, err error) error {
+	prefix := "http handler: POST " + h.target + ": "
+	if what != "" {
+		prefix += what + ": "
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s%w", prefix, context.Cause(ctx))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The request's own deadline: HTTP_HANDLER_TIMEOUT.
+		return Unavailable(fmt.Errorf("%sno response within %s: %w", prefix, h.timeout, err))
+	}
+	return Unavailable(fmt.Errorf("%s%w", prefix, err))
+}
+
+// statusError classifies a response that is not 2xx by its status, as the
+// operator contract says.
+func (h *HTTP) statusError(code int, header http.Header, data []byte, requestBytes int) error {
+	se := &StatusError{StatusCode: code, URL: h.target, Body: h.snippet(data), RequestBytes: requestBytes}
+	if code >= 300 && code <= 399 {
+		se.Location = h.location(header.Get("Location"))
+	}
 	switch {
-	case code >= 200 && code <= 299:
-		if readErr != nil {
-			// The outcome is unknown: retry the whole batch.
-			if ctx.Err() != nil {
-				readErr = context.Cause(ctx)
-			}
-			return fmt.Errorf("http handler: POST %s: status %d, reading the response: %w", h.target, code, readErr)
-		}
-		if truncated {
-			return h.invalid(code, data, "the body is longer than 1 MiB")
-		}
-		return h.outcome(&b, code, data)
-	case code == http.StatusTooManyRequests || code >= 500:
-		return &StatusError{StatusCode: code, URL: h.target, Body: h.snippet(data)}
+	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+		// A proxy or load balancer with no healthy service behind it.
+		return Unavailable(se)
+	case code >= 500 && code <= 599:
+		return se
+	case code == http.StatusUnauthorized, code == http.StatusForbidden, code == http.StatusProxyAuthRequired:
+		// The credentials, not the records.
+		return Unavailable(se)
+	case code == http.StatusNotFound, code == http.StatusMethodNotAllowed:
+		// A wrong URL, or a service not deployed yet.
+		return Unavailable(se)
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		// The service is slow or overloaded.
+		return Unavailable(se)
+	case code >= 400 && code <= 499:
+		return Permanent(se)
 	default:
-		// Other 4xx, and 1xx or 3xx that the client did not follow.
-		return Permanent(&StatusError{StatusCode: code, URL: h.target, Body: h.snippet(data)})
+		// 1xx and 3xx (never followed), and statuses outside 100-599:
+		// the service or its URL is misconfigured, not the records.
+		return Unavailable(se)
 	}
 }
 
-// requestError describes a failed exchange without repeating the URL's
-// query or credentials, which *url.Error would.
-func (h *HTTP) requestError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		// The caller gave up (shutdown, rebalance), not the service.
-		return fmt.Errorf("http handler: POST %s: %w", h.target, context.Cause(ctx))
+// location returns a redirect's target for a message, resolved against the
+// URL and without user info, query or fragment.
+func (h *HTTP) location(loc string) string {
+	if loc == "" {
+		return ""
 	}
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		err = uerr.Err
+	base, err := url.Parse(h.url)
+	if err != nil {
+		return ""
 	}
-	if errors.Is(err, context.DeadlineExceeded) || (uerr != nil && uerr.Timeout()) {
-		return fmt.Errorf("http handler: POST %s: no response within %s: %w", h.target, h.timeout, err)
+	u, err := base.Parse(loc)
+	if err != nil {
+		return "(not a valid URL)"
 	}
-	return fmt.Errorf("http handler: POST %s: %w", h.target, err)
+	return truncate(redactURL(u), maxErrorBody)
 }
 
 // batchResponse is AWS Lambda's partial batch response.
@@ -243,8 +322,8 @@ func (h *HTTP) outcome(b *Batch, code int, data []byte) error {
 }
 
 // invalid logs and returns the failure of a batch whose 2xx response cannot
-// be understood. It is transient: the records may be fine and the service
-// may be fixed or rolled back.
+// be understood: the batch failed, so it is retried, then bisected. The
+// records may be fine and the service fixed or rolled back meanwhile.
 func (h *HTTP) invalid(code int, data []byte, reason string) error {
 	snippet := h.snippet(data)
 	h.logger.Warn("http handler: 2xx response is not a valid batch response; the whole batch failed",
@@ -461,8 +540,9 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendRawJSON(dst, r.Value)
 	dst = append(dst, `,"headers":{`...)
 	first := true
+	shadowed := shadowedHeaders(raw.Headers)
 	for i, h := range raw.Headers {
-		if shadowed(raw.Headers[i+1:], h.Key) {
+		if shadowed.has(i) {
 			continue // a repeated key keeps its last value
 		}
 		if !first {

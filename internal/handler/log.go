@@ -66,8 +66,9 @@ func rawOrNull(m json.RawMessage) json.RawMessage {
 type logHeaders []kgo.RecordHeader
 
 func (hs logHeaders) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	shadowed := shadowedHeaders(hs)
 	for i, h := range hs {
-		if shadowed(hs[i+1:], h.Key) {
+		if shadowed.has(i) {
 			continue
 		}
 		if utf8.Valid(h.Value) {
@@ -77,15 +78,4 @@ func (hs logHeaders) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		}
 	}
 	return nil
-}
-
-// shadowed reports whether a later header has the same key, so that a
-// repeated key is rendered once, with its last value.
-func shadowed(later []kgo.RecordHeader, key string) bool {
-	for _, h := range later {
-		if h.Key == key {
-			return true
-		}
-	}
-	return false
 }

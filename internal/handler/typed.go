@@ -16,7 +16,9 @@ import (
 )
 
 // TypedRecord is a record whose value was decoded into a T by a Typed
-// handler.
+// handler. As with Record, Raw and Key must not be kept after fn returns;
+// the Values made by JSONValue, AvroValue and ProtoValue hold copies and
+// may be kept.
 type TypedRecord[T any] struct {
 	// Raw is the record as fetched. Handlers must not modify it.
 	Raw *kgo.Record
@@ -64,14 +66,23 @@ var ErrNotDecodable = errors.New("value does not decode into the handler's type"
 // fitting this handler's type is a rejection by the handler, like a
 // failed validation, and retrying cannot change it.)
 //
-// fn's error means what a Handler's error means, for the records it was
-// given: nil, *ItemFailures (merged with the invalid records), an error
-// wrapping ErrPermanent, or any other (transient) error. With some records
-// invalid, a transient error is reported as an *ItemFailures naming every
-// record fn was given, so that the invalid ones are still dead-lettered
-// once; a permanent error dead-letters the whole batch, the invalid
-// records included, as handler failures. When every record is invalid, fn
-// is not called.
+// fn's error means what a Handler's error means (see Handler), for the
+// records it was given:
+//   - nil: they succeeded; the invalid ones are reported in an
+//     *ItemFailures;
+//   - *ItemFailures: merged with the invalid records;
+//   - an error wrapping ErrUnavailable (see Unavailable), wrapping
+//     ErrPermanent (see Permanent), or any other error: returned as it is,
+//     for the whole batch, invalid records included. The batch is then
+//     retried without limit (unavailable), bisected at once (rejected), or
+//     retried and then bisected (failed); the invalid records are reported
+//     once fn succeeds on a batch, or a part of one, that holds them, or
+//     when one is handled alone. Turning such an error into an
+//     *ItemFailures instead would dead-letter every record fn was given
+//     after HANDLER_MAX_ATTEMPTS, though the downstream, or one record,
+//     was at fault.
+//
+// When every record is invalid, fn is not called.
 func Typed[T any](decode DecodeFunc[T], fn func(ctx context.Context, b TypedBatch[T]) error) Handler {
 	return &typed[T]{decode: decode, fn: fn}
 }
@@ -130,14 +141,8 @@ func (h *typed[T]) Handle(ctx context.Context, b Batch) error {
 			Invalid: append(invalid, items.Invalid...),
 			Err:     errors.Join(items.Err, why),
 		}
-	case errors.Is(err, ErrPermanent):
-		return err
 	default:
-		offs := make([]int64, 0, len(tb.Records))
-		for _, r := range tb.Records {
-			offs = append(offs, r.Raw.Offset)
-		}
-		return &ItemFailures{Offsets: offs, Invalid: invalid, Err: errors.Join(err, why)}
+		return err
 	}
 }
 

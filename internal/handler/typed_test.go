@@ -47,40 +47,56 @@ func TestTyped(t *testing.T) {
 		rec(13, "", nil),
 		rec(14, `{"sku":"e","price":5}`, []byte("x")),
 	}}
+	errDown := errors.New("db down")
 	tests := []struct {
 		name        string
+		batch       Batch // the batch above when empty
 		fnErr       error
+		want        class
 		wantOffsets []int64
 		wantInvalid []int64
 		wantIs      []error
 	}{
-		{name: "ok", wantInvalid: []int64{11, 12}, wantIs: []error{errNegative}},
-		{name: "transient", fnErr: errors.New("db down"), wantOffsets: []int64{10, 13, 14}, wantInvalid: []int64{11, 12}},
-		{name: "partial", fnErr: &ItemFailures{Offsets: []int64{14}}, wantOffsets: []int64{14}, wantInvalid: []int64{11, 12}},
-		{name: "permanent", fnErr: Permanent(errors.New("bad")), wantIs: []error{ErrPermanent}},
+		{name: "ok", want: classPartial, wantInvalid: []int64{11, 12}, wantIs: []error{errNegative}},
+		{name: "partial", fnErr: &ItemFailures{Offsets: []int64{14}}, want: classPartial, wantOffsets: []int64{14}, wantInvalid: []int64{11, 12}},
+		// The whole batch, invalid records included, is handed back: it
+		// is retried or bisected, and the invalid records are reported
+		// once fn succeeds on a part that holds them.
+		{name: "batch failed", fnErr: errDown, want: classFailed, wantIs: []error{errDown}},
+		{name: "rejected", fnErr: Permanent(errDown), want: classRejected, wantIs: []error{ErrPermanent, errDown}},
+		{name: "unavailable", fnErr: Unavailable(errDown), want: classUnavailable, wantIs: []error{ErrUnavailable, errDown}},
+		{
+			name:  "unavailable, no invalid record",
+			batch: Batch{Topic: "t", Records: []Record{batch.Records[0], batch.Records[3], batch.Records[4]}},
+			fnErr: Unavailable(errDown), want: classUnavailable, wantIs: []error{ErrUnavailable, errDown},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			b := tt.batch
+			if b.Records == nil {
+				b = batch
+			}
 			var got []TypedRecord[item]
 			h := Typed(JSONValue[item](), func(_ context.Context, b TypedBatch[item]) error {
 				got = b.Records
 				return tt.fnErr
 			})
-			err := h.Handle(context.Background(), batch)
+			err := h.Handle(context.Background(), b)
 			if len(got) != 3 || got[0].Value.SKU != "a" || !got[1].Tombstone || got[2].Value.Price != 5 {
 				t.Errorf("got records %+v, want offsets 10, 13 (tombstone), 14", got)
+			}
+			if c := classOf(err); c != tt.want {
+				t.Fatalf("got %s (%v), want %s", c, err, tt.want)
 			}
 			for _, is := range tt.wantIs {
 				if !errors.Is(err, is) {
 					t.Errorf("got %v, want it to wrap %v", err, is)
 				}
 			}
-			if tt.wantInvalid == nil {
-				return
-			}
 			var items *ItemFailures
 			if !errors.As(err, &items) {
-				t.Fatalf("got %v, want *ItemFailures", err)
+				return
 			}
 			if !slices.Equal(items.Invalid, tt.wantInvalid) || !slices.Equal(items.Offsets, tt.wantOffsets) {
 				t.Errorf("got invalid %v offsets %v, want %v %v", items.Invalid, items.Offsets, tt.wantInvalid, tt.wantOffsets)
