@@ -194,8 +194,8 @@ PY
 
 # --- Go-side checks ---------------------------------------------------------------
 
-step "go test: example configurations, ECS environment, dashboard/alert metric names"
-"$GO" test -count=1 -run 'TestExampleEnvFiles|TestDeployEnvFilesMatchExamples|TestECSTaskDefinition|TestObservabilityUsesExportedMetrics|TestMetricNamesExtraction' \
+step "go test: example configurations, ECS environment, IAM policies, dashboard/alert metric names"
+"$GO" test -count=1 -run 'TestExampleEnvFiles|TestDeployEnvFilesMatchExamples|TestECSTaskDefinition|TestIAMPolicies|TestObservabilityUsesExportedMetrics|TestMetricNamesExtraction' \
   ./config/ ./internal/metrics/ || fail "go test (deploy checks)"
 
 echo
