@@ -131,13 +131,9 @@ func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
 	if cfg.Kafka.StartOffset == config.StartLatest {
 		start = kgo.NewOffset().AtEnd()
 	}
-	// Fetches are bounded so that what the client buffers (about two
-	// fetches per broker: one being polled, one in flight) stays small next
-	// to MAX_BUFFERED_BYTES, which bounds what the workers hold. The fetch
-	// limits count compressed bytes and the buffer decoded ones, and a fetch
-	// returns at least one whole record batch, so the overshoot grows with
-	// the compression ratio and the producers' batch size.
-	fetchMax := int32(min(max(cfg.Batch.MaxBufferedBytes/4, 64<<10), 50<<20))
+	sizer := newFetchSizer(cfg.Batch.MaxBufferedBytes)
+	fetchMax, partMax := sizer.limits()
+	sizer.set = fetchMax
 	opts := append(slices.Clone(c.opts),
 		kgo.ConsumerGroup(cfg.Kafka.GroupID),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
@@ -148,7 +144,8 @@ func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(fetchMax),
-		kgo.FetchMaxPartitionBytes(min(fetchMax, 1<<20)),
+		kgo.FetchMaxPartitionBytes(partMax),
+		kgo.MaxConcurrentFetches(fetchesHeld),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(c.assigned),
@@ -162,7 +159,7 @@ func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(30*time.Second),
 		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 { return dlqLimit(dlqLimits, topic) }),
-		kgo.WithHooks(&groupHooks{c}),
+		kgo.WithHooks(&groupHooks{c}, sizer),
 	)
 	if len(c.deps.Hooks) > 0 {
 		opts = append(opts, kgo.WithHooks(c.deps.Hooks...))
@@ -170,7 +167,14 @@ func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
 	if cfg.Kafka.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.Kafka.InstanceID))
 	}
-	return kgo.NewClient(append(opts, c.deps.Opts...)...)
+	cl, err := kgo.NewClient(append(opts, c.deps.Opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	sizer.mu.Lock()
+	sizer.update = cl.UpdateFetchMaxBytes
+	sizer.mu.Unlock()
+	return cl, nil
 }
 
 // dlqLimit is the record batch limit of a dead-letter topic: its
