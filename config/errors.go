@@ -28,7 +28,7 @@ func (p Problem) Error() string {
 	if p.Value != "" && !isSecret(p.Var) {
 		v := p.Value
 		if isURLVar(p.Var) {
-			v = redactURL(v)
+			v = RedactURL(v)
 		}
 		b.WriteByte('=')
 		b.WriteString(strconv.Quote(v))

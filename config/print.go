@@ -85,12 +85,12 @@ func (c Config) Print(w io.Writer) error {
 	line(envKeyProtoMessage, c.Key.ProtoMessage)
 	line(envValueSchemaRegistry, string(c.Value.Registry))
 	line(envKeySchemaRegistry, string(c.Key.Registry))
-	line(envSchemaRegistryURL, redactURL(c.Registry.URL))
+	line(envSchemaRegistryURL, RedactURL(c.Registry.URL))
 	line(envSchemaRegistryUser, c.Registry.Username)
 	secret(envSchemaRegistryPass, c.Registry.Password)
 
 	line(envHandler, c.Handler.Name)
-	line(envHTTPHandlerURL, redactURL(c.Handler.HTTPURL))
+	line(envHTTPHandlerURL, RedactURL(c.Handler.HTTPURL))
 	dur(envHTTPHandlerTimeout, c.Handler.HTTPTimeout)
 	secret(envHTTPHandlerAuth, c.Handler.HTTPAuth)
 

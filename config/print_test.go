@@ -259,11 +259,11 @@ func TestRedactURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := redactURL(tt.raw); got != tt.want {
+			if got := RedactURL(tt.raw); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 			// Problems are redacted when made and again when rendered.
-			if got := redactURL(redactURL(tt.raw)); got != tt.want {
+			if got := RedactURL(RedactURL(tt.raw)); got != tt.want {
 				t.Errorf("redacted twice: got %q, want %q", got, tt.want)
 			}
 		})

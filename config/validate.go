@@ -44,7 +44,7 @@ func (v *validator) add(name, value, expected string, args ...any) {
 	case isSecret(name):
 		value = ""
 	case isURLVar(name):
-		value = redactURL(value)
+		value = RedactURL(value)
 	}
 	if len(args) > 0 {
 		expected = fmt.Sprintf(expected, args...)

@@ -126,14 +126,14 @@ func isURLVar(name string) bool {
 	return strings.HasSuffix(name, "_URL")
 }
 
-// redactURL hides what in a URL may be a credential: the password in its
+// RedactURL hides what in a URL may be a credential: the password in its
 // userinfo (as url.URL.Redacted does), every query value, since APIs take
 // tokens as ?token=... or ?sig=..., and the fragment. Query keys are kept,
 // in their order, so that an operator can still tell which URL it is; a
 // query element without '=' is hidden whole, since it may be a bare token.
 // A value that does not parse is hidden entirely, since we cannot tell where
 // a secret would be.
-func redactURL(raw string) string {
+func RedactURL(raw string) string {
 	if raw == "" || raw == redacted {
 		// Problems are redacted when made and again when rendered, so
 		// redacting must be idempotent: "<redacted>" would parse as a path.

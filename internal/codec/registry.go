@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,10 +168,13 @@ type schemaSource interface {
 // value decoders. It caches schemas by id and references by subject and
 // version.
 type confluentSource struct {
-	cl   *sr.Client
-	url  string
-	ids  flight[int, *registrySchema]
-	refs flight[refKey, sr.SubjectSchema]
+	cl  *sr.Client
+	url string // redacted: it names the registry in errors
+	// query is the URL's query, which the client repeats in its errors and
+	// which may hold a token; errors carry query redacted.
+	query, redactedQuery string
+	ids                  flight[int, *registrySchema]
+	refs                 flight[refKey, sr.SubjectSchema]
 }
 
 type refKey struct {
@@ -184,7 +188,7 @@ type refKey struct {
 func newConfluentSource(c config.SchemaRegistry, hc *http.Client) (*confluentSource, error) {
 	u, err := url.Parse(c.URL)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %q: not an absolute URL", redactURL(c.URL))
+		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL %q: not an absolute URL", config.RedactURL(c.URL))
 	}
 	user, pass := c.Username, c.Password
 	if u.User != nil {
@@ -205,7 +209,12 @@ func newConfluentSource(c config.SchemaRegistry, hc *http.Client) (*confluentSou
 	if err != nil {
 		return nil, fmt.Errorf("schema registry client: %w", err)
 	}
-	return &confluentSource{cl: cl, url: u.String()}, nil
+	s := &confluentSource{cl: cl, url: config.RedactURL(u.String()), query: u.RawQuery}
+	if s.query != "" {
+		r, _ := url.Parse(s.url)
+		s.redactedQuery = r.RawQuery
+	}
+	return s, nil
 }
 
 func (s *confluentSource) name() string { return s.url }
@@ -281,8 +290,21 @@ func (s *confluentSource) classify(err error, ref string) error {
 		return &RegistryError{Framing: config.RegistryConfluent, SchemaID: ref, Registry: s.url, StatusCode: re.StatusCode,
 			Err: errors.New("status " + strconv.Itoa(re.StatusCode) + ": " + re.Error())}
 	}
+	if s.query != "" && strings.Contains(err.Error(), s.query) {
+		err = redactedError{err, strings.ReplaceAll(err.Error(), s.query, s.redactedQuery)}
+	}
 	return &RegistryError{Framing: config.RegistryConfluent, SchemaID: ref, Registry: s.url, Err: err}
 }
+
+// redactedError is an error with a message edited to hide a secret; errors.Is
+// and errors.As still see the original.
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
 
 // GlueAPI is the one call of the Glue client used here; *glue.Client has it.
 type GlueAPI interface {
@@ -320,14 +342,4 @@ func (s *glueSource) lookup(ctx context.Context, fr *Frame) (*registrySchema, er
 		}
 		return rs, nil
 	})
-}
-
-// redactURL drops credentials from a URL for messages.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	return u.String()
 }

@@ -344,3 +344,27 @@ func TestGlue(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryErrorsHideURLSecrets: a registry URL may carry a credential
+// (user info, or a token in its query); no error, and so no log line or
+// dead-letter header, names it.
+func TestRegistryErrorsHideURLSecrets(t *testing.T) {
+	cf := newFakeConfluent(t, loadGoldenRegistry(t))
+	cf.down.Store(http.StatusServiceUnavailable)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	src := confluentBytes(1, goldenBin(t, "small"))
+	for name, base := range map[string]string{"outage": cf.URL(), "unreachable": closed.URL} {
+		t.Run(name, func(t *testing.T) {
+			u := strings.Replace(base, "://", "://svc:pa55word@", 1) + "/?apikey=s3cret"
+			d := confluentValue(t, u, config.Codec{Format: config.FormatAvro}, Options{})
+			_, err := d.AppendJSON(context.Background(), nil, src)
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("got %v, want ErrUnavailable", err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "pa55word") {
+				t.Fatalf("the error names a secret: %s", msg)
+			}
+		})
+	}
+}

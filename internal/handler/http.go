@@ -70,7 +70,7 @@ func NewHTTP(cfg config.Handler, logger *zap.Logger, client *http.Client) (*HTTP
 		// url.Parse's error repeats the URL, which may hold credentials.
 		return nil, errors.New("http handler: HTTP_HANDLER_URL is not a valid URL")
 	}
-	target := redactURL(u)
+	target := config.RedactURL(u.String())
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("http handler: HTTP_HANDLER_URL %q: want an http:// or https:// URL with a host", target)
 	}
@@ -270,7 +270,7 @@ func (h *HTTP) location(loc string) string {
 	if err != nil {
 		return "(not a valid URL)"
 	}
-	return truncate(redactURL(u), maxErrorBody)
+	return truncate(config.RedactURL(u.String()), maxErrorBody)
 }
 
 // batchResponse is AWS Lambda's partial batch response.
@@ -422,18 +422,6 @@ func readBody(rc io.ReadCloser) (data []byte, truncated bool, err error) {
 		return data[:maxResponseBody], true, err
 	}
 	return data, false, err
-}
-
-// redactURL returns u without user info, query or fragment, for messages
-// and logs: any of them may carry a secret.
-func redactURL(u *url.URL) string {
-	r := *u
-	r.User = nil
-	r.RawQuery = ""
-	r.ForceQuery = false
-	r.Fragment = ""
-	r.RawFragment = ""
-	return r.String()
 }
 
 // validHeaderValue reports whether v can be sent as a header value.

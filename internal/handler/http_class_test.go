@@ -192,7 +192,7 @@ func TestHTTPResponses(t *testing.T) {
 		{name: "302 relative", reply: reply(302, "", "Location", "/elsewhere"), want: classUnavailable, wantStatus: 302, wantText: "/elsewhere not followed"},
 		{name: "303", reply: reply(303, "", "Location", "/elsewhere"), want: classUnavailable, wantStatus: 303},
 		{name: "304", reply: reply(304, ""), want: classUnavailable, wantStatus: 304},
-		{name: "307 with credentials", reply: reply(307, "", "Location", "https://u:pa55word@other.example/x?token=query-secret#f"), want: classUnavailable, wantStatus: 307, wantText: "redirect to https://other.example/x not followed"},
+		{name: "307 with credentials", reply: reply(307, "", "Location", "https://u:pa55word@other.example/x?token=query-secret#f"), want: classUnavailable, wantStatus: 307, wantText: "redirect to https://u:xxxxx@other.example/x?token=REDACTED#REDACTED not followed"},
 		{name: "308", reply: reply(308, "", "Location", "/elsewhere"), want: classUnavailable, wantStatus: 308},
 
 		// 4xx: rejected, except those that say the service cannot take

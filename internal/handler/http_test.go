@@ -301,7 +301,7 @@ func TestNewHTTP(t *testing.T) {
 		{name: "https", cfg: config.Handler{HTTPURL: "https://example.com/hook"}},
 		{name: "empty", cfg: config.Handler{}, wantErr: "want an http:// or https:// URL"},
 		{name: "no scheme", cfg: config.Handler{HTTPURL: "example.com/hook"}, wantErr: "want an http:// or https:// URL"},
-		{name: "ftp with credentials", cfg: config.Handler{HTTPURL: "ftp://u:pa55word@example.com/?k=query-secret"}, wantErr: "ftp://example.com/"},
+		{name: "ftp with credentials", cfg: config.Handler{HTTPURL: "ftp://u:pa55word@example.com/?k=query-secret"}, wantErr: "ftp://u:xxxxx@example.com/?k=REDACTED"},
 		{name: "unparsable", cfg: config.Handler{HTTPURL: "http://u:pa55word@[::1"}, wantErr: "not a valid URL"},
 		{name: "newline in auth", cfg: config.Handler{HTTPURL: "http://h/", HTTPAuth: "Bearer s3cr3t\r\nX: y"}, wantErr: "control characters"},
 	}
