@@ -86,4 +86,10 @@ type Deps struct {
 
 // Factory builds a handler. Go handlers compiled into the binary are
 // registered as factories by name in cmd/consumer/handlers.go.
+//
+// A factory checks its configuration and returns an error naming what is
+// wrong, but must not connect to anything: `consumer config` calls it to
+// check the configuration offline, and at start an unreachable downstream
+// is an outage (the handler returns ErrUnavailable and the consumer waits
+// and shows it on /readyz), not a reason to exit.
 type Factory func(Deps) (Handler, error)
