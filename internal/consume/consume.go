@@ -1,14 +1,47 @@
-// Package consume owns the Kafka client: the consumer group, polling,
-// per-partition workers, pausing for backpressure, marking and committing
-// offsets, and the rebalance callbacks. What happens to a batch (decoding,
-// handling, dead-lettering) is internal/process's business; how records are
-// cut into batches is internal/batch's.
+// Package consume owns the consumer group: polling, per-partition workers,
+// pausing for backpressure, marking and committing offsets, and the
+// rebalance callbacks. How a client connects (TLS, SASL, credentials) is
+// internal/kafkaclient's business; what happens to a batch (decoding,
+// handling, dead-lettering) is internal/process's; how records are cut into
+// batches is internal/batch's.
 //
-// The commit protocol: a partition's worker marks the offset after the last
-// record of the finished prefix of each batch; marked offsets are committed
-// every KAFKA_COMMIT_INTERVAL, on revoke (after the partition's in-flight
-// batch finished) and on shutdown. Nothing is committed for partitions that
-// were lost. Offsets are tracked here and nowhere else.
+// # The commit protocol
+//
+// A partition's worker marks the offset after the last record of the
+// finished prefix of each batch (handled, or its dead-letter copy
+// acknowledged); marked offsets are committed every KAFKA_COMMIT_INTERVAL,
+// on revoke (after the partition's in-flight batch finished) and on
+// shutdown. Offsets are tracked here and nowhere else. The invariants:
+//
+//  1. A committed offset never passes a record that is not finished:
+//     workers mark only finished prefixes (partition.mark).
+//  2. A partition taken from this member (revoked or lost) is committed by
+//     the revoke callback only, while the generation that owned it is
+//     current, and never after: take sets partition.gone before the worker
+//     is stopped, and every other commit leaves gone partitions out.
+//  3. Nothing is committed for a lost partition: its new owner may already
+//     have moved past what this member marked.
+//  4. A commit carries offsets taken in the generation it is sent in: the
+//     PreCommitFnContext hook refuses the request otherwise (errRebalanced).
+//     With the classic protocol the coordinator accepts a commit from any
+//     member of the current generation for any partition, so an offset
+//     taken before a rebalance and sent after it could rewind the
+//     partition's new owner.
+//  5. Commits go out one at a time (commitMu), so an older snapshot is
+//     never committed after a newer one.
+//
+// franz-go's AutoCommitMarks (with MarkCommitRecords) would commit the marks
+// from the client's own goroutine. It is not used because these rules are
+// then spread between our callbacks and the client's internals: the revoke
+// must stop the worker before the last commit of its partition, within a
+// budget that shutdown can shorten (2); the generation guard (4) and the
+// gone rule (2) are ours to state and test either way; and the per-partition
+// record of what was committed (for the lag metric and for skipping empty
+// commits) would be kept twice. A commit written here is a dozen lines more
+// than marks, and every rule it follows is in this file.
+// The tests that hold these invariants are in consume_test.go and
+// hardening_test.go (rebalances while records flow, crashes, a dead-letter
+// outage, shutdown within its budget), on kfake and on a real broker.
 package consume
 
 import (
@@ -66,7 +99,6 @@ type Consumer struct {
 	log     *zap.Logger
 	metrics *metrics.Metrics
 	health  *health.Health
-	sem     chan struct{} // one slot per batch in flight, across partitions
 	joined  chan struct{} // closed at the first assignment
 	joinOne sync.Once
 
@@ -107,7 +139,6 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 		log:      log,
 		metrics:  d.Metrics,
 		health:   d.Health,
-		sem:      make(chan struct{}, max(cfg.Batch.MaxInFlight, 1)),
 		joined:   make(chan struct{}),
 		fatal:    make(chan error, 1),
 		stopping: make(chan struct{}),
@@ -237,7 +268,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.client = cl
-	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, cl, c.metrics.BufferedBytes)
+	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
 	w := dlq.NewWriter(dlq.Config{
 		Group:    c.cfg.Kafka.GroupID,
 		TopicFor: c.cfg.DLQ.TopicFor,

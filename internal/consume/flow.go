@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"context"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,7 +13,14 @@ type pauser interface {
 	ResumeFetchPartitions(map[string][]int32)
 }
 
-// flow bounds the bytes fetched and not yet finished (MAX_BUFFERED_BYTES) by
+// flow is the consumer's flow control: the in-flight batch slots
+// (MAX_IN_FLIGHT_BATCHES), and the bytes fetched and not yet finished
+// (MAX_BUFFERED_BYTES) with the pause state they decide. Fetched bytes are
+// added as records arrive (add); a worker gives them back only through the
+// release that acquire returns, once, so that no exit path of a worker can
+// keep bytes held and its partition paused.
+//
+// It bounds the bytes fetched and not yet finished by
 // giving each assigned partition a fair share of the budget (the budget
 // over the partitions assigned), so that a partition stuck on its handler,
 // the dead-letter topic or the registry fills only its own share and the
@@ -31,6 +39,7 @@ type pauser interface {
 // resume, and partition.poke, which does not block.
 type flow struct {
 	limit int64
+	slots chan struct{} // one per batch in flight, across partitions
 	cl    pauser
 	gauge prometheus.Gauge
 
@@ -40,8 +49,35 @@ type flow struct {
 	parts map[*partition]struct{}
 }
 
-func newFlow(limit int64, cl pauser, gauge prometheus.Gauge) *flow {
-	return &flow{limit: max(limit, 1), cl: cl, gauge: gauge, share: max(limit, 1), parts: map[*partition]struct{}{}}
+func newFlow(limit int64, slots int, cl pauser, gauge prometheus.Gauge) *flow {
+	return &flow{
+		limit: max(limit, 1), slots: make(chan struct{}, max(slots, 1)),
+		cl: cl, gauge: gauge, share: max(limit, 1), parts: map[*partition]struct{}{},
+	}
+}
+
+// acquire waits for an in-flight slot for a batch of p that holds bytes
+// (taken from p's queue, added when fetched). It returns release, which gives
+// back the slot and the bytes; calls after the first do nothing. If halt is
+// closed or ctx is done first, it gives back the bytes itself and returns
+// false.
+func (f *flow) acquire(ctx context.Context, halt <-chan struct{}, p *partition, bytes int64) (release func(), ok bool) {
+	select {
+	case f.slots <- struct{}{}:
+	case <-halt:
+		f.add(p, -bytes)
+		return nil, false
+	case <-ctx.Done():
+		f.add(p, -bytes)
+		return nil, false
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-f.slots
+			f.add(p, -bytes)
+		})
+	}, true
 }
 
 // attach adds partitions to the budget's division.
@@ -80,8 +116,8 @@ func (f *flow) detach(ps ...*partition) {
 	f.divideLocked()
 }
 
-// add accounts for n bytes fetched for p (n > 0) or finished (n < 0), and
-// pauses or resumes fetching.
+// add accounts for n bytes fetched for p (n > 0) or finished (n < 0, from
+// a release), and pauses or resumes fetching.
 func (f *flow) add(p *partition, n int64) {
 	if n == 0 {
 		return

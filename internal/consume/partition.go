@@ -24,7 +24,8 @@ const recordOverhead = 256
 // worker goroutine that cuts them into batches and processes them one after
 // another, and its offsets.
 type partition struct {
-	c     *Consumer
+	flow  *flow
+	proc  processor
 	topic string
 	id    int32
 	m     *metrics.Topic
@@ -49,10 +50,16 @@ type partition struct {
 	committed int64 // last committed offset; -1 if none by this member
 }
 
+// processor is what a worker hands its batches to (*process.Processor).
+type processor interface {
+	Process(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (int, error)
+}
+
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {
 	ctx, cancel := context.WithCancel(c.abort)
 	return &partition{
-		c: c, topic: topic, id: id, m: m,
+		flow: c.flow, proc: c.proc,
+		topic: topic, id: id, m: m,
 		lag:    c.metrics.LagFor(topic, id),
 		ctx:    ctx,
 		cancel: cancel,
@@ -154,23 +161,17 @@ func (p *partition) run() {
 			continue
 		}
 
-		select {
-		case p.c.sem <- struct{}{}:
-		case <-p.halt:
-			p.c.flow.add(p, -held)
-			return
-		case <-p.ctx.Done():
-			p.c.flow.add(p, -held)
+		release, ok := p.flow.acquire(p.ctx, p.halt, p, held)
+		if !ok {
 			return
 		}
-		n, err := p.c.proc.Process(p.ctx, recs, p.m)
-		<-p.c.sem
+		n, err := p.proc.Process(p.ctx, recs, p.m)
 		if n > 0 {
 			last := recs[n-1]
 			p.mark(last.Offset+1, last.LeaderEpoch)
 		}
 		clear(recs) // let the records be collected
-		p.c.flow.add(p, -held)
+		release()
 		if err != nil {
 			return // canceled: the rest is redelivered to whoever owns the partition next
 		}
