@@ -64,6 +64,7 @@ import (
 	"msk-consumer/internal/dlq"
 	"msk-consumer/internal/handler"
 	"msk-consumer/internal/health"
+	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/metrics"
 	"msk-consumer/internal/process"
 )
@@ -146,7 +147,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 		topicMet: make(map[string]*metrics.Topic),
 	}
 	c.abort, c.abortAll = context.WithCancel(context.Background())
-	opts, err := ClientOptsWith(cfg.Kafka, d.Metrics, log)
+	opts, err := kafkaclient.Options(cfg.Kafka, kafkaclient.Deps{Metrics: d.Metrics, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
 		zap.String("dlq_topic", dest), zap.Error(err))
 	c.health.Stuck(health.PartitionKey(src.Topic, src.Partition), "cannot write to dead-letter topic "+dest+": "+err.Error())
-	if IsFatal(err) {
+	if kafkaclient.IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
 	}
 }
@@ -345,7 +346,7 @@ func (c *Consumer) pollLoop(ctx context.Context) {
 			switch {
 			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 			case errors.Is(err, kgo.ErrClientClosed):
-			case IsFatal(err):
+			case kafkaclient.IsFatal(err):
 				c.fail(&FatalError{What: "fetching", Err: err})
 			default:
 				c.log.Warn("fetch error; the client retries", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
@@ -640,7 +641,7 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 	case failed != nil:
 		c.metrics.Commits.WithLabelValues(metrics.OutcomeError).Inc()
 		c.log.Warn("offset commit failed; the offsets stay marked and are committed next time", zap.Error(failed))
-		if IsFatal(failed) {
+		if kafkaclient.IsFatal(failed) {
 			c.fail(&FatalError{What: "committing offsets", Err: failed})
 		}
 	default:
@@ -771,7 +772,7 @@ func (h *groupHooks) OnGroupManageError(err error) {
 	}
 	h.c.health.GroupError(err)
 	h.c.conn.group(err)
-	if IsFatal(err) {
+	if kafkaclient.IsFatal(err) {
 		h.c.fail(&FatalError{What: "joining group " + h.c.cfg.Kafka.GroupID, Err: err})
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 
 	"msk-consumer/config"
+	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/metrics"
 )
 
@@ -54,8 +55,11 @@ func TestOAuthBearerRealKafka(t *testing.T) {
 	m := startWithMetrics(t, cfg, log.recorder("a"), func(mt *metrics.Metrics) []kgo.Opt {
 		k := cfg.Kafka
 		k.Auth = config.AuthIAM // counted under the mechanism MSK IAM uses
-		tap := newAuthTap(k, func() string { return "msk-consumer-test" }, mt, nil)
-		return []kgo.Opt{kgo.SASL(oauth.Oauth(provider)), kgo.Dialer(dialer(nil, tap))}
+		opts, err := kafkaclient.Options(k, kafkaclient.Deps{Metrics: mt, SASL: oauth.Oauth(provider), Principal: "msk-consumer-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return opts
 	})
 
 	// Produce for longer than a few sessions while the consumer runs.

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"msk-consumer/internal/backoff"
+	"msk-consumer/internal/kafkaclient"
 )
 
 // preflight checks the cluster before the member joins the group, with a
@@ -128,7 +129,7 @@ func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
 				switch {
 				case ok && d.Err == nil:
 					continue
-				case ok && IsFatal(d.Err):
+				case ok && kafkaclient.IsFatal(d.Err):
 					return &FatalError{What: "describing topic " + t, Err: d.Err}
 				case ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition):
 					err = d.Err // a transient answer: ask again
@@ -161,7 +162,7 @@ func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
 				continue
 			}
 		}
-		if IsFatal(err) {
+		if kafkaclient.IsFatal(err) {
 			return &FatalError{What: "describing topics", Err: err}
 		}
 		c.log.Warn("cannot check topics yet; retrying", zap.Int("attempt", attempt), zap.Error(err))

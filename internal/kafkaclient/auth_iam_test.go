@@ -1,4 +1,4 @@
-package consume
+package kafkaclient
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 // TestCredentialRetryPolicy: credential failures are retried by the client
 // and become fatal only after a few tries with an answer retrying cannot
-// change, or after failing for iamGiveUpAfter with any other error; one
+// change, or after failing for IAMGiveUpAfter with any other error; one
 // success starts the count again.
 func TestCredentialRetryPolicy(t *testing.T) {
 	denied := &smithy.GenericAPIError{Code: "InvalidClientTokenId", Message: "invalid"}
@@ -65,7 +65,7 @@ func TestCredentialRetryPolicy(t *testing.T) {
 					return good, cur.err
 				}),
 				log: zap.NewNop(), now: func() time.Time { return now },
-				giveUpTries: iamGiveUpAfterTries, giveUpAfter: iamGiveUpAfter,
+				giveUpTries: IAMGiveUpAfterTries, giveUpAfter: IAMGiveUpAfter,
 			}
 			for i, s := range tc.steps {
 				now = now.Add(s.after)

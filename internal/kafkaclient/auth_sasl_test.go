@@ -1,25 +1,18 @@
-package consume
+package kafkaclient
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"msk-consumer/internal/kafkaclient/kafkaclienttest"
 	"msk-consumer/internal/metrics"
-)
-
-const (
-	saslUser     = "consumer"
-	saslPassword = "s3cret-Pa55word-for-tests"
 )
 
 // TestSASLMechanisms: SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN over TLS
@@ -33,23 +26,23 @@ func TestSASLMechanisms(t *testing.T) {
 		{"plain", "PLAIN"},
 	} {
 		t.Run(tc.auth, func(t *testing.T) {
-			pki := newTestPKI(t)
-			c := startTLSCluster(t, pki.serverTLS(false), kfake.EnableSASL(), kfake.Superuser(tc.method, saslUser, saslPassword),
+			pki := kafkaclienttest.NewPKI(t)
+			c := startTLSCluster(t, pki.ServerTLS(false), kfake.EnableSASL(), kfake.Superuser(tc.method, saslUser, saslPassword),
 				kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "1500"}))
 			cfg := authConfig(t, c, map[string]string{
 				"KAFKA_AUTH":          tc.auth,
 				"KAFKA_SASL_USERNAME": saslUser,
 				"KAFKA_SASL_PASSWORD": saslPassword,
-				"KAFKA_TLS_CA_FILE":   pki.caFile,
+				"KAFKA_TLS_CA_FILE":   pki.CAFile,
 			})
-			cp := newCapture()
+			cp := kafkaclienttest.NewCapture()
 			m := metrics.New(prometheus.NewRegistry())
 			prod := authClient(t, cfg.Kafka, m, cp)
 			cons := authClient(t, cfg.Kafka, m, cp, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			produce(t, kfakeNames, prod, 20, nil)
+			produce(t, prod, 20)
 			consumeAll(t, cons, 20, 20*time.Second)
 			time.Sleep(1600 * time.Millisecond) // past the session lifetime
-			produce(t, kfakeNames, prod, 20, nil)
+			produce(t, prod, 20)
 			consumeAll(t, cons, 20, 20*time.Second) // the next 20
 
 			count := func(kind, outcome string) float64 {
@@ -69,44 +62,9 @@ func TestSASLMechanisms(t *testing.T) {
 			}
 			prod.Close()
 			cons.Close()
-			cp.assertNoSecrets(t, saslPassword)
+			cp.AssertNoSecrets(t, saslPassword)
 		})
 	}
-}
-
-// TestSCRAMRefusedIsFatal: a broker that refuses the SCRAM credentials with
-// SASL_AUTHENTICATION_FAILED (as Kafka does for a wrong password) stops the
-// consumer with a FatalError that names the user, and prints no password.
-func TestSCRAMRefusedIsFatal(t *testing.T) {
-	pki := newTestPKI(t)
-	c := startTLSCluster(t, pki.serverTLS(false), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
-	c.ControlKey(kmsg.SASLAuthenticate.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		resp := r.(*kmsg.SASLAuthenticateRequest).ResponseKind().(*kmsg.SASLAuthenticateResponse)
-		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
-		msg := "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
-		resp.ErrorMessage = &msg
-		return resp, nil, true
-	})
-	cfg := authConfig(t, c, map[string]string{
-		"KAFKA_AUTH":          "scram-sha-512",
-		"KAFKA_SASL_USERNAME": saslUser,
-		"KAFKA_SASL_PASSWORD": saslPassword,
-		"KAFKA_TLS_CA_FILE":   pki.caFile,
-	})
-	cp := newCapture()
-	err := runConsumer(t, cfg, cp, 30*time.Second)
-	t.Logf("the fatal line: %v", err)
-	var ae *AuthError
-	if !errors.As(err, &ae) || !IsFatal(err) || !errors.Is(err, kerr.SaslAuthenticationFailed) {
-		t.Fatalf("got %v, want a fatal *AuthError", err)
-	}
-	for _, want := range []string{"user " + saslUser, "KAFKA_AUTH=scram-sha-512", "invalid credentials", "check KAFKA_AUTH and the credentials"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("got message %q, want it to mention %q", err, want)
-		}
-	}
-	cp.assertNoSecrets(t, saslPassword)
 }
 
 // TestTLSVerification: the broker certificate is verified against
@@ -116,7 +74,7 @@ func TestSCRAMRefusedIsFatal(t *testing.T) {
 // KAFKA_TLS_KEY_FILE and nothing less. Over SASL (the service's own dialer)
 // and without (kgo's).
 func TestTLSVerification(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := kafkaclienttest.NewPKI(t)
 	for _, tc := range []struct {
 		name   string
 		mtls   bool
@@ -125,15 +83,15 @@ func TestTLSVerification(t *testing.T) {
 		env    map[string]string
 		wantOK bool
 	}{
-		{name: "CA file, IP address", sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.caFile}, wantOK: true},
-		{name: "CA file, host name", sasl: true, host: "localhost", env: map[string]string{"KAFKA_TLS_CA_FILE": pki.caFile}, wantOK: true},
-		{name: "server name override", sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.caFile, "KAFKA_TLS_SERVER_NAME": "broker.test"}, wantOK: true},
-		{name: "wrong server name", sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.caFile, "KAFKA_TLS_SERVER_NAME": "wrong.test"}},
+		{name: "CA file, IP address", sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.CAFile}, wantOK: true},
+		{name: "CA file, host name", sasl: true, host: "localhost", env: map[string]string{"KAFKA_TLS_CA_FILE": pki.CAFile}, wantOK: true},
+		{name: "server name override", sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.CAFile, "KAFKA_TLS_SERVER_NAME": "broker.test"}, wantOK: true},
+		{name: "wrong server name", sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.CAFile, "KAFKA_TLS_SERVER_NAME": "wrong.test"}},
 		{name: "system roots do not know the test CA", sasl: true},
 		{name: "insecure skip verify", sasl: true, env: map[string]string{"KAFKA_TLS_INSECURE_SKIP_VERIFY": "true"}, wantOK: true},
-		{name: "mTLS with a client certificate", mtls: true, env: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": pki.caFile, "KAFKA_TLS_CERT_FILE": pki.certFile, "KAFKA_TLS_KEY_FILE": pki.keyFile}, wantOK: true},
-		{name: "mTLS and SCRAM", mtls: true, sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.caFile, "KAFKA_TLS_CERT_FILE": pki.certFile, "KAFKA_TLS_KEY_FILE": pki.keyFile}, wantOK: true},
-		{name: "mTLS without a client certificate", mtls: true, env: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": pki.caFile}},
+		{name: "mTLS with a client certificate", mtls: true, env: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": pki.CAFile, "KAFKA_TLS_CERT_FILE": pki.CertFile, "KAFKA_TLS_KEY_FILE": pki.KeyFile}, wantOK: true},
+		{name: "mTLS and SCRAM", mtls: true, sasl: true, env: map[string]string{"KAFKA_TLS_CA_FILE": pki.CAFile, "KAFKA_TLS_CERT_FILE": pki.CertFile, "KAFKA_TLS_KEY_FILE": pki.KeyFile}, wantOK: true},
+		{name: "mTLS without a client certificate", mtls: true, env: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": pki.CAFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := []kfake.Opt{}
@@ -142,7 +100,7 @@ func TestTLSVerification(t *testing.T) {
 				opts = append(opts, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, saslPassword))
 				env = map[string]string{"KAFKA_AUTH": "scram-sha-512", "KAFKA_SASL_USERNAME": saslUser, "KAFKA_SASL_PASSWORD": saslPassword}
 			}
-			c := startTLSCluster(t, pki.serverTLS(tc.mtls), opts...)
+			c := startTLSCluster(t, pki.ServerTLS(tc.mtls), opts...)
 			for k, v := range tc.env {
 				env[k] = v
 			}
@@ -150,7 +108,7 @@ func TestTLSVerification(t *testing.T) {
 				env["KAFKA_BROKERS"] = strings.Replace(c.ListenAddrs()[0], "127.0.0.1", tc.host, 1)
 			}
 			cfg := authConfig(t, c, env)
-			cp := newCapture()
+			cp := kafkaclienttest.NewCapture()
 			cl := authClient(t, cfg.Kafka, nil, cp)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()

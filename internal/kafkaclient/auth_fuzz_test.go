@@ -1,4 +1,4 @@
-package consume
+package kafkaclient
 
 import (
 	"encoding/binary"

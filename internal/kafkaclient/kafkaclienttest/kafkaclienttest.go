@@ -1,4 +1,13 @@
-package consume
+// Package kafkaclienttest is what tests need to exercise the connections
+// internal/kafkaclient configures without AWS or MSK: a throwaway PKI for
+// TLS listeners, a kfake cluster that verifies MSK IAM tokens as MSK does
+// (SigV4 recomputed from the known secret), a fake STS for role assumption,
+// an AWS environment with nothing in it but what the test sets, and a
+// capture of everything a test printed, to check that no secret was.
+//
+// It is imported only by tests (of internal/kafkaclient and of the packages
+// that build clients with it); it configures no client itself.
+package kafkaclienttest
 
 import (
 	"bytes"
@@ -20,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,15 +42,32 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files for the KAFKA_TLS_* variables.
-type testPKI struct {
-	caFile, certFile, keyFile string
+// Test credentials. None is real.
+const (
+	Region    = "eu-west-1"
+	KeyID     = "AKIATESTKEY0000EXAMPLE"
+	Secret    = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYTESTSECRETKEY"
+	BadSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGSECRETKY"
+
+	// RoleARN is the role the STS fake lets assume, with these
+	// temporary credentials.
+	RoleARN    = "arn:aws:iam::123456789012:role/consumer"
+	STSKeyID   = "ASIATEMPKEY00000ROLE"
+	STSSecret  = "temporarySecretForTheAssumedRole0000000000"
+	STSSession = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN//////////wEaDTESTONLY"
+)
+
+// PKI is a CA with a server certificate for 127.0.0.1, localhost and
+// broker.test, and a client certificate, written as PEM files for the
+// KAFKA_TLS_* variables.
+type PKI struct {
+	CAFile, CertFile, KeyFile string
 	server                    tls.Certificate
 	pool                      *x509.CertPool
 }
 
-func newTestPKI(t *testing.T) *testPKI {
+// NewPKI makes a PKI in a temporary directory of t.
+func NewPKI(t testing.TB) *PKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -90,10 +117,10 @@ func newTestPKI(t *testing.T) *testPKI {
 		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 	}
-	p := &testPKI{
-		caFile:   filepath.Join(dir, "ca.pem"),
-		certFile: filepath.Join(dir, "client.pem"),
-		keyFile:  filepath.Join(dir, "client-key.pem"),
+	p := &PKI{
+		CAFile:   filepath.Join(dir, "ca.pem"),
+		CertFile: filepath.Join(dir, "client.pem"),
+		KeyFile:  filepath.Join(dir, "client-key.pem"),
 		pool:     x509.NewCertPool(),
 	}
 	p.pool.AddCert(ca)
@@ -102,20 +129,20 @@ func newTestPKI(t *testing.T) *testPKI {
 			t.Fatal(err)
 		}
 	}
-	write(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	write(p.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
 	scert, skey := leaf(2, "broker", x509.ExtKeyUsageServerAuth)
 	if p.server, err = tls.X509KeyPair(scert, skey); err != nil {
 		t.Fatal(err)
 	}
 	ccert, ckey := leaf(3, "consumer", x509.ExtKeyUsageClientAuth)
-	write(p.certFile, ccert)
-	write(p.keyFile, ckey)
+	write(p.CertFile, ccert)
+	write(p.KeyFile, ckey)
 	return p
 }
 
-// serverTLS is the brokers' TLS listener configuration; with mtls it
+// ServerTLS is the brokers' TLS listener configuration; with mtls it
 // requires and verifies a client certificate signed by the test CA.
-func (p *testPKI) serverTLS(mtls bool) *tls.Config {
+func (p *PKI) ServerTLS(mtls bool) *tls.Config {
 	c := &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12}
 	if mtls {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
@@ -124,12 +151,12 @@ func (p *testPKI) serverTLS(mtls bool) *tls.Config {
 	return c
 }
 
-// iamBroker makes a kfake cluster authenticate SASL/OAUTHBEARER the way
+// IAMBroker makes a kfake cluster authenticate SASL/OAUTHBEARER the way
 // MSK's IAM listener does: the bearer token is a base64url SigV4-presigned
 // URL for kafka-cluster:Connect, which it verifies against the secret of
 // the access key id it names. A bad token is refused with
 // SASL_AUTHENTICATION_FAILED; a good one gets SessionLifetimeMs.
-type iamBroker struct {
+type IAMBroker struct {
 	region   string
 	lifetime time.Duration
 	now      func() time.Time
@@ -142,11 +169,15 @@ type iamBroker struct {
 	lastErr  error
 }
 
-func newIAMBroker(region string, lifetime time.Duration) *iamBroker {
-	return &iamBroker{region: region, lifetime: lifetime, now: time.Now, secrets: map[string]string{}, tokens: map[string]string{}}
+// NewIAMBroker verifies tokens for region and grants sessions of lifetime
+// (0: none). It knows no access key until Allow.
+func NewIAMBroker(region string, lifetime time.Duration) *IAMBroker {
+	return &IAMBroker{region: region, lifetime: lifetime, now: time.Now, secrets: map[string]string{}, tokens: map[string]string{}}
 }
 
-func (b *iamBroker) allow(keyID, secret, sessionToken string) {
+// Allow accepts tokens signed with keyID and secret, and with sessionToken
+// when it is not empty.
+func (b *IAMBroker) Allow(keyID, secret, sessionToken string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.secrets[keyID] = secret
@@ -155,13 +186,38 @@ func (b *iamBroker) allow(keyID, secret, sessionToken string) {
 	}
 }
 
-func (b *iamBroker) counts() (ok, fail int) {
+// Counts returns how many tokens were accepted and refused.
+func (b *IAMBroker) Counts() (ok, fail int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.ok, b.fail
 }
 
-func (b *iamBroker) install(c *kfake.Cluster) {
+// Revoke stops accepting tokens signed with keyID, as when an access key is
+// deactivated or a role loses kafka-cluster:Connect.
+func (b *IAMBroker) Revoke(keyID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.secrets, keyID)
+}
+
+// Tokens returns every token received, to check that none was printed.
+func (b *IAMBroker) Tokens() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.seen)
+}
+
+// LastErr is why the last refused token was refused.
+func (b *IAMBroker) LastErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastErr
+}
+
+// Install makes c authenticate SASL/OAUTHBEARER with b, and offer no other
+// mechanism.
+func (b *IAMBroker) Install(c *kfake.Cluster) {
 	c.ControlKey(kmsg.SASLHandshake.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		req := r.(*kmsg.SASLHandshakeRequest)
@@ -198,7 +254,7 @@ func (b *iamBroker) install(c *kfake.Cluster) {
 
 // verify checks an OAUTHBEARER client-first message (RFC 7628) carrying an
 // MSK IAM token.
-func (b *iamBroker) verify(msg []byte) error {
+func (b *IAMBroker) verify(msg []byte) error {
 	// gs2-header "n,," (no channel binding, no authzid), then
 	// \x01-separated key=value pairs, ending with \x01\x01.
 	rest, ok := bytes.CutPrefix(msg, []byte("n,"))

@@ -1,4 +1,4 @@
-package consume
+package kafkaclient
 
 import (
 	"context"
@@ -30,16 +30,18 @@ const (
 	credsExpiryJitter = 0.5
 )
 
-// Retrying credentials: iamGiveUpAfterTries consecutive failures with an
+// Retrying credentials: IAMGiveUpAfterTries consecutive failures with an
 // answer that retrying cannot change are fatal; any other failure is fatal
-// once it has lasted iamGiveUpAfter (with at least iamGiveUpAfterTries
+// once it has lasted IAMGiveUpAfter (with at least IAMGiveUpAfterTries
 // tries), so that a short IMDS or STS outage is ridden out but a missing
 // credentials source is not retried forever.
 const (
-	iamGiveUpAfterTries = 3
-	iamGiveUpAfter      = 2 * time.Minute
-	iamTokenTimeout     = 30 * time.Second
+	IAMGiveUpAfterTries = 3
+	IAMGiveUpAfter      = 2 * time.Minute
 )
+
+// iamTokenTimeout bounds getting credentials and signing one token.
+const iamTokenTimeout = 30 * time.Second
 
 // permanentCredentialCodes are AWS API error codes (from STS, or from a
 // provider that calls it) that mean the credentials or the trust policy are
@@ -58,10 +60,6 @@ var permanentCredentialCodes = map[string]bool{
 	"RegionDisabledException":     true,
 	"ValidationError":             true,
 }
-
-// errEmptyCredentials is what the signer refuses: a provider that answered
-// with no access key or no secret.
-var errEmptyCredentials = errors.New("the AWS credentials have no access key id or no secret access key")
 
 // iamAuth makes MSK IAM tokens: SigV4-presigned kafka-cluster:Connect URLs,
 // signed with credentials taken from an aws.CredentialsCache on every call,
@@ -126,8 +124,8 @@ func newIAM(k config.Kafka, log *zap.Logger) (*iamAuth, error) {
 		role:        k.IAMRoleARN,
 		log:         log,
 		now:         time.Now,
-		giveUpTries: iamGiveUpAfterTries,
-		giveUpAfter: iamGiveUpAfter,
+		giveUpTries: IAMGiveUpAfterTries,
+		giveUpAfter: IAMGiveUpAfter,
 	}, nil
 }
 

@@ -1,4 +1,4 @@
-package consume
+package kafkaclient
 
 import (
 	"context"
@@ -29,12 +29,6 @@ const (
 
 // dialTimeout is kgo's default; a custom dialer must set its own.
 const dialTimeout = 10 * time.Second
-
-// errClosedDuringAuth is the outcome of an authentication that ended with
-// the connection and no answer from the broker: the client failed to make
-// its first message (no credentials, a token that could not be signed) or
-// the connection dropped.
-var errClosedDuringAuth = errors.New("connection closed before the authentication finished")
 
 // mechanism returns the SASL mechanism for KAFKA_AUTH and a function that
 // describes the principal, or a nil mechanism for KAFKA_AUTH=none.
@@ -340,12 +334,3 @@ func (c *tapConn) response(r saslReq, body []byte) error {
 	}
 	return nil
 }
-
-// brokerMessageError is a broker's error code with the message it sent.
-type brokerMessageError struct {
-	err error
-	msg string
-}
-
-func (e *brokerMessageError) Error() string { return e.err.Error() + ": " + e.msg }
-func (e *brokerMessageError) Unwrap() error { return e.err }
