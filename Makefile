@@ -53,12 +53,12 @@ bench: build
 
 ## bench-micro: the hot-path micro-benchmarks
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/codec/ ./internal/handler/ ./internal/jsonx/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/codec/ ./internal/builtin/ ./internal/jsonx/
 
 ## fuzz: each fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
 fuzz:
-	@for pkg in ./internal/codec ./internal/jsonx; do \
+	@for pkg in ./internal/codec ./internal/jsonx ./internal/kafkaclient; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

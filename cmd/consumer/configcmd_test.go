@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"msk-consumer/config"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 )
 
 const protoSet = "../../internal/codec/testdata/product.pb"

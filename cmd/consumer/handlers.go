@@ -4,7 +4,7 @@ import (
 	"sort"
 
 	"msk-consumer/handlers/example"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 )
 
 // compiled lists the Go handlers built into this binary, selected by

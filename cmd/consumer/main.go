@@ -26,9 +26,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"msk-consumer/config"
+	"msk-consumer/handler"
+	"msk-consumer/internal/builtin"
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/consume"
-	"msk-consumer/internal/handler"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/metrics"
 )
@@ -287,7 +288,7 @@ func healthcheck(lookup func(string) (string, bool), stderr io.Writer) int {
 // newHandler builds the handler named by HANDLER: a built-in one or one
 // compiled into the binary.
 func newHandler(cfg config.Handler, log *zap.Logger) (handler.Handler, error) {
-	f, ok := handler.Builtin(cfg.Name)
+	f, ok := builtin.Builtin(cfg.Name)
 	if !ok {
 		f, ok = compiled[cfg.Name]
 	}

@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 )
 
 // ErrInvalidProduct is wrapped by the error of the records this handler

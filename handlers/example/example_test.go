@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 )
 
 func batch(values ...string) handler.Batch {

@@ -16,7 +16,7 @@ import (
 
 	"msk-consumer/config"
 	"msk-consumer/internal/codec"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/kafkaclient/kafkaclienttest"

@@ -62,7 +62,7 @@ import (
 	"msk-consumer/internal/backoff"
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/metrics"

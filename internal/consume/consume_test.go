@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 )
 
 func TestHappyPathSeveralPartitions(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 )
 
 // stuckOn is a handler that never returns for batches of one partition

@@ -19,7 +19,7 @@ import (
 	"msk-consumer/internal/backoff"
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/handler"
+	"msk-consumer/handler"
 	"msk-consumer/internal/metrics"
 )
 

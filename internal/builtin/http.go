@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"msk-consumer/config"
+	"msk-consumer/handler"
 	"msk-consumer/internal/jsonx"
 )
 
@@ -146,7 +147,7 @@ func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastR
 // When ctx ends first the error wraps its cause and is none of these
 // classes: the caller gave up, the service did not fail. An empty batch is
 // not posted.
-func (h *HTTP) Handle(ctx context.Context, b Batch) error {
+func (h *HTTP) Handle(ctx context.Context, b handler.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
@@ -220,9 +221,9 @@ func (h *HTTP) exchangeError(ctx context.Context, what string, err error) error 
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		// The request's own deadline: HTTP_HANDLER_TIMEOUT.
-		return Unavailable(fmt.Errorf("%sno response within %s: %w", prefix, h.timeout, err))
+		return handler.Unavailable(fmt.Errorf("%sno response within %s: %w", prefix, h.timeout, err))
 	}
-	return Unavailable(fmt.Errorf("%s%w", prefix, err))
+	return handler.Unavailable(fmt.Errorf("%s%w", prefix, err))
 }
 
 // statusError classifies a response that is not 2xx by its status, as the
@@ -235,24 +236,24 @@ func (h *HTTP) statusError(code int, header http.Header, data []byte, requestByt
 	switch {
 	case code == http.StatusBadGateway, code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
 		// A proxy or load balancer with no healthy service behind it.
-		return Unavailable(se)
+		return handler.Unavailable(se)
 	case code >= 500 && code <= 599:
 		return se
 	case code == http.StatusUnauthorized, code == http.StatusForbidden, code == http.StatusProxyAuthRequired:
 		// The credentials, not the records.
-		return Unavailable(se)
+		return handler.Unavailable(se)
 	case code == http.StatusNotFound, code == http.StatusMethodNotAllowed:
 		// A wrong URL, or a service not deployed yet.
-		return Unavailable(se)
+		return handler.Unavailable(se)
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		// The service is slow or overloaded.
-		return Unavailable(se)
+		return handler.Unavailable(se)
 	case code >= 400 && code <= 499:
-		return Permanent(se)
+		return handler.Permanent(se)
 	default:
 		// 1xx and 3xx (never followed), and statuses outside 100-599:
 		// the service or its URL is misconfigured, not the records.
-		return Unavailable(se)
+		return handler.Unavailable(se)
 	}
 }
 
@@ -283,7 +284,7 @@ type batchResponse struct {
 // outcome reads a 2xx response body. Like AWS Lambda, it takes an empty
 // body, null, {} or an empty batchItemFailures for success, and anything it
 // cannot make sense of for a failure of the whole batch.
-func (h *HTTP) outcome(b *Batch, code int, data []byte) error {
+func (h *HTTP) outcome(b *handler.Batch, code int, data []byte) error {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return nil
@@ -314,7 +315,7 @@ func (h *HTTP) outcome(b *Batch, code int, data []byte) error {
 	}
 	slices.Sort(offsets)
 	offsets = slices.Compact(offsets)
-	return &ItemFailures{
+	return &handler.ItemFailures{
 		Offsets: offsets,
 		Err: fmt.Errorf("http handler: POST %s: the service reported %d of %d records failed",
 			h.target, len(offsets), len(b.Records)),
@@ -366,8 +367,8 @@ func parseItemIdentifier(raw json.RawMessage) (int64, string) {
 
 // hasOffset reports whether a record of rs, which are in offset order, is
 // at off.
-func hasOffset(rs []Record, off int64) bool {
-	_, found := slices.BinarySearchFunc(rs, off, func(r Record, off int64) int {
+func hasOffset(rs []handler.Record, off int64) bool {
+	_, found := slices.BinarySearchFunc(rs, off, func(r handler.Record, off int64) int {
 		switch {
 		case r.Raw.Offset < off:
 			return -1
@@ -445,7 +446,7 @@ type body struct {
 	refs atomic.Int32
 }
 
-func (h *HTTP) newBody(b *Batch) *body {
+func (h *HTTP) newBody(b *handler.Batch) *body {
 	buf := h.bodies.Get().(*[]byte)
 	*buf = appendBody((*buf)[:0], b)
 	bd := &body{pool: &h.bodies, buf: buf}
@@ -486,7 +487,7 @@ func (r *bodyReader) Close() error {
 // appendBody appends the request body for b to dst:
 //
 //	{"topic":..,"partition":..,"records":[{..},..]}
-func appendBody(dst []byte, b *Batch) []byte {
+func appendBody(dst []byte, b *handler.Batch) []byte {
 	dst = append(dst, `{"topic":`...)
 	dst = jsonx.AppendString(dst, b.Topic)
 	dst = append(dst, `,"partition":`...)
@@ -503,7 +504,7 @@ func appendBody(dst []byte, b *Batch) []byte {
 
 // appendRecord appends one record of the request body. Key and Value are
 // copied as they are: they are JSON made by the decoders.
-func appendRecord(dst []byte, r *Record) []byte {
+func appendRecord(dst []byte, r *handler.Record) []byte {
 	raw := r.Raw
 	dst = append(dst, `{"topic":`...)
 	dst = jsonx.AppendString(dst, raw.Topic)

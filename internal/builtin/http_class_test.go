@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"msk-consumer/config"
+	"msk-consumer/handler"
 )
 
 // class is what a Handle error means to the caller, as the operator
@@ -39,18 +40,18 @@ const (
 // is both unavailable and something else is reported as ambiguous: the
 // handlers of this package never return one.
 func classOf(err error) class {
-	var items *ItemFailures
-	unavailable := errors.Is(err, ErrUnavailable)
+	var items *handler.ItemFailures
+	unavailable := errors.Is(err, handler.ErrUnavailable)
 	switch {
 	case err == nil:
 		return classOK
-	case unavailable && (errors.As(err, &items) || errors.Is(err, ErrPermanent)):
+	case unavailable && (errors.As(err, &items) || errors.Is(err, handler.ErrPermanent)):
 		return classAmbiguous
 	case unavailable:
 		return classUnavailable
 	case errors.As(err, &items):
 		return classPartial
-	case errors.Is(err, ErrPermanent):
+	case errors.Is(err, handler.ErrPermanent):
 		return classRejected
 	}
 	return classFailed
@@ -282,7 +283,7 @@ func TestHTTPResponses(t *testing.T) {
 			if tt.notText != "" && strings.Contains(msg, tt.notText) {
 				t.Errorf("got error %q, want it without %q", msg, tt.notText)
 			}
-			var items *ItemFailures
+			var items *handler.ItemFailures
 			if errors.As(err, &items) && !slices.Equal(items.Offsets, tt.wantOffsets) {
 				t.Errorf("got offsets %v, want %v", items.Offsets, tt.wantOffsets)
 			}

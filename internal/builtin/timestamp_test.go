@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"math/rand/v2"

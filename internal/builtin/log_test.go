@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"msk-consumer/handler"
 )
 
 func TestLog(t *testing.T) {
@@ -112,7 +114,7 @@ func TestLogLevelAndNil(t *testing.T) {
 }
 
 func TestDiscard(t *testing.T) {
-	var h Handler = Discard{}
+	var h handler.Handler = handler.Discard{}
 	if err := h.Handle(t.Context(), testRecords()); err != nil {
 		t.Errorf("got %v, want nil", err)
 	}
@@ -140,7 +142,7 @@ func TestBuiltin(t *testing.T) {
 			if !ok {
 				return
 			}
-			d := Deps{}
+			d := handler.Deps{}
 			d.Config.Name = tt.name
 			d.Config.HTTPURL = tt.cfg
 			h, err := f(d)

@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"msk-consumer/handler"
 )
 
 // TestHeaderWork checks that the work of rendering a record's headers grows
@@ -59,7 +61,7 @@ func TestHeaderWork(t *testing.T) {
 			testHookHeaderWork = func(o int) { ops += o; records++ }
 			t.Cleanup(func() { testHookHeaderWork = nil })
 
-			b := Batch{Topic: "t", Records: []Record{{Raw: &kgo.Record{Topic: "t", Headers: tt.hs}}}}
+			b := handler.Batch{Topic: "t", Records: []handler.Record{{Raw: &kgo.Record{Topic: "t", Headers: tt.hs}}}}
 			body := appendBody(nil, &b)
 			if got := headersJSON(t, body); got != want {
 				t.Errorf("http: got headers %s, want %s", truncate(got, 300), truncate(want, 300))

@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import "github.com/twmb/franz-go/pkg/kgo"
 

@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"msk-consumer/config"
+	"msk-consumer/handler"
 )
 
 const testAuth = "Bearer s3cr3t-t0ken-value"
@@ -27,10 +28,10 @@ const testAuth = "Bearer s3cr3t-t0ken-value"
 // testRecords is a batch of partition 3 of "products" with the awkward
 // cases: a tombstone, a record without key, binary and non-UTF-8 header
 // values, a repeated header key and a broker-set timestamp.
-func testRecords() Batch {
+func testRecords() handler.Batch {
 	ts := time.Date(2026, 11, 22, 11, 30, 0, 123_000_000, time.UTC)
-	rec := func(off int64, key, value string, hs ...kgo.RecordHeader) Record {
-		r := Record{Raw: &kgo.Record{Topic: "products", Partition: 3, Offset: off, Timestamp: ts.Add(time.Duration(off-10) * time.Second), Headers: hs}}
+	rec := func(off int64, key, value string, hs ...kgo.RecordHeader) handler.Record {
+		r := handler.Record{Raw: &kgo.Record{Topic: "products", Partition: 3, Offset: off, Timestamp: ts.Add(time.Duration(off-10) * time.Second), Headers: hs}}
 		if key != "" {
 			r.Key = json.RawMessage(key)
 		}
@@ -40,7 +41,7 @@ func testRecords() Batch {
 		return r
 	}
 	hdr := func(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
-	b := Batch{Topic: "products", Partition: 3, Records: []Record{
+	b := handler.Batch{Topic: "products", Partition: 3, Records: []handler.Record{
 		rec(10, `"SKU-000010"`, `{"id":10,"sku":"SKU-000010","tags":["a"],"note":"line\nbreak \"quoted\" é"}`, hdr("trace-id", "t-10")),
 		rec(11, `"SKU-000011"`, ``), // tombstone
 		rec(12, ``, `{"id":12}`),    // no key
@@ -235,7 +236,7 @@ func TestHTTPBodyExact(t *testing.T) {
 func TestHTTPEmptyBatch(t *testing.T) {
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
 	h, _ := newTestHTTP(t, s.URL, time.Second)
-	if err := h.Handle(t.Context(), Batch{Topic: "products"}); err != nil {
+	if err := h.Handle(t.Context(), handler.Batch{Topic: "products"}); err != nil {
 		t.Errorf("got %v, want nil", err)
 	}
 	if n := len(s.requests()); n != 0 {
@@ -280,7 +281,7 @@ func TestHTTPConcurrent(t *testing.T) {
 				if err := read.Handle(t.Context(), b); err != nil {
 					t.Errorf("read: %v", err)
 				}
-				if err := early.Handle(t.Context(), b); !errors.Is(err, ErrPermanent) {
+				if err := early.Handle(t.Context(), b); !errors.Is(err, handler.ErrPermanent) {
 					t.Errorf("early: got %v, want a permanent error", err)
 				}
 			}
@@ -349,12 +350,12 @@ func TestSnippet(t *testing.T) {
 }
 
 // benchBatch is a batch of n records shaped like the demo's product events.
-func benchBatch(n int) Batch {
-	b := Batch{Topic: "products", Partition: 3, Records: make([]Record, n)}
+func benchBatch(n int) handler.Batch {
+	b := handler.Batch{Topic: "products", Partition: 3, Records: make([]handler.Record, n)}
 	ts := time.Date(2026, 11, 22, 11, 30, 0, 123_000_000, time.UTC)
 	for i := range b.Records {
 		off := int64(1_000_000 + i)
-		b.Records[i] = Record{
+		b.Records[i] = handler.Record{
 			Raw: &kgo.Record{
 				Topic: "products", Partition: 3, Offset: off, Timestamp: ts.Add(time.Duration(i) * time.Millisecond),
 				Headers: []kgo.RecordHeader{

@@ -1,4 +1,4 @@
-package handler
+package builtin
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"msk-consumer/handler"
 )
 
 // Log writes one structured log line per record, at info level, with the
@@ -28,7 +30,7 @@ func NewLog(logger *zap.Logger) *Log {
 }
 
 // Handle logs every record of b and returns nil.
-func (l *Log) Handle(_ context.Context, b Batch) error {
+func (l *Log) Handle(_ context.Context, b handler.Batch) error {
 	for i := range b.Records {
 		// Check first, so that a disabled level costs no field building.
 		ce := l.logger.Check(zapcore.InfoLevel, "record")

@@ -1,10 +1,16 @@
-// Package handler defines what a batch handler is and holds the built-in
-// ones: log, http and discard. Handlers written in Go by the teams that run
-// the service live in their own packages (see handlers/example) and are
-// compiled into the binary by naming them in cmd/consumer/handlers.go.
+// Package handler is the public API for batch handlers: what a handler is
+// given (Batch, Record), what it returns (nil, ItemFailures, or an error
+// marked with Permanent or Unavailable) and how it is built (Factory, Deps).
+// Typed decodes each record into the handler's own type.
 //
-// It does not decode, retry or dead-letter: the caller hands it decoded
-// records and acts on the error it returns.
+// A team writes a handler in its own module against this package and runs
+// it with the whole service through msk-consumer/service (see
+// examples/own-binary), or compiles it into the stock binary under
+// handlers/<name> (see handlers/example). The built-in handlers (log, http,
+// discard) are built on the same API.
+//
+// This package does not decode, retry or dead-letter: the service hands it
+// decoded records and acts on the error it returns.
 package handler
 
 import (

@@ -1,0 +1,33 @@
+// Package builtin holds the handlers that ship with the service, selected
+// by HANDLER: log (a line per record) and http (a POST per batch, with
+// Lambda-style partial failures), plus discard from the public package. They
+// use only the public msk-consumer/handler API.
+package builtin
+
+import (
+	"msk-consumer/config"
+	"msk-consumer/handler"
+)
+
+// Builtin returns the factory of the built-in handler called name (log, http
+// or discard; see config.HandlerLog and its siblings), and false for any
+// other name, which is then looked up among the Go handlers compiled into the
+// binary.
+func Builtin(name string) (handler.Factory, bool) {
+	switch name {
+	case config.HandlerLog:
+		return func(d handler.Deps) (handler.Handler, error) { return NewLog(d.Logger), nil }, true
+	case config.HandlerDiscard:
+		return func(handler.Deps) (handler.Handler, error) { return handler.Discard{}, nil }, true
+	case config.HandlerHTTP:
+		return func(d handler.Deps) (handler.Handler, error) {
+			h, err := NewHTTP(d.Config, d.Logger, nil)
+			if err != nil {
+				// Return a nil interface, not a nil *HTTP in a non-nil one.
+				return nil, err
+			}
+			return h, nil
+		}, true
+	}
+	return nil, false
+}
