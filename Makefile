@@ -44,6 +44,12 @@ lint:
 	$(GO) mod tidy -diff
 	bash scripts/lint-deploy.sh
 
+## docs: the configuration reference in README.md, generated from the table
+## of variables in config/vars.go (a docs/ directory exists, hence .PHONY)
+.PHONY: docs
+docs:
+	$(GO) run ./config/internal/gendoc -readme README.md
+
 ## bench: the end-to-end benchmark: the service against the raw client,
 ## Python and Powertools, in turns on one broker (results in docs/BENCHMARKS.md;
 ## BENCH_FLAGS=--kafka for the real broker)

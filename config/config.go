@@ -1,6 +1,8 @@
 // Package config reads and validates the service's configuration from
-// environment variables, as named in the operator contract. It holds no
-// Kafka client code: turning a Config into client options is done by
+// environment variables, as named in the operator contract. Each variable
+// is one entry of a table (vars.go) that Load, Validate, Print, CheckNames
+// and the README's reference (Reference, make docs) are driven by. It holds
+// no Kafka client code: turning a Config into client options is done by
 // internal/consume.
 package config
 

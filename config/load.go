@@ -42,66 +42,10 @@ func Load(lookup func(string) (string, bool), handlerNames ...string) (Config, e
 	l := &loader{lookup: lookup}
 
 	var c Config
-	k := &c.Kafka
-	k.Brokers = l.list(envKafkaBrokers)
-	k.Topics = l.list(envKafkaTopics)
-	k.GroupID = l.str(envKafkaGroupID, "")
-	k.Auth = Auth(l.enum(envKafkaAuth, string(DefaultAuth)))
-	k.TLS, k.TLSExplicit = l.boolean(envKafkaTLS, k.Auth != AuthNone)
-	k.TLSCAFile = l.str(envKafkaTLSCAFile, "")
-	k.TLSCertFile = l.str(envKafkaTLSCertFile, "")
-	k.TLSKeyFile = l.str(envKafkaTLSKeyFile, "")
-	k.TLSServerName = l.str(envKafkaTLSServerName, "")
-	k.TLSInsecureSkipVerify, _ = l.boolean(envKafkaTLSInsecure, false)
-	k.SASLUsername = l.str(envKafkaSASLUsername, "")
-	k.SASLPassword = l.str(envKafkaSASLPassword, "")
-	k.AWSRegion = l.str(envAWSRegion, l.str(envAWSDefaultRegion, ""))
-	k.IAMRoleARN = l.str(envKafkaIAMRoleARN, "")
-	k.IAMSessionName = l.str(envKafkaIAMSessionName, DefaultIAMSessionName)
-	k.ClientID = l.str(envKafkaClientID, DefaultClientID)
-	k.StartOffset = StartOffset(l.enum(envKafkaStartOffset, string(DefaultStartOffset)))
-	k.SessionTimeout = l.duration(envKafkaSessionTimeout, DefaultSessionTimeout)
-	k.HeartbeatInterval = l.duration(envKafkaHeartbeat, DefaultHeartbeatInterval)
-	k.RebalanceTimeout = l.duration(envKafkaRebalanceTimeout, DefaultRebalanceTimeout)
-	k.InstanceID = l.str(envKafkaInstanceID, "")
-	k.CommitInterval = l.duration(envKafkaCommitInterval, DefaultCommitInterval)
-	k.StartupTimeout = l.duration(envStartupTimeout, DefaultStartupTimeout)
-
-	b := &c.Batch
-	b.MaxRecords = int(l.integer(envBatchMaxRecords, DefaultBatchMaxRecords, strconv.IntSize))
-	b.MaxBytes = int(l.integer(envBatchMaxBytes, DefaultBatchMaxBytes, strconv.IntSize))
-	b.MaxWait = l.duration(envBatchMaxWait, DefaultBatchMaxWait)
-	b.MaxInFlight = int(l.integer(envMaxInFlightBatches, DefaultMaxInFlightBatches, strconv.IntSize))
-	b.MaxBufferedBytes = l.integer(envMaxBufferedBytes, DefaultMaxBufferedBytes, 64)
-	b.HandlerMaxAttempts = int(l.integer(envHandlerMaxAttempts, DefaultHandlerMaxAttempts, strconv.IntSize))
-	b.HandlerRetryBackoff = l.duration(envHandlerRetryBackoff, DefaultHandlerRetryBackoff)
-	b.HandlerBackoffMax = l.duration(envHandlerBackoffMax, DefaultHandlerBackoffMax)
-	b.HandlerMaxRecordAge = l.optionalDuration(envHandlerMaxRecordAge)
-	b.ShutdownTimeout = l.duration(envShutdownTimeout, DefaultShutdownTimeout)
-
-	c.Value.Format = Format(l.enum(envValueFormat, string(DefaultValueFormat)))
-	c.Key.Format = Format(l.enum(envKeyFormat, string(DefaultKeyFormat)))
-	c.Value.SchemaFile = l.str(envValueSchemaFile, "")
-	c.Key.SchemaFile = l.str(envKeySchemaFile, "")
-	c.Value.ProtoMessage = l.str(envValueProtoMessage, "")
-	c.Key.ProtoMessage = l.str(envKeyProtoMessage, "")
-	c.Value.Registry = Registry(l.enum(envValueSchemaRegistry, string(RegistryNone)))
-	c.Key.Registry = Registry(l.enum(envKeySchemaRegistry, string(RegistryNone)))
-	c.Registry.URL = l.str(envSchemaRegistryURL, "")
-	c.Registry.Username = l.str(envSchemaRegistryUser, "")
-	c.Registry.Password = l.str(envSchemaRegistryPass, "")
-
-	c.Handler.Name = l.str(envHandler, DefaultHandler)
-	c.Handler.HTTPURL = l.str(envHTTPHandlerURL, "")
-	c.Handler.HTTPTimeout = l.duration(envHTTPHandlerTimeout, DefaultHTTPHandlerTimeout)
-	c.Handler.HTTPAuth = l.str(envHTTPHandlerAuth, "")
-
-	c.DLQ.Topic = l.str(envDLQTopic, "")
-
-	c.Ops.MetricsAddr = l.str(envMetricsAddr, DefaultMetricsAddr)
-	c.Ops.LogLevel = l.enum(envLogLevel, DefaultLogLevel)
-	c.Ops.LogFormat = LogFormat(l.enum(envLogFormat, string(DefaultLogFormat)))
-	c.Ops.UnreadyAfter = l.duration(envUnreadyAfter, DefaultUnreadyAfter)
+	for i := range variables {
+		v := &variables[i]
+		v.value.load(l, v, &c)
+	}
 
 	problems := l.problems
 	if err := c.Validate(handlerNames...); err != nil {
@@ -123,48 +67,46 @@ type loader struct {
 	problems Errors
 }
 
-// raw returns a variable's value and whether it is set to something other
-// than blanks. Secrets are returned untrimmed: a password may legitimately
-// begin or end with a space.
-func (l *loader) raw(name string) (string, bool) {
-	v, _ := l.lookup(name)
-	if strings.TrimSpace(v) == "" {
+// raw returns a variable's value, or its Fallback's when it is unset, and
+// whether either is set to something other than blanks. Secrets are
+// returned untrimmed: a password may legitimately begin or end with a space.
+func (l *loader) raw(v *variable) (string, bool) {
+	val, _ := l.lookup(v.Name)
+	if strings.TrimSpace(val) == "" {
+		if v.Fallback != "" {
+			return l.raw(&variable{Name: v.Fallback})
+		}
 		return "", false
 	}
-	if isSecret(name) {
-		return v, true
+	if v.Secret {
+		return val, true
 	}
-	return strings.TrimSpace(v), true
+	return strings.TrimSpace(val), true
 }
 
-func (l *loader) fail(name, value, expected string) {
-	if isSecret(name) {
+func (l *loader) fail(v *variable, value, expected string) {
+	if v.Secret {
 		value = ""
 	}
-	l.problems = append(l.problems, Problem{Var: name, Value: value, Expected: expected})
+	l.problems = append(l.problems, Problem{Var: v.Name, Value: value, Expected: expected})
 }
 
-func (l *loader) str(name, def string) string {
-	if v, ok := l.raw(name); ok {
-		return v
+func (l *loader) str(v *variable, def string) string {
+	if val, ok := l.raw(v); ok {
+		return val
 	}
 	return def
 }
 
-// enum returns a lower-cased value; Validate checks it against the choices.
-func (l *loader) enum(name, def string) string {
-	return strings.ToLower(l.str(name, def))
-}
-
 // list splits a comma-separated value, trimming entries and dropping empty
 // entries and duplicates.
-func (l *loader) list(name string) []string {
-	v, ok := l.raw(name)
+func (l *loader) list(v *variable) []string {
+	val, ok := l.raw(v)
 	if !ok {
 		return nil
 	}
 	var out []string
-	for e := range strings.SplitSeq(v, ",") {
+	for e := range strings.SplitSeq(val, ",") {
 		e = strings.TrimSpace(e)
 		if e != "" && !slices.Contains(out, e) {
 			out = append(out, e)
@@ -175,29 +117,29 @@ func (l *loader) list(name string) []string {
 
 // boolean returns the value, or def when unset or unparsable, and whether a
 // valid value was given.
-func (l *loader) boolean(name string, def bool) (value, set bool) {
-	v, ok := l.raw(name)
+func (l *loader) boolean(v *variable, def bool) (value, set bool) {
+	val, ok := l.raw(v)
 	if !ok {
 		return def, false
 	}
-	switch strings.ToLower(v) {
+	switch strings.ToLower(val) {
 	case "true", "1":
 		return true, true
 	case "false", "0":
 		return false, true
 	}
-	l.fail(name, v, "expected "+expBool)
+	l.fail(v, val, "expected "+expBool)
 	return def, false
 }
 
-func (l *loader) duration(name string, def time.Duration) time.Duration {
-	v, ok := l.raw(name)
+func (l *loader) duration(v *variable, def time.Duration) time.Duration {
+	val, ok := l.raw(v)
 	if !ok {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	d, err := time.ParseDuration(val)
 	if err != nil {
-		l.fail(name, v, "expected "+expPosDuration)
+		l.fail(v, val, "expected "+expPosDuration)
 		return def
 	}
 	return d
@@ -207,27 +149,27 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 // it must be positive: Validate cannot tell a 0s that was written from an
 // unset variable, and an operator who wrote 0s more likely meant "expire at
 // once" than "never", so it is refused rather than read as no limit.
-func (l *loader) optionalDuration(name string) time.Duration {
-	v, ok := l.raw(name)
+func (l *loader) optionalDuration(v *variable) time.Duration {
+	val, ok := l.raw(v)
 	if !ok {
 		return 0
 	}
-	d, err := time.ParseDuration(v)
+	d, err := time.ParseDuration(val)
 	if err != nil || d <= 0 {
-		l.fail(name, v, "expected "+expOptDuration)
+		l.fail(v, val, "expected "+expOptDuration)
 		return 0
 	}
 	return d
 }
 
-func (l *loader) integer(name string, def int64, bits int) int64 {
-	v, ok := l.raw(name)
+func (l *loader) integer(v *variable, def int64, bits int) int64 {
+	val, ok := l.raw(v)
 	if !ok {
 		return def
 	}
-	n, err := strconv.ParseInt(v, 10, bits)
+	n, err := strconv.ParseInt(val, 10, bits)
 	if err != nil {
-		l.fail(name, v, "expected "+expPosInt)
+		l.fail(v, val, "expected "+expPosInt)
 		return def
 	}
 	return n

@@ -145,13 +145,19 @@ func CheckNames(environ []string) (Warnings, error) {
 	return warnings, asError(ps)
 }
 
-// knownVars are the names Load reads.
+// knownVars are the names Load reads: the table's, then their fallbacks.
 func knownVars() []string {
-	return append(slices.Clip(varOrder), envAWSDefaultRegion)
+	names := slices.Clone(varOrder)
+	for _, v := range variables {
+		if v.Fallback != "" {
+			names = append(names, v.Fallback)
+		}
+	}
+	return names
 }
 
 func isKnownVar(name string) bool {
-	return name == envAWSDefaultRegion || varIndex(name) < len(varOrder)
+	return slices.Contains(knownVars(), name)
 }
 
 func isUnsupported(name string) bool {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // maxTopicLen is Kafka's limit on a topic name (and a group instance id).
@@ -22,20 +21,29 @@ const maxTopicLen = 249
 //
 // handlerNames are the Go handlers compiled into the binary, accepted for
 // HANDLER besides log, http and discard.
+//
+// Each variable is checked as its entry in the table says (whether it is
+// used at all, then its value); then the rules that involve several
+// variables.
 func (c Config) Validate(handlerNames ...string) error {
-	v := &validator{}
-	c.validateKafka(v)
-	c.validateBatch(v)
-	c.validateCodec(v, "VALUE_", c.Value)
-	c.validateCodec(v, "KEY_", c.Key)
-	c.validateRegistry(v)
-	c.validateHandler(v, handlerNames)
-	c.validateDLQ(v)
-	c.validateOps(v)
+	v := &validator{handlerNames: handlerNames}
+	for i := range variables {
+		vr := &variables[i]
+		if vr.Unused != nil && vr.value.set(&c) {
+			if why := vr.Unused(&c); why != "" {
+				v.add(vr.Name, vr.value.show(&c), why)
+			}
+		}
+		vr.value.check(v, vr, &c)
+	}
+	c.validateCombinations(v)
 	return asError(v.problems)
 }
 
-type validator struct{ problems Errors }
+type validator struct {
+	handlerNames []string
+	problems     Errors
+}
 
 // add records a problem. The values of secrets are dropped and URL passwords
 // redacted here, so no rule can leak one by mistake.
@@ -52,36 +60,25 @@ func (v *validator) add(name, value, expected string, args ...any) {
 	v.problems = append(v.problems, Problem{Var: name, Value: value, Expected: expected})
 }
 
-func (v *validator) positiveDuration(name string, d time.Duration) {
-	if d <= 0 {
-		v.add(name, d.String(), "expected "+expPosDuration)
-	}
-}
-
-func (v *validator) positiveInt(name string, n int64) {
-	if n < 1 {
-		v.add(name, strconv.FormatInt(n, 10), "expected "+expPosInt)
-	}
-}
-
-// file checks that a set path names a readable regular file.
-func (v *validator) file(name, path string) {
+// readableFile says what is wrong with a set path that does not name a
+// readable regular file, or "".
+func readableFile(path string) string {
 	if path == "" {
-		return
+		return ""
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		v.add(name, path, "expected a readable file: %s", pathErr(err))
-		return
+		return "expected a readable file: " + pathErr(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	switch {
 	case err != nil:
-		v.add(name, path, "expected a readable file: %s", pathErr(err))
+		return "expected a readable file: " + pathErr(err)
 	case fi.IsDir():
-		v.add(name, path, "expected a readable file, not a directory")
+		return "expected a readable file, not a directory"
 	}
+	return ""
 }
 
 // pathErr drops the path from a *fs.PathError, which the problem already
@@ -167,31 +164,116 @@ func httpURLProblem(raw string) string {
 	return ""
 }
 
-func (c Config) validateKafka(v *validator) {
+// What the variables' own checks expect, in the table's terms: each
+// returns what was expected instead of the value, or "" if it is fine.
+
+func brokerProblem(b string) string {
+	if p := hostPortProblem(b, true, 1); p != "" {
+		return "expected host:port with a numeric port 1-65535: " + p
+	}
+	return ""
+}
+
+func topicExpect(t string) string {
+	if p := topicProblem(t); p != "" {
+		return expTopic + ": " + p
+	}
+	return ""
+}
+
+// dlqTopicExpect is topicExpect for DLQ_TOPIC, which may be unset.
+func dlqTopicExpect(t string) string {
+	if t == "" {
+		return ""
+	}
+	return topicExpect(t)
+}
+
+func instanceIDExpect(id string) string {
+	if id == "" {
+		return ""
+	}
+	// Kafka holds group.instance.id to the same rule as a topic name.
+	if p := topicProblem(id); p != "" {
+		return "expected a static member id: 1-249 characters of a-z, A-Z, 0-9, '.', '_', '-': " + p
+	}
+	return ""
+}
+
+func sessionNameExpect(s string) string {
+	if p := sessionNameProblem(s); p != "" {
+		return "expected an STS role session name: 2-64 characters of a-z, A-Z, 0-9, +=,.@_-: " + p
+	}
+	return ""
+}
+
+func httpURLExpect(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	if p := httpURLProblem(raw); p != "" {
+		return "expected an absolute http or https URL: " + p
+	}
+	return ""
+}
+
+func listenAddrExpect(addr string) string {
+	if p := hostPortProblem(addr, false, 0); p != "" {
+		return "expected a listen address host:port, such as :9090: " + p
+	}
+	return ""
+}
+
+func headerValueExpect(h string) string {
+	if strings.ContainsAny(h, "\r\n\x00") {
+		return "expected a single-line header value (check for a trailing newline)"
+	}
+	return ""
+}
+
+// validateCombinations applies the rules that involve several variables.
+// Each variable's own checks are in the table.
+func (c Config) validateCombinations(v *validator) {
+	c.validateAuth(v)
 	k := c.Kafka
-
-	if len(k.Brokers) == 0 {
-		v.add(envKafkaBrokers, "", "required: comma-separated host:port list")
+	if !k.TLS && k.Auth != AuthNone && !k.TLSExplicit {
+		v.add(envKafkaTLS, "", "SASL without TLS is refused unless KAFKA_TLS=false is set explicitly")
 	}
-	for _, b := range k.Brokers {
-		if p := hostPortProblem(b, true, 1); p != "" {
-			v.add(envKafkaBrokers, b, "expected host:port with a numeric port 1-65535: %s", p)
+	if (k.TLSCertFile == "") != (k.TLSKeyFile == "") {
+		if k.TLSCertFile == "" {
+			v.add(envKafkaTLSCertFile, "", "required with KAFKA_TLS_KEY_FILE: set both for mTLS, or neither")
+		} else {
+			v.add(envKafkaTLSKeyFile, "", "required with KAFKA_TLS_CERT_FILE: set both for mTLS, or neither")
 		}
 	}
-
-	if len(k.Topics) == 0 {
-		v.add(envKafkaTopics, "", "required: comma-separated list of topics")
-	}
-	for _, t := range k.Topics {
-		if p := topicProblem(t); p != "" {
-			v.add(envKafkaTopics, t, "%s: %s", expTopic, p)
-		}
+	// A duration <= 0 is reported by its own check.
+	if k.SessionTimeout > 0 && k.HeartbeatInterval > 0 && k.HeartbeatInterval >= k.SessionTimeout {
+		v.add(envKafkaHeartbeat, k.HeartbeatInterval.String(), "expected a Go duration less than KAFKA_SESSION_TIMEOUT (%s)", k.SessionTimeout)
 	}
 
-	if k.GroupID == "" {
-		v.add(envKafkaGroupID, "", "required: the consumer group id, one per environment")
+	b := c.Batch
+	if b.MaxBufferedBytes >= 1 && b.MaxBufferedBytes < int64(b.MaxBytes) {
+		v.add(envMaxBufferedBytes, strconv.FormatInt(b.MaxBufferedBytes, 10),
+			"expected a whole number >= BATCH_MAX_BYTES (%d): a whole batch must fit in the buffer", b.MaxBytes)
+	}
+	if b.HandlerBackoffMax > 0 && b.HandlerBackoffMax < b.HandlerRetryBackoff {
+		v.add(envHandlerBackoffMax, b.HandlerBackoffMax.String(),
+			"expected a Go duration >= HANDLER_RETRY_BACKOFF (%s)", b.HandlerRetryBackoff)
 	}
 
+	c.validateCodec(v, "VALUE_", c.Value)
+	c.validateCodec(v, "KEY_", c.Key)
+	c.validateRegistry(v)
+	if c.Handler.HTTPURL == "" && c.Handler.Name == HandlerHTTP {
+		v.add(envHTTPHandlerURL, "", "required with HANDLER=http: an absolute http or https URL")
+	}
+	c.validateDLQ(v)
+}
+
+// validateAuth checks what KAFKA_AUTH requires. Credentials it does not use
+// are reported by their Unused rule.
+func (c Config) validateAuth(v *validator) {
+	k := c.Kafka
 	switch k.Auth {
 	case AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain:
 		if k.SASLUsername == "" {
@@ -204,83 +286,17 @@ func (c Config) validateKafka(v *validator) {
 		if k.AWSRegion == "" {
 			v.add(envAWSRegion, "", "required with KAFKA_AUTH=iam: the AWS region of the cluster (AWS_REGION or AWS_DEFAULT_REGION)")
 		}
-	case AuthNone:
-	default:
-		v.add(envKafkaAuth, string(k.Auth), "expected %s", oneOf(AuthIAM, AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain, AuthNone))
 	}
-	if k.Auth == AuthIAM || k.Auth == AuthNone {
-		// Credentials that would be silently ignored usually mean KAFKA_AUTH
-		// was forgotten; failing now beats an authentication error later.
-		if k.SASLUsername != "" {
-			v.add(envKafkaSASLUsername, k.SASLUsername, "set, but KAFKA_AUTH=%s does not use it; expected KAFKA_AUTH=%s", k.Auth, oneOf(AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain))
-		}
-		if k.SASLPassword != "" {
-			v.add(envKafkaSASLPassword, "", "set, but KAFKA_AUTH=%s does not use it; expected KAFKA_AUTH=%s", k.Auth, oneOf(AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain))
-		}
-	}
+	// The role's format is checked only where it is used (iam, or an
+	// invalid KAFKA_AUTH, reported on its own).
 	if k.IAMRoleARN != "" {
 		switch {
-		case slices.Contains([]Auth{AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain, AuthNone}, k.Auth):
+		case k.Auth == AuthNone || slices.Contains(saslAuths, k.Auth):
 			v.add(envKafkaIAMRoleARN, k.IAMRoleARN, "set, but KAFKA_AUTH=%s does not use it; expected KAFKA_AUTH=iam", k.Auth)
 		case !strings.HasPrefix(k.IAMRoleARN, "arn:") || !strings.Contains(k.IAMRoleARN, ":role/"):
 			v.add(envKafkaIAMRoleARN, k.IAMRoleARN, "expected an IAM role ARN, such as arn:aws:iam::123456789012:role/name")
 		}
 	}
-	if p := sessionNameProblem(k.IAMSessionName); p != "" {
-		v.add(envKafkaIAMSessionName, k.IAMSessionName, "expected an STS role session name: 2-64 characters of a-z, A-Z, 0-9, +=,.@_-: %s", p)
-	}
-
-	if !k.TLS {
-		if k.Auth != AuthNone && !k.TLSExplicit {
-			v.add(envKafkaTLS, "", "SASL without TLS is refused unless KAFKA_TLS=false is set explicitly")
-		}
-		for _, f := range []struct{ name, value string }{
-			{envKafkaTLSCAFile, k.TLSCAFile},
-			{envKafkaTLSCertFile, k.TLSCertFile},
-			{envKafkaTLSKeyFile, k.TLSKeyFile},
-			{envKafkaTLSServerName, k.TLSServerName},
-		} {
-			if f.value != "" {
-				v.add(f.name, f.value, "set, but TLS is off; expected KAFKA_TLS=true or this variable unset")
-			}
-		}
-		if k.TLSInsecureSkipVerify {
-			v.add(envKafkaTLSInsecure, "true", "set, but TLS is off; expected KAFKA_TLS=true or this variable unset")
-		}
-	}
-	if (k.TLSCertFile == "") != (k.TLSKeyFile == "") {
-		if k.TLSCertFile == "" {
-			v.add(envKafkaTLSCertFile, "", "required with KAFKA_TLS_KEY_FILE: set both for mTLS, or neither")
-		} else {
-			v.add(envKafkaTLSKeyFile, "", "required with KAFKA_TLS_CERT_FILE: set both for mTLS, or neither")
-		}
-	}
-	v.file(envKafkaTLSCAFile, k.TLSCAFile)
-	v.file(envKafkaTLSCertFile, k.TLSCertFile)
-	v.file(envKafkaTLSKeyFile, k.TLSKeyFile)
-
-	if k.ClientID == "" {
-		v.add(envKafkaClientID, "", "required: a Kafka client id")
-	}
-	if k.StartOffset != StartEarliest && k.StartOffset != StartLatest {
-		v.add(envKafkaStartOffset, string(k.StartOffset), "expected %s", oneOf(StartEarliest, StartLatest))
-	}
-	v.positiveDuration(envKafkaSessionTimeout, k.SessionTimeout)
-	switch {
-	case k.HeartbeatInterval <= 0:
-		v.positiveDuration(envKafkaHeartbeat, k.HeartbeatInterval)
-	case k.SessionTimeout > 0 && k.HeartbeatInterval >= k.SessionTimeout:
-		v.add(envKafkaHeartbeat, k.HeartbeatInterval.String(), "expected a Go duration less than KAFKA_SESSION_TIMEOUT (%s)", k.SessionTimeout)
-	}
-	v.positiveDuration(envKafkaRebalanceTimeout, k.RebalanceTimeout)
-	if k.InstanceID != "" {
-		// Kafka holds group.instance.id to the same rule as a topic name.
-		if p := topicProblem(k.InstanceID); p != "" {
-			v.add(envKafkaInstanceID, k.InstanceID, "expected a static member id: 1-249 characters of a-z, A-Z, 0-9, '.', '_', '-': %s", p)
-		}
-	}
-	v.positiveDuration(envKafkaCommitInterval, k.CommitInterval)
-	v.positiveDuration(envStartupTimeout, k.StartupTimeout)
 }
 
 // sessionNameProblem applies STS's rule for RoleSessionName.
@@ -296,62 +312,19 @@ func sessionNameProblem(s string) string {
 	return ""
 }
 
-func (c Config) validateBatch(v *validator) {
-	b := c.Batch
-	v.positiveInt(envBatchMaxRecords, int64(b.MaxRecords))
-	v.positiveInt(envBatchMaxBytes, int64(b.MaxBytes))
-	v.positiveDuration(envBatchMaxWait, b.MaxWait)
-	v.positiveInt(envMaxInFlightBatches, int64(b.MaxInFlight))
-	switch {
-	case b.MaxBufferedBytes < 1:
-		v.positiveInt(envMaxBufferedBytes, b.MaxBufferedBytes)
-	case b.MaxBufferedBytes < int64(b.MaxBytes):
-		v.add(envMaxBufferedBytes, strconv.FormatInt(b.MaxBufferedBytes, 10),
-			"expected a whole number >= BATCH_MAX_BYTES (%d): a whole batch must fit in the buffer", b.MaxBytes)
-	}
-	v.positiveInt(envHandlerMaxAttempts, int64(b.HandlerMaxAttempts))
-	v.positiveDuration(envHandlerRetryBackoff, b.HandlerRetryBackoff)
-	switch {
-	case b.HandlerBackoffMax <= 0:
-		v.positiveDuration(envHandlerBackoffMax, b.HandlerBackoffMax)
-	case b.HandlerBackoffMax < b.HandlerRetryBackoff:
-		v.add(envHandlerBackoffMax, b.HandlerBackoffMax.String(),
-			"expected a Go duration >= HANDLER_RETRY_BACKOFF (%s)", b.HandlerRetryBackoff)
-	}
-	// Zero is "no limit" (HANDLER_MAX_RECORD_AGE unset); Load refuses a
-	// zero that was written out.
-	if b.HandlerMaxRecordAge < 0 {
-		v.add(envHandlerMaxRecordAge, b.HandlerMaxRecordAge.String(), "expected "+expOptDuration)
-	}
-	v.positiveDuration(envShutdownTimeout, b.ShutdownTimeout)
-}
-
-// validateCodec checks one side; prefix is "KEY_" or "VALUE_".
+// validateCodec checks how the variables of one side fit together; prefix
+// is "KEY_" or "VALUE_".
 func (c Config) validateCodec(v *validator, prefix string, cd Codec) {
 	formatVar := prefix + "FORMAT"
 	fileVar := prefix + "SCHEMA_FILE"
 	msgVar := prefix + "PROTO_MESSAGE"
 	regVar := prefix + "SCHEMA_REGISTRY"
 
-	formatOK := true
-	switch cd.Format {
-	case FormatJSON, FormatAvro, FormatProtobuf, FormatString, FormatBytes, FormatInt, FormatLong:
-	default:
-		formatOK = false
-		v.add(formatVar, string(cd.Format), "expected %s",
-			oneOf(FormatJSON, FormatAvro, FormatProtobuf, FormatString, FormatBytes, FormatInt, FormatLong))
-	}
-	regOK := true
-	switch cd.Registry {
-	case RegistryNone, RegistryConfluent, RegistryGlue:
-	default:
-		regOK = false
-		v.add(regVar, string(cd.Registry), "expected %s", oneOf(RegistryNone, RegistryConfluent, RegistryGlue))
-	}
-	v.file(fileVar, cd.SchemaFile)
-	if !formatOK {
+	// An invalid format or registry is reported by its own check.
+	if !slices.Contains(formats, cd.Format) {
 		return
 	}
+	regOK := slices.Contains(registries, cd.Registry)
 
 	switch cd.Format {
 	case FormatAvro:
@@ -390,13 +363,7 @@ func (c Config) validateCodec(v *validator, prefix string, cd Codec) {
 
 func (c Config) validateRegistry(v *validator) {
 	r := c.Registry
-	confluent := c.Key.Registry == RegistryConfluent || c.Value.Registry == RegistryConfluent
-	switch {
-	case r.URL != "":
-		if p := httpURLProblem(r.URL); p != "" {
-			v.add(envSchemaRegistryURL, r.URL, "expected an absolute http or https URL: %s", p)
-		}
-	case confluent:
+	if r.URL == "" && (c.Key.Registry == RegistryConfluent || c.Value.Registry == RegistryConfluent) {
 		side := envValueSchemaRegistry
 		if c.Value.Registry != RegistryConfluent {
 			side = envKeySchemaRegistry
@@ -411,31 +378,8 @@ func (c Config) validateRegistry(v *validator) {
 	}
 }
 
-func (c Config) validateHandler(v *validator, handlerNames []string) {
-	h := c.Handler
-	builtin := []string{HandlerLog, HandlerHTTP, HandlerDiscard}
-	if !slices.Contains(builtin, h.Name) && !slices.Contains(handlerNames, h.Name) {
-		v.add(envHandler, h.Name, "expected %s", oneOf(append(builtin, handlerNames...)...))
-	}
-	switch {
-	case h.HTTPURL != "":
-		if p := httpURLProblem(h.HTTPURL); p != "" {
-			v.add(envHTTPHandlerURL, h.HTTPURL, "expected an absolute http or https URL: %s", p)
-		}
-	case h.Name == HandlerHTTP:
-		v.add(envHTTPHandlerURL, "", "required with HANDLER=http: an absolute http or https URL")
-	}
-	v.positiveDuration(envHTTPHandlerTimeout, h.HTTPTimeout)
-	if strings.ContainsAny(h.HTTPAuth, "\r\n\x00") {
-		v.add(envHTTPHandlerAuth, "", "expected a single-line header value (check for a trailing newline)")
-	}
-}
-
 func (c Config) validateDLQ(v *validator) {
 	if t := c.DLQ.Topic; t != "" {
-		if p := topicProblem(t); p != "" {
-			v.add(envDLQTopic, t, "%s: %s", expTopic, p)
-		}
 		if slices.Contains(c.Kafka.Topics, t) {
 			v.add(envDLQTopic, t, "expected a topic not in KAFKA_TOPICS: the consumer would read its own dead letters")
 		}
@@ -452,20 +396,4 @@ func (c Config) validateDLQ(v *validator) {
 			v.add(envDLQTopic, "", "the default dead-letter topic for %q is %q, which is also in KAFKA_TOPICS; set DLQ_TOPIC", src, dlq)
 		}
 	}
-}
-
-func (c Config) validateOps(v *validator) {
-	o := c.Ops
-	if o.MetricsAddr == "" {
-		v.add(envMetricsAddr, "", "required: a listen address host:port, such as :9090")
-	} else if p := hostPortProblem(o.MetricsAddr, false, 0); p != "" {
-		v.add(envMetricsAddr, o.MetricsAddr, "expected a listen address host:port, such as :9090: %s", p)
-	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, o.LogLevel) {
-		v.add(envLogLevel, o.LogLevel, "expected %s", oneOf("debug", "info", "warn", "error"))
-	}
-	if o.LogFormat != LogJSON && o.LogFormat != LogConsole {
-		v.add(envLogFormat, string(o.LogFormat), "expected %s", oneOf(LogJSON, LogConsole))
-	}
-	v.positiveDuration(envUnreadyAfter, o.UnreadyAfter)
 }

@@ -1,12 +1,15 @@
 package config
 
 import (
-	"net/url"
+	"slices"
 	"strings"
+	"time"
 )
 
-// The environment variables, named once here so that Load, Validate and
-// Print cannot drift apart.
+// The names of the environment variables. Each is the Name of one entry of
+// variables below (AWS_DEFAULT_REGION is AWS_REGION's Fallback); the
+// constants exist for the rules that involve several variables and for
+// tests. TestEnvConstantsInTable checks that none is left out of the table.
 const (
 	envKafkaBrokers          = "KAFKA_BROKERS"
 	envKafkaTopics           = "KAFKA_TOPICS"
@@ -69,100 +72,326 @@ const (
 	envUnreadyAfter = "UNREADY_AFTER"
 )
 
-// varOrder is the contract's table order, with the two extensions at the end
-// of their sections. Problems are sorted by it and Print follows it.
-// AWS_DEFAULT_REGION is only read as a fallback and reported as AWS_REGION.
-var varOrder = []string{
-	envKafkaBrokers, envKafkaTopics, envKafkaGroupID, envKafkaAuth,
-	envKafkaTLS, envKafkaTLSCAFile, envKafkaTLSCertFile, envKafkaTLSKeyFile,
-	envKafkaTLSServerName, envKafkaTLSInsecure,
-	envKafkaSASLUsername, envKafkaSASLPassword,
-	envAWSRegion, envKafkaIAMRoleARN, envKafkaIAMSessionName,
-	envKafkaClientID, envKafkaStartOffset, envKafkaSessionTimeout,
-	envKafkaHeartbeat, envKafkaRebalanceTimeout, envKafkaInstanceID,
-	envStartupTimeout, envKafkaCommitInterval,
+// section is a heading of the README's configuration reference.
+type section string
 
-	envBatchMaxRecords, envBatchMaxBytes, envBatchMaxWait,
-	envMaxInFlightBatches, envMaxBufferedBytes, envHandlerMaxAttempts,
-	envHandlerRetryBackoff, envHandlerBackoffMax, envHandlerMaxRecordAge,
-	envShutdownTimeout,
+// The sections, in the README's order.
+const (
+	sectionKafka    section = "Kafka connection"
+	sectionBatch    section = "Batching and processing"
+	sectionDecoding section = "Decoding"
+	sectionHandler  section = "Handler"
+	sectionDLQ      section = "Dead-letter topic"
+	sectionOps      section = "Operations"
+)
 
-	envValueFormat, envKeyFormat, envValueSchemaFile, envKeySchemaFile,
-	envValueProtoMessage, envKeyProtoMessage,
-	envValueSchemaRegistry, envKeySchemaRegistry,
-	envSchemaRegistryURL, envSchemaRegistryUser, envSchemaRegistryPass,
+// variable is everything about one environment variable: Load, Validate,
+// Print, CheckNames and the README's reference tables all read it from
+// here, so a variable is added, documented or changed in one place (and its
+// field and Default* constant in config.go). The shape follows Redpanda
+// Connect's service.ConfigField: a name, a default, a description and flags,
+// with the documentation generated from the specs.
+type variable struct {
+	Name    string
+	Section section
+	// Default is the README's "default" column: a value in backticks,
+	// which TestDocumentedDefaults checks against the Default* constant
+	// Load uses, or words such as "required" or "unset".
+	Default string
+	// Help is the README's "meaning" column, one line of Markdown.
+	Help string
+	// Secret values are never shown: Print writes <redacted>, problems
+	// leave the value out, and Load takes the value untrimmed.
+	Secret bool
+	// URL values are shown with a userinfo password, every query value
+	// and the fragment redacted (RedactURL).
+	URL bool
+	// Extension marks a variable the operator contract does not name; the
+	// README says so.
+	Extension bool
+	// Fallback is a variable read when this one is unset; it is known to
+	// CheckNames but never printed or reported on its own.
+	Fallback string
+	// SameRow documents the variable in the previous entry's README row,
+	// its name joined with this separator (", " or " / "); its own Default
+	// and Help are then empty.
+	SameRow string
+	// Unused, if not nil, says why the variable has no effect given the
+	// rest of the configuration, or "" when it has. Setting a variable
+	// that would be ignored is a problem, reported before the value's own
+	// checks.
+	Unused func(c *Config) string
+	// Print, if not nil, is what Print writes instead of the value.
+	Print func(c *Config) string
 
-	envHandler, envHTTPHandlerURL, envHTTPHandlerTimeout, envHTTPHandlerAuth,
-
-	envDLQTopic,
-
-	envMetricsAddr, envLogLevel, envLogFormat, envUnreadyAfter,
+	value value
 }
 
-// varIndex is a variable's position in varOrder; unknown names sort last.
+// The valid values of the choices, in the order problems list them.
+var (
+	auths        = []Auth{AuthIAM, AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain, AuthNone}
+	saslAuths    = []Auth{AuthSCRAMSHA512, AuthSCRAMSHA256, AuthPlain}
+	startOffsets = []StartOffset{StartEarliest, StartLatest}
+	formats      = []Format{FormatJSON, FormatAvro, FormatProtobuf, FormatString, FormatBytes, FormatInt, FormatLong}
+	registries   = []Registry{RegistryNone, RegistryConfluent, RegistryGlue}
+	builtins     = []string{HandlerLog, HandlerHTTP, HandlerDiscard}
+	logLevels    = []string{"debug", "info", "warn", "error"}
+	logFormats   = []LogFormat{LogJSON, LogConsole}
+)
+
+// variables is the configuration: the contract's table order, with the
+// extensions at the end of their sections. Problems are sorted by it, Print
+// follows it, and the README's tables are generated from it (Reference).
+var variables = []variable{
+	// Kafka connection.
+	{Name: envKafkaBrokers, Section: sectionKafka, Default: "required",
+		Help: "comma-separated `host:port` bootstrap brokers",
+		value: list{at: func(c *Config) *[]string { return &c.Kafka.Brokers },
+			required: "required: comma-separated host:port list",
+			expect:   brokerProblem}},
+	{Name: envKafkaTopics, Section: sectionKafka, Default: "required",
+		Help: "comma-separated topics to consume; each must exist (checked at start, exit 1 if not)",
+		value: list{at: func(c *Config) *[]string { return &c.Kafka.Topics },
+			required: "required: comma-separated list of topics",
+			expect:   topicExpect}},
+	{Name: envKafkaGroupID, Section: sectionKafka, Default: "required",
+		Help: "consumer group; use one per environment, e.g. `brands-sync-prod`",
+		value: str{at: func(c *Config) *string { return &c.Kafka.GroupID },
+			required: "required: the consumer group id, one per environment"}},
+	{Name: envKafkaAuth, Section: sectionKafka, Default: "`iam`",
+		Help:  "`iam` (MSK IAM over SASL OAUTHBEARER), `scram-sha-512`, `scram-sha-256`, `plain`, `none`",
+		value: choice[Auth]{at: func(c *Config) *Auth { return &c.Kafka.Auth }, def: DefaultAuth, choices: auths}},
+	{Name: envKafkaTLS, Section: sectionKafka, Default: "`true` unless `KAFKA_AUTH=none`",
+		Help: "TLS to the brokers; SASL without TLS is refused unless `KAFKA_TLS=false` is explicit",
+		value: boolean{at: func(c *Config) *bool { return &c.Kafka.TLS },
+			def:      func(c *Config) bool { return c.Kafka.Auth != AuthNone },
+			explicit: func(c *Config) *bool { return &c.Kafka.TLSExplicit }}},
+	{Name: envKafkaTLSCAFile, Section: sectionKafka, Default: "system roots",
+		Help: "PEM bundle to verify brokers", Unused: tlsOff,
+		value: str{at: func(c *Config) *string { return &c.Kafka.TLSCAFile }, expect: readableFile}},
+	{Name: envKafkaTLSCertFile, Section: sectionKafka, Default: "unset",
+		Help: "client certificate for mTLS (both or neither)", Unused: tlsOff,
+		value: str{at: func(c *Config) *string { return &c.Kafka.TLSCertFile }, expect: readableFile}},
+	{Name: envKafkaTLSKeyFile, Section: sectionKafka, SameRow: ", ", Unused: tlsOff,
+		value: str{at: func(c *Config) *string { return &c.Kafka.TLSKeyFile }, expect: readableFile}},
+	{Name: envKafkaTLSServerName, Section: sectionKafka, Default: "from the broker address",
+		Help: "SNI / verification name override", Unused: tlsOff,
+		value: str{at: func(c *Config) *string { return &c.Kafka.TLSServerName }}},
+	{Name: envKafkaTLSInsecure, Section: sectionKafka, Default: "`false`",
+		Help: "only for local tests; logs a warning at start", Unused: tlsOff,
+		value: boolean{at: func(c *Config) *bool { return &c.Kafka.TLSInsecureSkipVerify }}},
+	{Name: envKafkaSASLUsername, Section: sectionKafka, Default: "unset",
+		Help: "for `scram-*` and `plain`", Unused: saslUnused,
+		value: str{at: func(c *Config) *string { return &c.Kafka.SASLUsername }}},
+	{Name: envKafkaSASLPassword, Section: sectionKafka, SameRow: ", ", Secret: true, Unused: saslUnused,
+		value: str{at: func(c *Config) *string { return &c.Kafka.SASLPassword }}},
+	{Name: envAWSRegion, Section: sectionKafka, Default: "`AWS_DEFAULT_REGION`", Fallback: envAWSDefaultRegion,
+		Help:  "region for MSK IAM tokens; required with `iam`",
+		value: str{at: func(c *Config) *string { return &c.Kafka.AWSRegion }}},
+	{Name: envKafkaIAMRoleARN, Section: sectionKafka, Default: "unset",
+		Help:  "role to assume for MSK IAM; otherwise the AWS default credential chain",
+		value: str{at: func(c *Config) *string { return &c.Kafka.IAMRoleARN }}},
+	{Name: envKafkaIAMSessionName, Section: sectionKafka, Default: "`msk-consumer`",
+		Help: "session name when assuming a role",
+		value: str{at: func(c *Config) *string { return &c.Kafka.IAMSessionName }, def: DefaultIAMSessionName,
+			expect: sessionNameExpect}},
+	{Name: envKafkaClientID, Section: sectionKafka, Default: "`msk-consumer`",
+		Help: "Kafka client id",
+		value: str{at: func(c *Config) *string { return &c.Kafka.ClientID }, def: DefaultClientID,
+			required: "required: a Kafka client id"}},
+	{Name: envKafkaStartOffset, Section: sectionKafka, Default: "`earliest`",
+		Help:  "where a group with no committed offset starts: `earliest`, `latest`",
+		value: choice[StartOffset]{at: func(c *Config) *StartOffset { return &c.Kafka.StartOffset }, def: DefaultStartOffset, choices: startOffsets}},
+	{Name: envKafkaSessionTimeout, Section: sectionKafka, Default: "`45s`",
+		Help:  "group session timeout",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.SessionTimeout }, def: DefaultSessionTimeout}},
+	{Name: envKafkaHeartbeat, Section: sectionKafka, Default: "`3s`",
+		Help:  "group heartbeat interval (less than the session timeout)",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.HeartbeatInterval }, def: DefaultHeartbeatInterval}},
+	{Name: envKafkaRebalanceTimeout, Section: sectionKafka, Default: "`60s`",
+		Help:  "time members get to finish in-flight work on a rebalance",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.RebalanceTimeout }, def: DefaultRebalanceTimeout}},
+	{Name: envKafkaInstanceID, Section: sectionKafka, Default: "unset",
+		Help:  "static membership id (e.g. the pod name of a StatefulSet)",
+		value: str{at: func(c *Config) *string { return &c.Kafka.InstanceID }, expect: instanceIDExpect}},
+	{Name: envStartupTimeout, Section: sectionKafka, Default: "`2m`",
+		Help:  "reach the brokers, check the topics and join the group within this, or exit 1 naming what was not reached",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.StartupTimeout }, def: DefaultStartupTimeout}},
+	{Name: envKafkaCommitInterval, Section: sectionKafka, Default: "`5s`", Extension: true,
+		Help:  "how often marked offsets are committed",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.CommitInterval }, def: DefaultCommitInterval}},
+
+	// Batching and processing.
+	{Name: envBatchMaxRecords, Section: sectionBatch, Default: "`500`",
+		Help:  "a batch is handed over when it holds this many records",
+		value: number[int]{at: func(c *Config) *int { return &c.Batch.MaxRecords }, def: DefaultBatchMaxRecords}},
+	{Name: envBatchMaxBytes, Section: sectionBatch, Default: "`4194304`",
+		Help:  "... or this many bytes of key+value (a single larger record is a batch of its own) ...",
+		value: number[int]{at: func(c *Config) *int { return &c.Batch.MaxBytes }, def: DefaultBatchMaxBytes}},
+	{Name: envBatchMaxWait, Section: sectionBatch, Default: "`3s`",
+		Help:  "... or when its oldest record has waited this long since it was fetched",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.MaxWait }, def: DefaultBatchMaxWait}},
+	{Name: envMaxInFlightBatches, Section: sectionBatch, Default: "`16`",
+		Help:  "batches being handled at once, across partitions",
+		value: number[int]{at: func(c *Config) *int { return &c.Batch.MaxInFlight }, def: DefaultMaxInFlightBatches}},
+	{Name: envMaxBufferedBytes, Section: sectionBatch, Default: "`67108864`",
+		Help:  "fetched but unfinished bytes (keys and values, plus 256 bytes of bookkeeping per record); above it fetching pauses (at least `BATCH_MAX_BYTES`)",
+		value: number[int64]{at: func(c *Config) *int64 { return &c.Batch.MaxBufferedBytes }, def: DefaultMaxBufferedBytes}},
+	{Name: envHandlerMaxAttempts, Section: sectionBatch, Default: "`3`",
+		Help:  "attempts for a failing record before it is dead-lettered",
+		value: number[int]{at: func(c *Config) *int { return &c.Batch.HandlerMaxAttempts }, def: DefaultHandlerMaxAttempts}},
+	{Name: envHandlerRetryBackoff, Section: sectionBatch, Default: "`200ms`",
+		Help:  "first retry delay; doubles each attempt, jittered into [d/2, d]",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.HandlerRetryBackoff }, def: DefaultHandlerRetryBackoff}},
+	{Name: envHandlerBackoffMax, Section: sectionBatch, Default: "`10s`",
+		Help:  "cap of the retry delay (also for dead-letter writes)",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.HandlerBackoffMax }, def: DefaultHandlerBackoffMax}},
+	{Name: envHandlerMaxRecordAge, Section: sectionBatch, Default: "unset (no limit)",
+		Help:  "a record older than this (by its timestamp) whose handling fails for any reason is dead-lettered as `expired`; if set, a duration > 0 (`0s` is refused rather than read as \"no limit\"); `consumer config` prints it empty when unset",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.HandlerMaxRecordAge }, optional: true}},
+	{Name: envShutdownTimeout, Section: sectionBatch, Default: "`30s`",
+		Help:  "on SIGTERM: stop fetching, finish in-flight batches, commit, leave the group, within this time",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.ShutdownTimeout }, def: DefaultShutdownTimeout}},
+
+	// Decoding.
+	{Name: envValueFormat, Section: sectionDecoding, Default: "`json`",
+		Help:  "`json`, `avro`, `protobuf`, `string`, `bytes`, `int` (4-byte big-endian), `long` (8-byte big-endian)",
+		value: choice[Format]{at: func(c *Config) *Format { return &c.Value.Format }, def: DefaultValueFormat, choices: formats}},
+	{Name: envKeyFormat, Section: sectionDecoding, Default: "`string`",
+		Help:  "same choices",
+		value: choice[Format]{at: func(c *Config) *Format { return &c.Key.Format }, def: DefaultKeyFormat, choices: formats}},
+	{Name: envValueSchemaFile, Section: sectionDecoding, Default: "unset",
+		Help:  "Avro: an `.avsc` file (the writer schema without a registry, the reader schema with one). Protobuf: a binary `FileDescriptorSet` (`protoc --descriptor_set_out` / `buf build -o`); optional with a registry",
+		value: str{at: func(c *Config) *string { return &c.Value.SchemaFile }, expect: readableFile}},
+	{Name: envKeySchemaFile, Section: sectionDecoding, SameRow: " / ",
+		value: str{at: func(c *Config) *string { return &c.Key.SchemaFile }, expect: readableFile}},
+	{Name: envValueProtoMessage, Section: sectionDecoding, Default: "unset",
+		Help:  "Protobuf: the full message name in that set (with a registry and no set, the framing's message indexes name it)",
+		value: str{at: func(c *Config) *string { return &c.Value.ProtoMessage }}},
+	{Name: envKeyProtoMessage, Section: sectionDecoding, SameRow: " / ",
+		value: str{at: func(c *Config) *string { return &c.Key.ProtoMessage }}},
+	{Name: envValueSchemaRegistry, Section: sectionDecoding, Default: "`none`",
+		Help:  "`confluent` or `glue` framing; the schema is fetched from the registry and cached",
+		value: choice[Registry]{at: func(c *Config) *Registry { return &c.Value.Registry }, def: RegistryNone, choices: registries}},
+	{Name: envKeySchemaRegistry, Section: sectionDecoding, SameRow: " / ",
+		value: choice[Registry]{at: func(c *Config) *Registry { return &c.Key.Registry }, def: RegistryNone, choices: registries}},
+	{Name: envSchemaRegistryURL, Section: sectionDecoding, Default: "unset", URL: true,
+		Help:  "Confluent-compatible registry",
+		value: str{at: func(c *Config) *string { return &c.Registry.URL }, expect: httpURLExpect}},
+	{Name: envSchemaRegistryUser, Section: sectionDecoding, Default: "unset",
+		Help:  "basic auth for it",
+		value: str{at: func(c *Config) *string { return &c.Registry.Username }}},
+	{Name: envSchemaRegistryPass, Section: sectionDecoding, SameRow: ", ", Secret: true,
+		value: str{at: func(c *Config) *string { return &c.Registry.Password }}},
+
+	// Handler.
+	{Name: envHandler, Section: sectionHandler, Default: "`log`",
+		Help: "`log`, `http`, `discard`, or the name of a Go handler compiled into the binary (`example` ships)",
+		value: choice[string]{at: func(c *Config) *string { return &c.Handler.Name }, def: DefaultHandler,
+			choices: builtins, caseSensitive: true, orHandlers: true}},
+	{Name: envHTTPHandlerURL, Section: sectionHandler, Default: "unset", URL: true,
+		Help:  "required with `http`",
+		value: str{at: func(c *Config) *string { return &c.Handler.HTTPURL }, expect: httpURLExpect}},
+	{Name: envHTTPHandlerTimeout, Section: sectionHandler, Default: "`30s`",
+		Help:  "per request",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Handler.HTTPTimeout }, def: DefaultHTTPHandlerTimeout}},
+	{Name: envHTTPHandlerAuth, Section: sectionHandler, Default: "unset", Secret: true,
+		Help:  "sent as the `Authorization` header (a secret: never logged or printed)",
+		value: str{at: func(c *Config) *string { return &c.Handler.HTTPAuth }, expect: headerValueExpect}},
+
+	// Dead-letter topic.
+	{Name: envDLQTopic, Section: sectionDLQ, Default: "`<source topic>.dlq`",
+		Help:  "where records that cannot be handled go; with several source topics and no `DLQ_TOPIC`, each has its own `<topic>.dlq`. Every dead-letter topic must exist at start (exit 1 naming it if not)",
+		Print: printDLQ,
+		value: str{at: func(c *Config) *string { return &c.DLQ.Topic }, expect: dlqTopicExpect}},
+
+	// Operations.
+	{Name: envMetricsAddr, Section: sectionOps, Default: "`:9090`",
+		Help: "serves `/metrics`, `/healthz`, `/readyz`",
+		value: str{at: func(c *Config) *string { return &c.Ops.MetricsAddr }, def: DefaultMetricsAddr,
+			required: "required: a listen address host:port, such as :9090", expect: listenAddrExpect}},
+	{Name: envLogLevel, Section: sectionOps, Default: "`info`",
+		Help:  "`debug`, `info`, `warn`, `error`",
+		value: choice[string]{at: func(c *Config) *string { return &c.Ops.LogLevel }, def: DefaultLogLevel, choices: logLevels}},
+	{Name: envLogFormat, Section: sectionOps, Default: "`json`",
+		Help:  "`json` or `console`",
+		value: choice[LogFormat]{at: func(c *Config) *LogFormat { return &c.Ops.LogFormat }, def: DefaultLogFormat, choices: logFormats}},
+	{Name: envUnreadyAfter, Section: sectionOps, Default: "`30s`", Extension: true,
+		Help:  "how long a condition (a partition stuck on the dead-letter topic or a schema registry, brokers unreachable, group errors) may last before `/readyz` answers 503",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Ops.UnreadyAfter }, def: DefaultUnreadyAfter}},
+}
+
+// tlsOff is the Unused rule of the TLS settings.
+func tlsOff(c *Config) string {
+	if c.Kafka.TLS {
+		return ""
+	}
+	return "set, but TLS is off; expected KAFKA_TLS=true or this variable unset"
+}
+
+// saslUnused is the Unused rule of the SASL credentials. Credentials that
+// would be silently ignored usually mean KAFKA_AUTH was forgotten; failing
+// now beats an authentication error later.
+func saslUnused(c *Config) string {
+	if a := c.Kafka.Auth; a == AuthIAM || a == AuthNone {
+		return "set, but KAFKA_AUTH=" + string(a) + " does not use it; expected KAFKA_AUTH=" + oneOf(saslAuths...)
+	}
+	return ""
+}
+
+// printDLQ lists each topic's default dead-letter topic when DLQ_TOPIC is
+// unset, and says so in a trailing comment.
+func printDLQ(c *Config) string {
+	if c.DLQ.Topic != "" || len(c.Kafka.Topics) == 0 {
+		return c.DLQ.Topic
+	}
+	dlqs := make([]string, len(c.Kafka.Topics))
+	for i, t := range c.Kafka.Topics {
+		dlqs[i] = c.DLQ.TopicFor(t)
+	}
+	return strings.Join(dlqs, ",") + "  # unset: each topic dead-letters to <topic>" + DefaultDLQSuffix
+}
+
+// varOrder is the names of variables, in order.
+var varOrder = func() []string {
+	names := make([]string, len(variables))
+	for i, v := range variables {
+		names[i] = v.Name
+	}
+	return names
+}()
+
+// varIndex is a variable's position in the table; unknown names, and a
+// Fallback, sort last.
 func varIndex(name string) int {
-	for i, v := range varOrder {
-		if v == name {
-			return i
-		}
+	if i := slices.Index(varOrder, name); i >= 0 {
+		return i
 	}
 	return len(varOrder)
 }
 
+// lookupVar returns the table's entry for name, or nil.
+func lookupVar(name string) *variable {
+	if i := varIndex(name); i < len(variables) {
+		return &variables[i]
+	}
+	return nil
+}
+
 // isSecret reports whether a variable's value must never be printed.
 func isSecret(name string) bool {
-	switch name {
-	case envKafkaSASLPassword, envSchemaRegistryPass, envHTTPHandlerAuth:
-		return true
-	}
-	return false
+	v := lookupVar(name)
+	return v != nil && v.Secret
 }
 
 // isURLVar reports whether a variable holds a URL whose secrets (a userinfo
 // password, query values, a fragment) must be redacted wherever the value
-// is shown. It goes by the name, so that a URL variable added later (such as
-// the contract's REDIS_URL) is covered without a change here.
+// is shown. A name not in the table goes by its suffix, so that a URL
+// variable of the contract this version does not read (REDIS_URL) is
+// covered as well.
 func isURLVar(name string) bool {
+	if v := lookupVar(name); v != nil {
+		return v.URL
+	}
 	return strings.HasSuffix(name, "_URL")
 }
-
-// RedactURL hides what in a URL may be a credential: the password in its
-// userinfo (as url.URL.Redacted does), every query value, since APIs take
-// tokens as ?token=... or ?sig=..., and the fragment. Query keys are kept,
-// in their order, so that an operator can still tell which URL it is; a
-// query element without '=' is hidden whole, since it may be a bare token.
-// A value that does not parse is hidden entirely, since we cannot tell where
-// a secret would be.
-func RedactURL(raw string) string {
-	if raw == "" || raw == redacted {
-		// Problems are redacted when made and again when rendered, so
-		// redacting must be idempotent: "<redacted>" would parse as a path.
-		return raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return redacted
-	}
-	if u.RawQuery != "" {
-		parts := strings.Split(u.RawQuery, "&")
-		for i, part := range parts {
-			if key, _, ok := strings.Cut(part, "="); ok {
-				parts[i] = key + "=" + redactedValue
-			} else if part != "" {
-				parts[i] = redactedValue
-			}
-		}
-		u.RawQuery = strings.Join(parts, "&")
-	}
-	if u.Fragment != "" || u.RawFragment != "" {
-		u.Fragment, u.RawFragment = redactedValue, ""
-	}
-	return u.Redacted()
-}
-
-// redactedValue stands in for a query value or a fragment in a URL. It is
-// a plain word, not redacted, so that the printed URL stays a URL.
-const redactedValue = "REDACTED"
-
-// redacted stands in for the value of a secret that is set.
-const redacted = "<redacted>"
