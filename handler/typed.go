@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"msk-consumer/config"
-	"msk-consumer/internal/codec"
+	"msk-consumer/framing"
 )
 
 // TypedRecord is a record whose value was decoded into a T by a Typed
@@ -182,18 +182,18 @@ func JSONValue[T any]() DecodeFunc[T] {
 }
 
 // AvroValue decodes the bytes as fetched straight into a T with twmb/avro
-// (struct fields by their `avro` tags), after stripping the framing: the
+// (struct fields by their `avro` tags), after stripping registry's framing: the
 // fast path, with no JSON in between. schema must be the schema the
 // producer wrote with: with registry framing, the writer schema named in
 // each record is not fetched here, so use it only where producers write
 // with that one schema, else JSONValue, which the pipeline resolved.
-func AvroValue[T any](schema *avro.Schema, framing config.Registry) DecodeFunc[T] {
+func AvroValue[T any](schema *avro.Schema, registry config.Registry) DecodeFunc[T] {
 	return func(r *Record) (T, error) {
 		var v T
 		if r.Raw == nil {
 			return v, errors.New("no raw record")
 		}
-		fr, err := codec.Unframe(framing, config.FormatAvro, r.Raw.Value, 0)
+		fr, err := framing.Unframe(registry, config.FormatAvro, r.Raw.Value, 0)
 		if err != nil {
 			return v, err
 		}
@@ -212,13 +212,13 @@ func AvroValue[T any](schema *avro.Schema, framing config.Registry) DecodeFunc[T
 // (a generated type, such as *shopv1.Product) with proto.Unmarshal, after
 // stripping the framing (and the message indexes): the fast path. Protobuf
 // needs no writer schema to read a newer or older message.
-func ProtoValue[T proto.Message](framing config.Registry) DecodeFunc[T] {
+func ProtoValue[T proto.Message](registry config.Registry) DecodeFunc[T] {
 	return func(r *Record) (T, error) {
 		var zero T
 		if r.Raw == nil {
 			return zero, errors.New("no raw record")
 		}
-		fr, err := codec.Unframe(framing, config.FormatProtobuf, r.Raw.Value, 0)
+		fr, err := framing.Unframe(registry, config.FormatProtobuf, r.Raw.Value, 0)
 		if err != nil {
 			return zero, err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/avro"
 
 	"msk-consumer/config"
+	"msk-consumer/framing"
 )
 
 // avroDecoder decodes Avro binary written with one schema (no framing).
@@ -127,7 +128,7 @@ type avroWriter struct {
 }
 
 func (d *avroRegistryDecoder) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error) {
-	fr, err := Unframe(d.framing, config.FormatAvro, src, d.maxDecompressed)
+	fr, err := unframe(d.framing, config.FormatAvro, src, d.maxDecompressed)
 	if err != nil {
 		return dst, err
 	}
@@ -168,12 +169,12 @@ func (d *avroRegistryDecoder) AppendJSON(ctx context.Context, dst, src []byte) (
 	return out, nil
 }
 
-func (d *avroRegistryDecoder) writer(ctx context.Context, frp *Frame) (*avroWriter, error) {
+func (d *avroRegistryDecoder) writer(ctx context.Context, frp *framing.Frame) (*avroWriter, error) {
 	k := keyOf(frp)
 	if w, ok := d.cache.cached(k); ok {
 		return w, nil
 	}
-	fr := new(Frame) // a copy for the fetch, so that only a miss allocates
+	fr := new(framing.Frame) // a copy for the fetch, so that only a miss allocates
 	*fr = *frp
 	return d.cache.get(ctx, k, func(ctx context.Context) (*avroWriter, error) {
 		rs, err := d.src.lookup(ctx, fr)

@@ -48,7 +48,7 @@ func BenchmarkDecodeFramed(b *testing.B) {
 		writer := mustSchemaFile(b, productV1File)
 		rs, err := avro.Resolve(writer, reader)
 		must(b, err)
-		fr, err := Unframe(config.RegistryConfluent, config.FormatAvro, goldenVec(b, "value_avro_confluent_evolved"), 0)
+		fr, err := unframe(config.RegistryConfluent, config.FormatAvro, goldenVec(b, "value_avro_confluent_evolved"), 0)
 		must(b, err)
 		benchDecoder(b, avroMapDecoder{rs}, fr.Payload)
 	})

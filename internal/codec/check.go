@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"msk-consumer/config"
+	"msk-consumer/framing"
 )
 
 // Check builds the key and value decoders of cfg as NewKeyValue does, but
@@ -74,7 +75,7 @@ func descriptorSetLoads(path string) bool {
 // says why rather than dialing.
 type offlineSource struct{}
 
-func (offlineSource) lookup(context.Context, *Frame) (*registrySchema, error) {
+func (offlineSource) lookup(context.Context, *framing.Frame) (*registrySchema, error) {
 	return nil, fmt.Errorf("schema registry not consulted by Check: %w", ErrUnsupported)
 }
 

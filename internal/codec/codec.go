@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/avro"
 
 	"msk-consumer/config"
+	"msk-consumer/framing"
 )
 
 // Decoder decodes one side (key or value) of records.
@@ -53,7 +54,7 @@ type Options struct {
 	// (the service passes AWS_REGION / AWS_DEFAULT_REGION).
 	AWSRegion string
 	// MaxDecompressed bounds a Glue zlib payload after decompression;
-	// 0 means DefaultMaxDecompressed.
+	// 0 means framing.DefaultMaxDecompressed.
 	MaxDecompressed int
 }
 
@@ -207,7 +208,7 @@ type framedJSON struct {
 }
 
 func (d *framedJSON) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error) {
-	fr, err := Unframe(d.framing, config.FormatJSON, src, d.maxDecompressed)
+	fr, err := unframe(d.framing, config.FormatJSON, src, d.maxDecompressed)
 	if err != nil {
 		return dst, err
 	}
@@ -236,12 +237,12 @@ func (d *framedJSON) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, e
 }
 
 // schema returns the compiled JSON Schema the frame names.
-func (d *framedJSON) schema(ctx context.Context, frp *Frame) (*jsonschema.Schema, error) {
+func (d *framedJSON) schema(ctx context.Context, frp *framing.Frame) (*jsonschema.Schema, error) {
 	k := keyOf(frp)
 	if sch, ok := d.cache.cached(k); ok {
 		return sch, nil
 	}
-	fr := new(Frame)
+	fr := new(framing.Frame)
 	*fr = *frp
 	return d.cache.get(ctx, k, func(ctx context.Context) (*jsonschema.Schema, error) {
 		rs, err := d.src.lookup(ctx, fr)

@@ -2,59 +2,17 @@ package codec
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"msk-consumer/config"
+	"msk-consumer/framing"
 )
 
-// Fuzzers of the framing parsers and the Protobuf decoder. Every input
-// either parses or fails with ErrDecode; nothing panics, and no length or
-// count in the input makes an allocation larger than the input allows.
+// Fuzzers of the Protobuf decoder and of whole framed inputs through the
+// registry decoders. Every input either decodes or fails with ErrDecode;
+// nothing panics. (The framing parsers' own fuzzers are in ../../framing.)
 //
-//	go test -run '^$' -fuzz '^FuzzConfluentFraming$' -fuzztime 60s ./internal/codec/
-
-func FuzzConfluentFraming(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 0, 1, 0, 'x'})
-	f.Add([]byte{0, 0, 0, 0, 1, 4, 2, 4, 'x'})
-	f.Add([]byte{0, 0, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f})
-	f.Add([]byte{1, 2, 3})
-	f.Fuzz(func(t *testing.T, src []byte) {
-		for _, format := range []config.Format{config.FormatAvro, config.FormatProtobuf} {
-			fr, err := Unframe(config.RegistryConfluent, format, src, 0)
-			if err != nil {
-				if !errors.Is(err, ErrDecode) {
-					t.Fatalf("got %v, want ErrDecode", err)
-				}
-				continue
-			}
-			if len(fr.Payload) > len(src) || len(fr.Indexes) > len(src) {
-				t.Fatalf("payload %d indexes %d from %d bytes", len(fr.Payload), len(fr.Indexes), len(src))
-			}
-		}
-	})
-}
-
-func FuzzGlueFraming(f *testing.F) {
-	id := [16]byte{1, 2, 3}
-	f.Add(append(append([]byte{3, 0}, id[:]...), 'x'))
-	f.Add(append(append([]byte{3, 5}, id[:]...), 0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01))
-	f.Add(append([]byte{3, 9}, id[:]...))
-	f.Fuzz(func(t *testing.T, src []byte) {
-		for _, format := range []config.Format{config.FormatJSON, config.FormatProtobuf} {
-			fr, err := Unframe(config.RegistryGlue, format, src, 1<<20)
-			if err != nil {
-				if !errors.Is(err, ErrDecode) {
-					t.Fatalf("got %v, want ErrDecode", err)
-				}
-				continue
-			}
-			if len(fr.Payload) > 1<<20 {
-				t.Fatalf("payload of %d bytes past the limit", len(fr.Payload))
-			}
-		}
-	})
-}
+//	go test -run '^$' -fuzz '^FuzzFramedDecoders$' -fuzztime 60s ./internal/codec/
 
 func FuzzProtobuf(f *testing.F) {
 	d, err := New(config.Codec{Format: config.FormatProtobuf, SchemaFile: protoSetFile, ProtoMessage: "shop.v1.Product"})
@@ -137,7 +95,7 @@ type stubSource map[schemaKey]*registrySchema
 
 func (s stubSource) name() string { return "stub" }
 
-func (s stubSource) lookup(_ context.Context, fr *Frame) (*registrySchema, error) {
+func (s stubSource) lookup(_ context.Context, fr *framing.Frame) (*registrySchema, error) {
 	if rs, ok := s[keyOf(fr)]; ok {
 		return rs, nil
 	}

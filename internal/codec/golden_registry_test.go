@@ -202,9 +202,9 @@ type productV1 struct {
 func glueFrame(tb testing.TB, version string, payload []byte, compress bool) []byte {
 	tb.Helper()
 	id := parseUUID(tb, version)
-	out := []byte{glueHeader, glueNone}
+	out := []byte{3, 0} // header version 3, no compression
 	if compress {
-		out[1] = glueZlib
+		out[1] = 5 // zlib
 		var z bytes.Buffer
 		w := zlib.NewWriter(&z)
 		w.Write(payload)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"msk-consumer/config"
+	"msk-consumer/framing"
 )
 
 // Protobuf: a message is decoded with dynamicpb against its descriptor and
@@ -102,7 +103,7 @@ type protoDecoder struct {
 }
 
 func (d *protoDecoder) AppendJSON(_ context.Context, dst, src []byte) ([]byte, error) {
-	fr, err := Unframe(d.framing, config.FormatProtobuf, src, d.maxDecompressed)
+	fr, err := unframe(d.framing, config.FormatProtobuf, src, d.maxDecompressed)
 	if err != nil {
 		return dst, err
 	}
@@ -111,22 +112,6 @@ func (d *protoDecoder) AppendJSON(_ context.Context, dst, src []byte) ([]byte, e
 		return dst, withSchema(err, d.framing, fr.SchemaRef())
 	}
 	return out, err
-}
-
-// glueMessageIndex reads the unsigned varint that starts a Glue Protobuf
-// payload.
-func glueMessageIndex(p []byte) (int, []byte, error) {
-	var v uint64
-	for i := 0; i < len(p) && i < 5; i++ {
-		v |= uint64(p[i]&0x7f) << (7 * i)
-		if p[i] < 0x80 {
-			if v > 1<<20 {
-				break
-			}
-			return int(v), p[i+1:], nil
-		}
-	}
-	return 0, nil, errors.New("message index is not a valid varint")
 }
 
 // protoSchema is a Protobuf schema from a registry, compiled.
@@ -214,7 +199,7 @@ type protoRegistryDecoder struct {
 }
 
 func (d *protoRegistryDecoder) AppendJSON(ctx context.Context, dst, src []byte) ([]byte, error) {
-	fr, err := Unframe(d.framing, config.FormatProtobuf, src, d.maxDecompressed)
+	fr, err := unframe(d.framing, config.FormatProtobuf, src, d.maxDecompressed)
 	if err != nil {
 		return dst, err
 	}
@@ -241,12 +226,12 @@ func (d *protoRegistryDecoder) AppendJSON(ctx context.Context, dst, src []byte) 
 	return out, nil
 }
 
-func (d *protoRegistryDecoder) schema(ctx context.Context, frp *Frame) (*protoSchema, error) {
+func (d *protoRegistryDecoder) schema(ctx context.Context, frp *framing.Frame) (*protoSchema, error) {
 	k := keyOf(frp)
 	if ps, ok := d.cache.cached(k); ok {
 		return ps, nil
 	}
-	fr := new(Frame) // a copy for the fetch, so that only a miss allocates
+	fr := new(framing.Frame) // a copy for the fetch, so that only a miss allocates
 	*fr = *frp
 	return d.cache.get(ctx, k, func(ctx context.Context) (*protoSchema, error) {
 		rs, err := d.src.lookup(ctx, fr)

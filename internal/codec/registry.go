@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"msk-consumer/config"
+	"msk-consumer/framing"
 )
 
 // fetchTimeout bounds one registry request, whoever waits for it.
@@ -36,7 +37,7 @@ type schemaKey struct {
 	version [16]byte
 }
 
-func keyOf(fr *Frame) schemaKey { return schemaKey{id: fr.ID, version: fr.Version} }
+func keyOf(fr *framing.Frame) schemaKey { return schemaKey{id: fr.ID, version: fr.Version} }
 
 // flight caches values by key and computes each at most once at a time:
 // concurrent callers for the same key wait for one computation
@@ -158,7 +159,7 @@ type registrySchema struct {
 // schemaSource fetches schemas named by a frame. Its errors are a
 // *MissingSchemaError, a *RegistryError or a *SchemaError.
 type schemaSource interface {
-	lookup(ctx context.Context, fr *Frame) (*registrySchema, error)
+	lookup(ctx context.Context, fr *framing.Frame) (*registrySchema, error)
 	// name is the registry as an operator knows it: a URL without
 	// credentials, or "glue".
 	name() string
@@ -219,7 +220,7 @@ func newConfluentSource(c config.SchemaRegistry, hc *http.Client) (*confluentSou
 
 func (s *confluentSource) name() string { return s.url }
 
-func (s *confluentSource) lookup(ctx context.Context, fr *Frame) (*registrySchema, error) {
+func (s *confluentSource) lookup(ctx context.Context, fr *framing.Frame) (*registrySchema, error) {
 	id := int(fr.ID)
 	if rs, ok := s.ids.cached(id); ok {
 		return rs, nil
@@ -319,10 +320,10 @@ type glueSource struct {
 
 func (s *glueSource) name() string { return "glue" }
 
-func (s *glueSource) lookup(ctx context.Context, fr *Frame) (*registrySchema, error) {
+func (s *glueSource) lookup(ctx context.Context, fr *framing.Frame) (*registrySchema, error) {
 	version := fr.Version
 	return s.versions.get(ctx, version, func(ctx context.Context) (*registrySchema, error) {
-		ref := uuidString(version)
+		ref := (&framing.Frame{Framing: config.RegistryGlue, Version: version}).SchemaRef()
 		out, err := s.api.GetSchemaVersion(ctx, &glue.GetSchemaVersionInput{SchemaVersionId: aws.String(ref)})
 		if err != nil {
 			var nf *gluetypes.EntityNotFoundException

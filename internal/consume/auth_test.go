@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"msk-consumer/config"
-	"msk-consumer/internal/codec"
 	"msk-consumer/handler"
+	"msk-consumer/internal/codec"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/kafkaclient/kafkaclienttest"

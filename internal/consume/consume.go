@@ -59,10 +59,10 @@ import (
 	"go.uber.org/zap"
 
 	"msk-consumer/config"
+	"msk-consumer/handler"
 	"msk-consumer/internal/backoff"
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
-	"msk-consumer/handler"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/metrics"

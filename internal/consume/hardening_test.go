@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"msk-consumer/internal/dlq"
 	"msk-consumer/handler"
+	"msk-consumer/internal/dlq"
 )
 
 // stuckOn is a handler that never returns for batches of one partition

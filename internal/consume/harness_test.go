@@ -25,8 +25,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"msk-consumer/config"
-	"msk-consumer/internal/codec"
 	"msk-consumer/handler"
+	"msk-consumer/internal/codec"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/metrics"
 )

@@ -35,10 +35,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"msk-consumer/handler"
 	"msk-consumer/internal/backoff"
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
-	"msk-consumer/handler"
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/metrics"
 )

@@ -16,10 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"msk-consumer/config"
+	"msk-consumer/handler"
 	"msk-consumer/internal/backoff"
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
-	"msk-consumer/handler"
 	"msk-consumer/internal/metrics"
 )
 
