@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/consumer
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LDFLAGS     := -s -w -X msk-consumer/service.version=$(VERSION) -X msk-consumer/service.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka lint build image bench bench-micro fuzz clean kafka-up kafka-down chaos
@@ -24,9 +24,11 @@ image:
 	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine"; exit 1; }
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
-## test: every test, with the race detector
+## test: every test, with the race detector, and the example of a binary
+## built in its own module against the public API (examples/own-binary)
 test:
 	$(GO) test -race -count=1 ./...
+	cd examples/own-binary && $(GO) build -o /dev/null . && $(GO) test -race -count=1 ./...
 
 ## test-kafka: the pipeline tests again, on a real Apache Kafka broker
 ## (started and stopped here), and OAUTHBEARER against Kafka's own SASL
@@ -42,6 +44,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	cd examples/own-binary && $(GO) vet ./... && $(GO) mod tidy -diff
 	bash scripts/lint-deploy.sh
 
 ## docs: the configuration reference in README.md, generated from the table
@@ -64,7 +67,7 @@ bench-micro:
 ## fuzz: each fuzzer for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
 fuzz:
-	@for pkg in ./internal/codec ./internal/jsonx ./internal/kafkaclient; do \
+	@for pkg in ./framing ./internal/codec ./internal/jsonx ./internal/kafkaclient; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

@@ -91,7 +91,8 @@ type Deps struct {
 }
 
 // Factory builds a handler. Go handlers compiled into the binary are
-// registered as factories by name in cmd/consumer/handlers.go.
+// registered as factories by name in cmd/consumer/main.go, or given to
+// service.Main by a binary of their own.
 //
 // A factory checks its configuration and returns an error naming what is
 // wrong, but must not connect to anything: `consumer config` calls it to

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"errors"
@@ -21,8 +21,8 @@ import (
 // variables this version does not support are warnings); and the schema
 // files (codec.Check). Every problem is returned at once as config.Errors,
 // so that an operator fixes them in one go.
-func loadConfig(lookup func(string) (string, bool)) (config.Config, config.Warnings, error) {
-	cfg, err := config.Load(lookup, handlerNames()...)
+func (a *app) loadConfig(lookup func(string) (string, bool)) (config.Config, config.Warnings, error) {
+	cfg, err := config.Load(lookup, a.handlerNames()...)
 	ps, _ := errors.AsType[config.Errors](err)
 	warnings, namesErr := config.CheckNames(environNames(lookup))
 	more, _ := errors.AsType[config.Errors](namesErr)
@@ -73,8 +73,8 @@ func environNames(lookup func(string) (string, bool)) []string {
 // configCommand is `consumer config`: every check `run` makes before it
 // connects, then the effective configuration on stdout (exit 0), or every
 // problem on stderr (exit 2). Warnings go to stderr either way.
-func configCommand(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	cfg, warnings, err := loadConfig(lookup)
+func (a *app) configCommand(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, warnings, err := a.loadConfig(lookup)
 	ps, _ := errors.AsType[config.Errors](err)
 	// run builds the handler after loading and exits 2 if it cannot, so
 	// build it here too, unless its variables are already reported. The
@@ -83,7 +83,7 @@ func configCommand(lookup func(string) (string, bool), stdout, stderr io.Writer)
 		return p.Var == "HANDLER" || strings.HasPrefix(p.Var, "HTTP_HANDLER_")
 	})
 	if !handlerReported {
-		if _, herr := newHandler(cfg.Handler, zap.NewNop()); herr != nil {
+		if _, herr := a.newHandler(cfg.Handler, zap.NewNop()); herr != nil {
 			ps = append(ps, config.Problem{Var: "HANDLER", Value: cfg.Handler.Name, Expected: "expected a handler that can be built: " + herr.Error()})
 		}
 	}

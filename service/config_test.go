@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 	"msk-consumer/handler"
 )
 
-const protoSet = "../../internal/codec/testdata/product.pb"
+const protoSet = "../internal/codec/testdata/product.pb"
 
 // testEnv puts the three required variables and AWS_REGION, overridden by
 // kv pairs, into the process environment as well as into the lookup it
@@ -56,10 +56,10 @@ func brokenAvsc(t *testing.T) string {
 // fails, as a team's handler with a bad setting would.
 func withFailingHandler(t *testing.T) {
 	t.Helper()
-	compiled["broken"] = func(handler.Deps) (handler.Handler, error) {
+	testHandlers["broken"] = func(handler.Deps) (handler.Handler, error) {
 		return nil, errors.New("broken handler: BRANDS_TABLE is not set")
 	}
-	t.Cleanup(func() { delete(compiled, "broken") })
+	t.Cleanup(func() { delete(testHandlers, "broken") })
 }
 
 func TestConfigCommand(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -27,7 +27,7 @@ const (
 // runDemo runs the whole pipeline on an embedded broker: a producer of sample
 // Avro product events (every tenth undecodable), the consumer with the log
 // handler, the dead-letter topic and the metrics endpoint.
-func runDemo(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, demoTopic), kfake.SeedTopics(1, demoDLQ))
 	if err != nil {
 		fmt.Fprintln(stderr, "demo: cannot start the embedded broker:", err)
@@ -66,7 +66,7 @@ func runDemo(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 			env[k] = v
 		}
 	}
-	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, handlerNames()...)
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, a.handlerNames()...)
 	if err != nil {
 		return configError(stderr, err)
 	}
@@ -74,7 +74,7 @@ func runDemo(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	if err != nil {
 		return configError(stderr, err)
 	}
-	ctx, stop := signalContext(log)
+	ctx, stop := signalContext(a.ctx, log)
 	defer stop()
 
 	fmt.Fprintf(stdout, `msk-consumer demo
@@ -103,7 +103,7 @@ Ctrl-C stops it cleanly.
 	wg.Go(func() { produceDemo(ctx, cl, &produced, &bad, stderr) })
 	wg.Go(func() { tailDLQ(ctx, cl, &lettered, stdout) })
 
-	code := service(ctx, cfg, log, nil)
+	code := a.service(ctx, cfg, log, nil)
 	stop()
 	wg.Wait()
 	fmt.Fprintf(stdout, "\ndemo: produced %d records (%d undecodable), %d dead-lettered; exit %d\n",

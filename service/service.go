@@ -1,18 +1,33 @@
-// Command consumer is msk-consumer: a Kafka consumer service for Amazon MSK,
-// configured by environment variables. See the README for the commands, the
-// variables and what the service does with records.
-package main
+// Package service runs msk-consumer, a Kafka consumer service for Amazon
+// MSK configured by environment variables: every command of the stock
+// binary (run, demo, config, healthcheck, version), with the caller's Go
+// handlers selectable by HANDLER beside the built-in ones (log, http,
+// discard). A team that writes its handler in its own module runs it with
+// every variable, metric and guarantee of the service with a main.go of a
+// few lines:
+//
+//	func main() {
+//		service.Main(service.Handlers{"orders": orders.New})
+//	}
+//
+// See examples/own-binary and the README ("Writing your own handler").
+//
+// It does not handle records itself: msk-consumer/handler is the API a
+// handler is written against.
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +49,8 @@ import (
 	"msk-consumer/internal/metrics"
 )
 
-// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+// Set at build time with
+// -ldflags "-X msk-consumer/service.version=... -X msk-consumer/service.commit=...".
 var (
 	version = "dev"
 	commit  = "unknown"
@@ -47,8 +63,52 @@ const (
 	exitConfig  = 2
 )
 
-func main() {
-	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+// Handlers are Go handlers by the name HANDLER selects them with. A name of
+// a built-in handler (log, http, discard) is refused by Main and Run.
+type Handlers map[string]handler.Factory
+
+// Main runs the command named by the process's first argument ("run" when
+// there is none), configured by the process environment, and exits the
+// process with the command's exit code: 0 after a clean shutdown (SIGTERM or
+// SIGINT), 2 for an invalid configuration, 1 for a runtime error.
+func Main(handlers Handlers) {
+	os.Exit(Run(context.Background(), Env{Args: os.Args[1:]}, handlers))
+}
+
+// Env is what a command reads and where it writes; the zero value is the
+// process's.
+type Env struct {
+	Args           []string                    // the command and its arguments, without the program name
+	Lookup         func(string) (string, bool) // nil: os.LookupEnv
+	Stdout, Stderr io.Writer                   // nil: os.Stdout, os.Stderr
+}
+
+// Run runs a command as Main does, and returns its exit code. Canceling ctx
+// stops `run` and `demo` as SIGTERM does.
+func Run(ctx context.Context, env Env, handlers Handlers) int {
+	if env.Lookup == nil {
+		env.Lookup = os.LookupEnv
+	}
+	if env.Stdout == nil {
+		env.Stdout = os.Stdout
+	}
+	if env.Stderr == nil {
+		env.Stderr = os.Stderr
+	}
+	for name := range handlers {
+		if _, ok := builtin.Builtin(name); ok {
+			fmt.Fprintf(env.Stderr, "handler %q: the name of a built-in handler\n", name)
+			return exitConfig
+		}
+	}
+	a := &app{ctx: ctx, handlers: handlers}
+	return a.run(env.Args, env.Lookup, env.Stdout, env.Stderr)
+}
+
+// app is one run of a command.
+type app struct {
+	ctx      context.Context
+	handlers Handlers
 }
 
 const usage = `usage: consumer [command]
@@ -61,20 +121,20 @@ commands:
   version      print the version, commit and Go version
 `
 
-func run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+func (a *app) run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 {
 		cmd = args[0]
 	}
 	switch cmd {
 	case "run":
-		return serve(lookup, stderr)
+		return a.serve(lookup, stderr)
 	case "demo":
-		return runDemo(lookup, stdout, stderr)
+		return a.runDemo(lookup, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(lookup, stderr)
 	case "config":
-		return configCommand(lookup, stdout, stderr)
+		return a.configCommand(lookup, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "consumer %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return exitOK
@@ -95,8 +155,8 @@ func configError(w io.Writer, err error) int {
 }
 
 // serve runs the service until SIGTERM/SIGINT.
-func serve(lookup func(string) (string, bool), stderr io.Writer) int {
-	cfg, warnings, err := loadConfig(lookup)
+func (a *app) serve(lookup func(string) (string, bool), stderr io.Writer) int {
+	cfg, warnings, err := a.loadConfig(lookup)
 	if err != nil {
 		return configFailed(stderr, err, warnings)
 	}
@@ -107,15 +167,16 @@ func serve(lookup func(string) (string, bool), stderr io.Writer) int {
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	logWarnings(log, warnings)
 
-	ctx, stop := signalContext(log)
+	ctx, stop := signalContext(a.ctx, log)
 	defer stop()
-	return service(ctx, cfg, log, nil)
+	return a.service(ctx, cfg, log, nil)
 }
 
-// signalContext returns a context canceled by the first SIGTERM or SIGINT;
-// a second one exits the process at once. The returned stop is idempotent.
-func signalContext(log *zap.Logger) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
+// signalContext returns a context canceled with parent or by the first
+// SIGTERM or SIGINT; a second signal exits the process at once. The returned
+// stop is idempotent.
+func signalContext(parent context.Context, log *zap.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -142,7 +203,7 @@ func signalContext(log *zap.Logger) (context.Context, context.CancelFunc) {
 
 // service wires the parts from cfg and runs them until ctx is done. extra
 // client options are appended (the demo's).
-func service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kgo.Opt) int {
+func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kgo.Opt) int {
 	reg := prometheus.NewRegistry()
 	metrics.RegisterRuntime(reg)
 	metrics.RegisterBuildInfo(reg, version, commit, runtime.Version())
@@ -156,7 +217,7 @@ func service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kg
 		log.Error("invalid key or value decoding configuration", zap.Error(err))
 		return exitConfig
 	}
-	hd, err := newHandler(cfg.Handler, log)
+	hd, err := a.newHandler(cfg.Handler, log)
 	if err != nil {
 		log.Error("cannot build the handler", zap.String("handler", cfg.Handler.Name), zap.Error(err))
 		return exitConfig
@@ -287,13 +348,18 @@ func healthcheck(lookup func(string) (string, bool), stderr io.Writer) int {
 
 // newHandler builds the handler named by HANDLER: a built-in one or one
 // compiled into the binary.
-func newHandler(cfg config.Handler, log *zap.Logger) (handler.Handler, error) {
+func (a *app) newHandler(cfg config.Handler, log *zap.Logger) (handler.Handler, error) {
 	f, ok := builtin.Builtin(cfg.Name)
 	if !ok {
-		f, ok = compiled[cfg.Name]
+		f, ok = a.handlers[cfg.Name]
 	}
 	if !ok {
 		return nil, fmt.Errorf("no handler named %q in this binary", cfg.Name)
 	}
 	return f(handler.Deps{Config: cfg, Logger: log.Named("handler")})
+}
+
+// handlerNames lists the Go handlers given to Run, sorted.
+func (a *app) handlerNames() []string {
+	return slices.Sorted(maps.Keys(a.handlers))
 }

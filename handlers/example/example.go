@@ -55,7 +55,7 @@ type Handler struct {
 	decode handler.DecodeFunc[Product]
 }
 
-// New is the handler's factory, named in cmd/consumer/handlers.go.
+// New is the handler's factory, named in cmd/consumer/main.go.
 func New(d handler.Deps) (handler.Handler, error) {
 	logger := d.Logger
 	if logger == nil {
