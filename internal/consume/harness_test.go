@@ -39,10 +39,6 @@ const (
 	group    = "orders-test"
 )
 
-// kfakeNames names the constant topics and group, for tests that build
-// their own kfake cluster seeded with them.
-var kfakeNames = &cluster{topic: topic, dlq: dlqTopic, group: group}
-
 // cluster is where a pipeline test runs: an in-process kfake cluster, or the
 // real Apache Kafka named by KAFKA_TEST_BROKERS (see scripts/kafka and make
 // test-kafka). The same tests run on both.
