@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Stops the broker started by up.sh (SIGTERM, then SIGKILL after 30s).
+# Stops every node started by up.sh in $KAFKA_RUN, of one node or several:
+# the brokers together (SIGTERM, then SIGKILL after 30s), then the
+# controller. Keeps the log dirs (KAFKA_KEEP_DATA=1 up.sh restarts on them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"
-[ -f "$KAFKA_RUN/pid" ] || { echo "kafka not running"; exit 0; }
-pid=$(cat "$KAFKA_RUN/pid")
-if kill -0 "$pid" 2>/dev/null; then
-  kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && { echo "kafka did not stop; killing"; kill -9 "$pid"; }
+. "$here/lib.sh"
+# Whatever KAFKA_NODES says, stop every node that has a pid file here.
+brokers=()
+ctrl=
+[ -f "$KAFKA_RUN/pid" ] && brokers+=("$KAFKA_RUN/pid")
+for f in "$KAFKA_RUN"/node*/pid; do
+  [ -f "$f" ] || continue
+  if [ "$f" = "$KAFKA_RUN/node0/pid" ]; then ctrl=$f; else brokers+=("$f"); fi
+done
+if [ ${#brokers[@]} = 0 ] && [ -z "$ctrl" ]; then
+  echo "kafka not running"
+  exit 0
 fi
-rm -f "$KAFKA_RUN/pid"
+[ ${#brokers[@]} = 0 ] || stop_pidfiles "${brokers[@]}"
+[ -z "$ctrl" ] || stop_pidfiles "$ctrl"
 echo "kafka stopped"
