@@ -131,7 +131,14 @@ type Deps struct {
 	// OnValueOmitted, if set, is called for every copy acknowledged without
 	// its value because it would not fit the dead-letter topic.
 	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
-	Now            func() time.Time // nil: time.Now
+	// RefreshMaxBytes, if set, reads a dead-letter topic's current
+	// max.message.bytes again when a copy was refused as too large, so
+	// that a copy loses its value only if the topic's limit, as it is now,
+	// requires it. It must also update what Config.MaxBytes and the
+	// producer's batch limit return. An error leaves the decision to the
+	// limit as known.
+	RefreshMaxBytes func(ctx context.Context, topic string) (int32, error)
+	Now             func() time.Time // nil: time.Now
 }
 
 // Writer writes failures to the dead-letter topic.
@@ -210,12 +217,10 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 			// The failed records are produced again as new records: a
 			// record that failed is not reused by the client.
 			r := res.Record
-			switch tooLarge := errors.Is(res.Err, kerr.MessageTooLarge); {
-			case tooLarge && !valueOmitted(r):
-				r = withoutValue(r, src)
-				again = true
-			case tooLarge:
-				r = whole[src] // the topic refuses even the headers
+			if errors.Is(res.Err, kerr.MessageTooLarge) {
+				var now bool
+				r, now = w.tooLarge(ctx, r, whole[src], src)
+				again = again || now
 			}
 			r = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
 			sources[r] = src
@@ -232,6 +237,33 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 			return err
 		}
 	}
+}
+
+// tooLarge decides what to send after sent, a copy of src, was refused as
+// too large: the copy without its value (at once) when that is what makes
+// it fit, else the whole copy (after the backoff: the topic refuses even
+// the headers, or was fixed since). The topic's limit is read again if
+// RefreshMaxBytes allows; otherwise the value is dropped once and, if that
+// did not help, restored.
+func (w *Writer) tooLarge(ctx context.Context, sent, whole, src *kgo.Record) (next *kgo.Record, now bool) {
+	if w.d.RefreshMaxBytes != nil {
+		if limit, err := w.d.RefreshMaxBytes(ctx, sent.Topic); err == nil && limit > 0 {
+			switch o := withoutValue(whole, src); {
+			case BatchSize(whole) <= int(limit):
+				return whole, false
+			case BatchSize(o) <= int(limit):
+				// At once, unless this very copy was just refused:
+				// the brokers and the limit disagree for a moment.
+				return o, !valueOmitted(sent)
+			default:
+				return whole, false
+			}
+		}
+	}
+	if !valueOmitted(sent) {
+		return withoutValue(sent, src), true
+	}
+	return whole, false
 }
 
 // withoutValue returns r without its value and with HeaderValueOmitted.

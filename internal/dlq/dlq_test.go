@@ -257,3 +257,44 @@ func TestTopicRefusingEvenTheHeadersIsAnOutage(t *testing.T) {
 		})
 	}
 }
+
+// raised refuses records over max like limited, and raises max to 1 MiB
+// right after its first refusal: the topic fixed while a write is in flight.
+type raised struct{ limited }
+
+func (r *raised) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	out := r.limited.ProduceSync(ctx, rs...)
+	r.mu.Lock()
+	if r.refused > 0 {
+		r.max = 1 << 20
+	}
+	r.mu.Unlock()
+	return out
+}
+
+// TestTopicFixedBetweenAttemptsKeepsTheValue: a copy refused as too large
+// is written without its value only if the topic's current limit says the
+// whole copy does not fit. When the limit was raised meanwhile (an operator
+// fixing the topic), the whole copy goes.
+func TestTopicFixedBetweenAttemptsKeepsTheValue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &raised{limited{max: 64}}
+		cfg := testConfig()
+		cfg.MaxBytes = func(string) int32 { return 0 } // unknown at start
+		w := NewWriter(cfg, Deps{
+			Producer: p,
+			RefreshMaxBytes: func(context.Context, string) (int32, error) {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				return int32(p.max), nil
+			},
+		})
+		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json")}, Kind: KindDecode, Err: errors.New("bad")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.produced) != 1 || string(p.produced[0].Value) != "not json" || headerOf(p.produced[0], HeaderValueOmitted) != nil {
+			t.Fatalf("got %+v, want the copy with its value", p.produced)
+		}
+	})
+}
