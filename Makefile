@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X msk-consumer/service.version=$(VERSION) -X msk-consumer/service.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test test-kafka lint build image bench bench-micro fuzz clean kafka-up kafka-down chaos
+.PHONY: run test test-kafka test-kafka-cluster test-stores lint build image bench bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -30,12 +30,40 @@ test:
 	$(GO) test -race -count=1 ./...
 	cd examples/own-binary && $(GO) build -o /dev/null . && $(GO) test -race -count=1 ./...
 
-## test-kafka: the pipeline tests again, on a real Apache Kafka broker
-## (started and stopped here), and OAUTHBEARER against Kafka's own SASL
+## test-kafka: the pipeline tests again on a real Apache Kafka broker
+## (started and stopped here), once per release in KAFKA_VERSIONS: the
+## newest 3.x and 4.x (KAFKA_VERSION=x.y.z for one); with the operator
+## commands' tests and OAUTHBEARER against Kafka's own SASL
+KAFKA_VERSIONS ?= $(or $(KAFKA_VERSION),3.9.2 4.4.0)
+KAFKA_TEST_PKGS := ./internal/consume/ ./internal/ops/ ./internal/preflight/
 test-kafka:
-	./scripts/kafka/up.sh
-	KAFKA_TEST_BROKERS=127.0.0.1:19092 KAFKA_TEST_SASL_BROKERS=127.0.0.1:19093 \
-	  $(GO) test -race -count=1 ./internal/consume/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+	@for v in $(KAFKA_VERSIONS); do \
+	  echo "== Apache Kafka $$v, one node"; \
+	  KAFKA_VERSION=$$v ./scripts/kafka/up.sh || exit 1; \
+	  . ./scripts/kafka/env.sh; \
+	  KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_SASL_BROKERS=$$KAFKA_SASL_BROKERS \
+	    $(GO) test -race -count=1 $(KAFKA_TEST_PKGS); rc=$$?; \
+	  ./scripts/kafka/down.sh; [ $$rc = 0 ] || exit $$rc; \
+	done
+
+## test-kafka-cluster: the rebalance, crash, dead-letter, commit and
+## OAUTHBEARER tests on three brokers (a dedicated KRaft controller,
+## replication factor 3, min.insync.replicas 2, as MSK sets them), on
+## KAFKA_VERSION (default 4.4.0)
+KAFKA_CLUSTER_TESTS ?= TestMembersJoinAndLeaveWhileRecordsFlow|TestStaticMembership|TestSignalDuringRevokeKeepsTheBudget|TestCrashAndRestartLosesNothing|TestPoisonRecordsDeadLettered|TestHandlerFailuresRetriedThenDeadLettered|TestDLQUnwritable|TestDLQCopyTooLargeForTheTopicOmitsValue|TestShutdownCommitsEverythingHandled|TestShutdownWithinBudgetCommitsFinishedPartitions|TestOAuthBearerRealKafka
+test-kafka-cluster:
+	KAFKA_NODES=3 ./scripts/kafka/up.sh
+	. ./scripts/kafka/env.sh; \
+	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_SASL_BROKERS=$$KAFKA_SASL_BROKERS \
+	  $(GO) test -race -count=1 -run '^($(KAFKA_CLUSTER_TESTS))$$' ./internal/consume/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+
+## test-stores: the idempotency stores' tests on Redis (Debian's
+## redis-server) and on moto's DynamoDB emulator, both started and stopped here
+test-stores:
+	./scripts/redis/up.sh
+	./scripts/moto/up.sh
+	REDIS_TEST_URL=redis://127.0.0.1:16379/0 DYNAMODB_TEST_ENDPOINT=http://127.0.0.1:18000 \
+	  $(GO) test -race -count=1 ./internal/idempotency/ ./internal/process/; rc=$$?; ./scripts/redis/down.sh; ./scripts/moto/down.sh; exit $$rc
 
 ## lint: formatting, go vet, staticcheck, a tidy go.mod, and the deployment
 ## files (hadolint, kustomize + kubeconform, promtool, JSON)
@@ -59,6 +87,11 @@ docs:
 BENCH_FLAGS ?=
 bench: build
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-memory: only make bench's memory table (peak RSS against
+## 3 × MAX_BUFFERED_BYTES + 48 MiB)
+bench-memory: build
+	./scripts/bench.sh $(BENCH_FLAGS) -- -only memory
 
 ## bench-micro: the hot-path micro-benchmarks
 bench-micro:

@@ -6,7 +6,10 @@
 // internal/consume.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Auth is the mechanism used to authenticate to the brokers.
 type Auth string
@@ -52,6 +55,23 @@ const (
 	RegistryNone      Registry = "none"
 	RegistryConfluent Registry = "confluent"
 	RegistryGlue      Registry = "glue"
+)
+
+// IdempotencyStore is where the idempotency check keeps record keys.
+type IdempotencyStore string
+
+// The values of IDEMPOTENCY_STORE.
+const (
+	StoreNone     IdempotencyStore = "none"
+	StoreRedis    IdempotencyStore = "redis"
+	StoreDynamoDB IdempotencyStore = "dynamodb"
+)
+
+// The values of IDEMPOTENCY_KEY: KeyOffset, or KeyHeaderPrefix followed
+// by a header name.
+const (
+	KeyOffset       = "offset"
+	KeyHeaderPrefix = "header:"
 )
 
 // LogFormat is the encoding of log lines.
@@ -100,19 +120,26 @@ const (
 	DefaultLogFormat           = LogJSON
 	DefaultUnreadyAfter        = 30 * time.Second
 	DefaultDLQSuffix           = ".dlq"
+	DefaultIdempotencyStore    = StoreNone
+	DefaultIdempotencyTTL      = 24 * time.Hour
+	DefaultIdempotencyKey      = KeyOffset
+	// DefaultInProgressMargin is added to HTTP_HANDLER_TIMEOUT for the
+	// default IDEMPOTENCY_IN_PROGRESS_TTL.
+	DefaultInProgressMargin = 10 * time.Second
 )
 
 // Config is the whole effective configuration. Load fills it from the
 // environment; Validate reports every invalid field at once.
 type Config struct {
-	Kafka    Kafka
-	Batch    Batch
-	Key      Codec
-	Value    Codec
-	Registry SchemaRegistry
-	Handler  Handler
-	DLQ      DLQ
-	Ops      Ops
+	Kafka       Kafka
+	Batch       Batch
+	Key         Codec
+	Value       Codec
+	Registry    SchemaRegistry
+	Handler     Handler
+	DLQ         DLQ
+	Idempotency Idempotency
+	Ops         Ops
 }
 
 // Kafka is the connection, group and TLS/SASL configuration.
@@ -198,6 +225,52 @@ func (d DLQ) TopicFor(source string) string {
 		return d.Topic
 	}
 	return source + DefaultDLQSuffix
+}
+
+// Idempotency is the idempotency check: a store shared by the group's
+// members that keeps each record's side effects to once.
+type Idempotency struct {
+	Store IdempotencyStore // IDEMPOTENCY_STORE
+	TTL   time.Duration    // IDEMPOTENCY_TTL
+	Key   string           // IDEMPOTENCY_KEY: offset or header:NAME
+	// KeyPrefix is IDEMPOTENCY_KEY_PREFIX; empty means the group id: use
+	// Config.IdempotencyPrefix.
+	KeyPrefix string
+	// InProgressTTL is IDEMPOTENCY_IN_PROGRESS_TTL; zero means
+	// HTTP_HANDLER_TIMEOUT plus DefaultInProgressMargin: use
+	// Config.IdempotencyInProgressTTL.
+	InProgressTTL time.Duration
+	RedisURL      string // REDIS_URL (its password is a secret)
+	Table         string // IDEMPOTENCY_TABLE
+}
+
+// Enabled reports whether a store is configured.
+func (i Idempotency) Enabled() bool { return i.Store != "" && i.Store != StoreNone }
+
+// Header returns the header name of IDEMPOTENCY_KEY=header:NAME, or ""
+// for offset keys.
+func (i Idempotency) Header() string {
+	name, _ := strings.CutPrefix(i.Key, KeyHeaderPrefix)
+	if name == i.Key {
+		return ""
+	}
+	return name
+}
+
+// IdempotencyPrefix is the effective IDEMPOTENCY_KEY_PREFIX.
+func (c Config) IdempotencyPrefix() string {
+	if c.Idempotency.KeyPrefix != "" {
+		return c.Idempotency.KeyPrefix
+	}
+	return c.Kafka.GroupID
+}
+
+// IdempotencyInProgressTTL is the effective IDEMPOTENCY_IN_PROGRESS_TTL.
+func (c Config) IdempotencyInProgressTTL() time.Duration {
+	if c.Idempotency.InProgressTTL > 0 {
+		return c.Idempotency.InProgressTTL
+	}
+	return c.Handler.HTTPTimeout + DefaultInProgressMargin
 }
 
 // Ops is metrics, health and logging.

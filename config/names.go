@@ -20,15 +20,14 @@ var unsupportedVars = []string{
 	"KAFKA_GROUP_PROTOCOL",
 	"PROCESSING_ORDER",
 	"PARTITION_CONCURRENCY",
-	"REDIS_URL",
 }
 
 // unsupportedPrefixes are the contract's families of variables that this
-// version does not implement yet (the idempotency store and OpenTelemetry);
+// version does not implement yet (OpenTelemetry);
 // every variable that starts with one is unsupported. OTEL_* is also the
 // OpenTelemetry SDKs' own namespace, which platforms inject into every
 // container, so no name in it is ever taken for a typo.
-var unsupportedPrefixes = []string{"IDEMPOTENCY_", "OTEL_"}
+var unsupportedPrefixes = []string{"OTEL_"}
 
 // namespaces are the prefixes of the service's own variables (and of those
 // the contract reserves for it). An unknown variable in one is most likely
@@ -38,6 +37,7 @@ var namespaces = []string{
 	"KAFKA_", "BATCH_", "HANDLER_", "HTTP_HANDLER_", "DLQ_",
 	"SCHEMA_REGISTRY_", "VALUE_", "KEY_", "LOG_", "METRICS_", "MAX_",
 	"SHUTDOWN_", "STARTUP_", "UNREADY_", "PROCESSING_", "PARTITION_",
+	"IDEMPOTENCY_",
 }
 
 // Warning is a variable that does not stop the service but that an operator

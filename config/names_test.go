@@ -60,15 +60,18 @@ func TestCheckNames(t *testing.T) {
 		}},
 		{name: "unsupported contract variables", environ: []string{
 			"KAFKA_GROUP_PROTOCOL=consumer", "PROCESSING_ORDER=key", "PARTITION_CONCURRENCY=8",
-			"REDIS_URL=redis://u:secret@h:6379", "IDEMPOTENCY_TTL=24h", "OTEL_SERVICE_NAME=consumer",
+			"OTEL_SERVICE_NAME=consumer",
 		}, wantWarnings: []string{
-			"IDEMPOTENCY_TTL: set, but this version does not support it; ignored",
 			"KAFKA_GROUP_PROTOCOL: set, but this version does not support it; ignored",
 			"OTEL_SERVICE_NAME: set, but this version does not support it; ignored",
 			"PARTITION_CONCURRENCY: set, but this version does not support it; ignored",
 			"PROCESSING_ORDER: set, but this version does not support it; ignored",
-			"REDIS_URL: set, but this version does not support it; ignored",
 		}},
+		{name: "idempotency variables are supported", environ: []string{
+			"REDIS_URL=redis://u:secret@h:6379", "IDEMPOTENCY_TTL=24h", "IDEMPOTENCY_STORE=redis",
+		}},
+		{name: "idempotency typo", environ: []string{"IDEMPOTENCY_STOR=redis"}, wantProblems: []string{"IDEMPOTENCY_STOR: unknown variable; did you mean IDEMPOTENCY_STORE?"}},
+		{name: "idempotency namespace", environ: []string{"IDEMPOTENCY_REDIS_HOST=h"}, wantWarnings: []string{"IDEMPOTENCY_REDIS_HOST: unknown variable in the service's IDEMPOTENCY_ namespace; ignored"}},
 		{name: "typo of an unsupported variable", environ: []string{"PROCESSING_ORDERS=key"}, wantWarnings: []string{
 			"PROCESSING_ORDERS: unknown variable, ignored; did you mean PROCESSING_ORDER? (this version does not support it either)",
 		}},
@@ -103,7 +106,7 @@ func TestCheckNames(t *testing.T) {
 // TestUnsupportedNeverProblems checks that no contract variable this
 // version ignores is taken for a typo of one it reads.
 func TestUnsupportedNeverProblems(t *testing.T) {
-	for _, name := range append(slices.Clone(unsupportedVars), "IDEMPOTENCY_STORE", "OTEL_EXPORTER_OTLP_ENDPOINT") {
+	for _, name := range append(slices.Clone(unsupportedVars), "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT") {
 		t.Run(name, func(t *testing.T) {
 			warnings, err := CheckNames([]string{name + "=x"})
 			if err != nil {

@@ -268,6 +268,7 @@ func (c Config) validateCombinations(v *validator) {
 		v.add(envHTTPHandlerURL, "", "required with HANDLER=http: an absolute http or https URL")
 	}
 	c.validateDLQ(v)
+	c.validateIdempotency(v)
 }
 
 // validateAuth checks what KAFKA_AUTH requires. Credentials it does not use
@@ -375,6 +376,85 @@ func (c Config) validateRegistry(v *validator) {
 	}
 	if r.Password != "" && r.Username == "" {
 		v.add(envSchemaRegistryUser, "", "required with SCHEMA_REGISTRY_PASSWORD: set both for basic auth, or neither")
+	}
+}
+
+// idemKeyExpect checks IDEMPOTENCY_KEY: offset, or header:NAME.
+func idemKeyExpect(k string) string {
+	const exp = "expected offset, or header:NAME with NAME a record header's name"
+	if k == KeyOffset {
+		return ""
+	}
+	name, ok := strings.CutPrefix(k, KeyHeaderPrefix)
+	if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(name, "\r\n\x00") {
+		return exp
+	}
+	return ""
+}
+
+// redisURLExpect checks REDIS_URL's shape; the Redis client parses it
+// again when it is built.
+func redisURLExpect(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	const exp = "expected redis://[user:password@]host:port[/db], or rediss:// for TLS: "
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return exp + "does not parse"
+	case u.Scheme != "redis" && u.Scheme != "rediss":
+		return exp + "scheme must be redis or rediss"
+	case u.Host == "":
+		return exp + "missing host"
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return exp + "the path must be a database number"
+		}
+	}
+	return ""
+}
+
+// tableExpect checks IDEMPOTENCY_TABLE against DynamoDB's rule for table
+// names: 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'.
+func tableExpect(t string) string {
+	if t == "" {
+		return ""
+	}
+	const exp = "expected a DynamoDB table name: 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'"
+	if len(t) < 3 || len(t) > 255 {
+		return exp
+	}
+	for _, r := range t {
+		if !legalTopicRune(r) {
+			return exp
+		}
+	}
+	return ""
+}
+
+// validateIdempotency checks what IDEMPOTENCY_STORE requires. Settings of
+// another store are reported by their Unused rule.
+func (c Config) validateIdempotency(v *validator) {
+	i := c.Idempotency
+	switch i.Store {
+	case StoreRedis:
+		if i.RedisURL == "" {
+			v.add(envRedisURL, "", "required with IDEMPOTENCY_STORE=redis: redis://host:port or rediss://user:password@host:port")
+		}
+	case StoreDynamoDB:
+		if i.Table == "" {
+			v.add(envIdempotencyTable, "", "required with IDEMPOTENCY_STORE=dynamodb: the table's name (deploy/dynamodb/table.json)")
+		}
+		if c.Kafka.AWSRegion == "" && c.Kafka.Auth != AuthIAM {
+			v.add(envAWSRegion, "", "required with IDEMPOTENCY_STORE=dynamodb: the table's region (AWS_REGION or AWS_DEFAULT_REGION)")
+		}
+	default:
+		return
+	}
+	if ip := c.IdempotencyInProgressTTL(); i.TTL > 0 && ip > 0 && ip >= i.TTL {
+		v.add(envIdempotencyInProgress, ip.String(), "expected a Go duration less than IDEMPOTENCY_TTL (%s)", i.TTL)
 	}
 }
 

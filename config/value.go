@@ -208,3 +208,38 @@ func (s number[T]) check(ck *validator, v *variable, c *Config) {
 func (s number[T]) show(c *Config) string  { return strconv.FormatInt(int64(*s.at(c)), 10) }
 func (s number[T]) set(c *Config) bool     { return *s.at(c) != 0 }
 func (s number[T]) fields(c *Config) []any { return []any{s.at(c)} }
+
+// startOffset is KAFKA_START_OFFSET: earliest or latest (in any case), or
+// an RFC 3339 time, kept as written.
+type startOffset struct {
+	at  func(*Config) *StartOffset
+	def StartOffset
+}
+
+func (s startOffset) load(l *loader, v *variable, c *Config) {
+	val := l.str(v, string(s.def))
+	if lower := StartOffset(strings.ToLower(val)); slices.Contains(startOffsets, lower) {
+		val = string(lower)
+	}
+	*s.at(c) = StartOffset(val)
+}
+
+func (s startOffset) check(ck *validator, v *variable, c *Config) {
+	val := *s.at(c)
+	if _, isTime := val.Time(); !isTime && !slices.Contains(startOffsets, val) {
+		ck.add(v.Name, string(val), "expected "+oneOf(startOffsets...)+", or an RFC 3339 time such as 2026-11-22T11:30:00Z")
+	}
+}
+
+func (s startOffset) show(c *Config) string  { return string(*s.at(c)) }
+func (s startOffset) set(c *Config) bool     { return *s.at(c) != "" }
+func (s startOffset) fields(c *Config) []any { return []any{s.at(c)} }
+
+// Time returns the time KAFKA_START_OFFSET names, and whether it names one
+// rather than earliest or latest: a group with no committed offset then
+// starts at the first record whose timestamp is at or after it (at the end
+// of a partition with none).
+func (s StartOffset) Time() (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, string(s))
+	return t, err == nil
+}

@@ -66,6 +66,14 @@ const (
 
 	envDLQTopic = "DLQ_TOPIC"
 
+	envIdempotencyStore      = "IDEMPOTENCY_STORE"
+	envIdempotencyTTL        = "IDEMPOTENCY_TTL"
+	envIdempotencyKey        = "IDEMPOTENCY_KEY"
+	envIdempotencyKeyPrefix  = "IDEMPOTENCY_KEY_PREFIX"
+	envIdempotencyInProgress = "IDEMPOTENCY_IN_PROGRESS_TTL"
+	envRedisURL              = "REDIS_URL"
+	envIdempotencyTable      = "IDEMPOTENCY_TABLE"
+
 	envMetricsAddr  = "METRICS_ADDR"
 	envLogLevel     = "LOG_LEVEL"
 	envLogFormat    = "LOG_FORMAT"
@@ -82,6 +90,7 @@ const (
 	sectionDecoding section = "Decoding"
 	sectionHandler  section = "Handler"
 	sectionDLQ      section = "Dead-letter topic"
+	sectionIdem     section = "Idempotency"
 	sectionOps      section = "Operations"
 )
 
@@ -137,6 +146,7 @@ var (
 	builtins     = []string{HandlerLog, HandlerHTTP, HandlerDiscard}
 	logLevels    = []string{"debug", "info", "warn", "error"}
 	logFormats   = []LogFormat{LogJSON, LogConsole}
+	idemStores   = []IdempotencyStore{StoreNone, StoreRedis, StoreDynamoDB}
 )
 
 // variables is the configuration: the contract's table order, with the
@@ -200,8 +210,8 @@ var variables = []variable{
 		value: str{at: func(c *Config) *string { return &c.Kafka.ClientID }, def: DefaultClientID,
 			required: "required: a Kafka client id"}},
 	{Name: envKafkaStartOffset, Section: sectionKafka, Default: "`earliest`",
-		Help:  "where a group with no committed offset starts: `earliest`, `latest`",
-		value: choice[StartOffset]{at: func(c *Config) *StartOffset { return &c.Kafka.StartOffset }, def: DefaultStartOffset, choices: startOffsets}},
+		Help:  "where a group with no committed offset starts: `earliest`, `latest`, or an RFC 3339 time such as `2026-11-22T11:30:00Z` (the first record at or after it; the end of a partition with none)",
+		value: startOffset{at: func(c *Config) *StartOffset { return &c.Kafka.StartOffset }, def: DefaultStartOffset}},
 	{Name: envKafkaSessionTimeout, Section: sectionKafka, Default: "`45s`",
 		Help:  "group session timeout",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.SessionTimeout }, def: DefaultSessionTimeout}},
@@ -305,6 +315,38 @@ var variables = []variable{
 		Print: printDLQ,
 		value: str{at: func(c *Config) *string { return &c.DLQ.Topic }, expect: dlqTopicExpect}},
 
+	// Idempotency.
+	{Name: envIdempotencyStore, Section: sectionIdem, Default: "`none`",
+		Help:  "`none`, `redis` (Redis or Valkey 7+, e.g. ElastiCache), `dynamodb`: a store shared by the group's members in which each record is looked up before the handler and marked completed after it, so that a redelivered record is not handled again ([Idempotent handling](#idempotent-handling))",
+		value: choice[IdempotencyStore]{at: func(c *Config) *IdempotencyStore { return &c.Idempotency.Store }, def: DefaultIdempotencyStore, choices: idemStores}},
+	{Name: envIdempotencyTTL, Section: sectionIdem, Default: "`24h`",
+		Help:  "how long a completed record is remembered; a redelivery after that is handled again",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Idempotency.TTL }, def: DefaultIdempotencyTTL}},
+	{Name: envIdempotencyKey, Section: sectionIdem, Default: "`offset`",
+		Help: "`offset` (topic, partition and offset) or `header:NAME` (the value of the record header NAME, e.g. a message id the producer set; a record without it is handled without the check, counted by `consumer_idempotency_unkeyed_records_total`)",
+		value: str{at: func(c *Config) *string { return &c.Idempotency.Key }, def: DefaultIdempotencyKey,
+			expect: idemKeyExpect}},
+	{Name: envIdempotencyKeyPrefix, Section: sectionIdem, Default: "`KAFKA_GROUP_ID`",
+		Help: "starts every key, so that groups and environments sharing a store never meet", Unused: idemUnused,
+		Print: func(c *Config) string {
+			return printDefaulted(c.Idempotency.KeyPrefix, c.IdempotencyPrefix(), "the group id")
+		},
+		value: str{at: func(c *Config) *string { return &c.Idempotency.KeyPrefix }}},
+	{Name: envIdempotencyInProgress, Section: sectionIdem, Default: "`HTTP_HANDLER_TIMEOUT` + `10s`",
+		Help: "how long a record stays claimed by the member handling it; another member waits that long for a record in progress under a member that died. Set it above the longest a batch takes to handle, with a Go handler too; less than `IDEMPOTENCY_TTL`", Unused: idemUnused,
+		Print: func(c *Config) string {
+			return printDefaulted(durationOrEmpty(c.Idempotency.InProgressTTL), c.IdempotencyInProgressTTL().String(), "HTTP_HANDLER_TIMEOUT + 10s")
+		},
+		value: duration{at: func(c *Config) *time.Duration { return &c.Idempotency.InProgressTTL }, optional: true}},
+	{Name: envRedisURL, Section: sectionIdem, Default: "unset", URL: true,
+		Help:   "with `redis`: `redis://` or, for TLS, `rediss://`, with user and password (ACL) and the database, e.g. `rediss://consumer:PASSWORD@master.example.cache.amazonaws.com:6379/0`; the password is a secret (printed as `xxxxx`)",
+		Unused: func(c *Config) string { return storeUnused(c, StoreRedis) },
+		value:  str{at: func(c *Config) *string { return &c.Idempotency.RedisURL }, expect: redisURLExpect}},
+	{Name: envIdempotencyTable, Section: sectionIdem, Default: "unset",
+		Help:   "with `dynamodb`: the table (`deploy/dynamodb`), reached with the AWS default credential chain, `AWS_REGION` and endpoint settings such as `AWS_ENDPOINT_URL_DYNAMODB`",
+		Unused: func(c *Config) string { return storeUnused(c, StoreDynamoDB) },
+		value:  str{at: func(c *Config) *string { return &c.Idempotency.Table }, expect: tableExpect}},
+
 	// Operations.
 	{Name: envMetricsAddr, Section: sectionOps, Default: "`:9090`",
 		Help: "serves `/metrics`, `/healthz`, `/readyz`",
@@ -317,7 +359,7 @@ var variables = []variable{
 		Help:  "`json` or `console`",
 		value: choice[LogFormat]{at: func(c *Config) *LogFormat { return &c.Ops.LogFormat }, def: DefaultLogFormat, choices: logFormats}},
 	{Name: envUnreadyAfter, Section: sectionOps, Default: "`30s`", Extension: true,
-		Help:  "how long a condition (a partition stuck on the dead-letter topic or a schema registry, brokers unreachable, group errors) may last before `/readyz` answers 503",
+		Help:  "how long a condition (a partition stuck on the dead-letter topic, a schema registry or the idempotency store, brokers unreachable, group errors) may last before `/readyz` answers 503",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Ops.UnreadyAfter }, def: DefaultUnreadyAfter}},
 }
 
@@ -337,6 +379,38 @@ func saslUnused(c *Config) string {
 		return "set, but KAFKA_AUTH=" + string(a) + " does not use it; expected KAFKA_AUTH=" + oneOf(saslAuths...)
 	}
 	return ""
+}
+
+// idemUnused is the Unused rule of the settings of every store.
+func idemUnused(c *Config) string {
+	if c.Idempotency.Enabled() {
+		return ""
+	}
+	return "set, but IDEMPOTENCY_STORE=" + string(c.Idempotency.Store) + " does not use it; expected IDEMPOTENCY_STORE=" + oneOf(idemStores[1:]...)
+}
+
+// storeUnused is the Unused rule of one store's own settings.
+func storeUnused(c *Config, s IdempotencyStore) string {
+	if c.Idempotency.Store == s {
+		return ""
+	}
+	return "set, but IDEMPOTENCY_STORE=" + string(c.Idempotency.Store) + " does not use it; expected IDEMPOTENCY_STORE=" + string(s)
+}
+
+// printDefaulted prints a value that is unset by default as its effective
+// value, saying where it comes from in a trailing comment.
+func printDefaulted(set, effective, from string) string {
+	if set != "" || effective == "" {
+		return set
+	}
+	return effective + "  # unset: " + from
+}
+
+func durationOrEmpty(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // printDLQ lists each topic's default dead-letter topic when DLQ_TOPIC is

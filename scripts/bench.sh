@@ -7,6 +7,8 @@
 #   scripts/bench.sh              # kfake in its own process on 127.0.0.1:39092
 #   scripts/bench.sh --kafka      # the real broker (scripts/kafka/up.sh, 127.0.0.1:19092)
 #   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
+#   scripts/bench.sh -- -only memory    # only the memory table (peak RSS against
+#                                       # 3 × MAX_BUFFERED_BYTES + 48 MiB), a few minutes
 #
 # Python (aiokafka, fastavro) and Node (@aws-lambda-powertools/kafka,
 # avro-js, and underscore, which avro-js 1.12 requires without declaring it)
@@ -31,15 +33,22 @@ $GO build -o bin/bench/kfake ./test/bench/kfake
 $GO build -o bin/bench/ceiling ./test/bench/ceiling
 $GO build -o bin/bench/harness ./test/bench/harness
 
+memory_only=
+case " $* " in *" -only memory "*|*" -only=memory "*|*" --only memory "*|*" --only=memory "*) memory_only=1 ;; esac
+
 cache=bin/benchcache
 py="$cache/venv/bin/python"
-if [ ! -x "$py" ] || ! "$py" -c 'import aiokafka, fastavro' 2>/dev/null; then
+nodedir="$cache/node"
+if [ -n "$memory_only" ]; then
+  : # the memory table runs only the service: no Python, no Node
+elif [ ! -x "$py" ] || ! "$py" -c 'import aiokafka, fastavro' 2>/dev/null; then
   echo "== python venv (aiokafka, fastavro)" >&2
   python3 -m venv "$cache/venv"
   "$cache/venv/bin/pip" install -q 'aiokafka==0.12.*' 'fastavro==1.*'
 fi
-nodedir="$cache/node"
-if [ ! -d "$nodedir/node_modules/@aws-lambda-powertools/kafka" ] || [ ! -d "$nodedir/node_modules/underscore" ]; then
+if [ -n "$memory_only" ]; then
+  :
+elif [ ! -d "$nodedir/node_modules/@aws-lambda-powertools/kafka" ] || [ ! -d "$nodedir/node_modules/underscore" ]; then
   echo "== node_modules (@aws-lambda-powertools/kafka, avro-js)" >&2
   mkdir -p "$nodedir"
   echo '{"name":"bench","private":true,"type":"module"}' > "$nodedir/package.json"

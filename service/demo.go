@@ -74,6 +74,7 @@ func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writ
 	if err != nil {
 		return configError(stderr, err)
 	}
+	setMemoryLimit(cfg.Batch.MaxBufferedBytes, log)
 	ctx, stop := signalContext(a.ctx, log)
 	defer stop()
 

@@ -1,6 +1,7 @@
 // Package service runs msk-consumer, a Kafka consumer service for Amazon
 // MSK configured by environment variables: every command of the stock
-// binary (run, demo, config, healthcheck, version), with the caller's Go
+// binary (run, demo, config, healthcheck, version, and the operator
+// commands check, redrive and offsets), with the caller's Go
 // handlers selectable by HANDLER beside the built-in ones (log, http,
 // discard). A team that writes its handler in its own module runs it with
 // every variable, metric and guarantee of the service with a main.go of a
@@ -46,6 +47,7 @@ import (
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/consume"
 	"msk-consumer/internal/health"
+	"msk-consumer/internal/idempotency"
 	"msk-consumer/internal/metrics"
 )
 
@@ -119,6 +121,37 @@ commands:
   healthcheck  exit 0 if this host's service answers /healthz with 200, else 1
   config       print the effective configuration, or every invalid variable (exit 2)
   version      print the version, commit and Go version
+  check        preflight against the real cluster: brokers, authentication, topics and
+               dead-letter topics, group, schema registry, handler URL; one line per
+               check, exit 0 only if all pass
+                 --timeout 15s   how long each network check may take
+  redrive      send the dead-letter topic's records back to their original topics
+               (original key, value and headers; dlq.* headers removed; dlq.redrive.count
+               incremented); progress is committed in group <KAFKA_GROUP_ID>.redrive, so an
+               interrupted redrive resumes; it stops at the end offsets as of its start
+                 --from TOPIC      the dead-letter topic (default DLQ_TOPIC or <topic>.dlq)
+                 --to TOPIC        send every record here instead of dlq.original.topic
+                 --kind K,...      only decode, handler, validation or expired records
+                 --group G         only records of this dlq.consumer.group (default
+                                   KAFKA_GROUP_ID; * for all)
+                 --since T         failed at or after T (RFC 3339, or a duration ago: 2h)
+                 --until T         failed at or before T
+                 --partition N     only this partition of the dead-letter topic
+                 --limit N         stop after sending N records
+                 --max-redrives 3  skip and report records already redriven this often
+                 --dry-run         print what would be sent; send and commit nothing
+                 --from-start      ignore earlier progress; read from the topic's start
+  offsets      per partition of KAFKA_TOPICS: the group's committed offset, end offset,
+               lag, the next record's timestamp and its owning member
+                 --topic T,...     other topics than KAFKA_TOPICS
+  offsets reset --to earliest|latest|<RFC 3339 time>|<offset>
+               move the group (replay or skip): prints the plan, refuses while the group
+               has members (exit 1, naming them), applies with --yes or a confirmation
+                 --topic T --partition N --yes --dry-run
+
+Every command reads the service's environment (KAFKA_*, DLQ_TOPIC, SCHEMA_REGISTRY_*,
+HANDLER and HTTP_HANDLER_*, LOG_*) and authenticates as the service does. Exit codes:
+0 success, 1 a runtime failure (or a failed check), 2 an invalid configuration or flag.
 `
 
 func (a *app) run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -135,6 +168,12 @@ func (a *app) run(args []string, lookup func(string) (string, bool), stdout, std
 		return healthcheck(lookup, stderr)
 	case "config":
 		return a.configCommand(lookup, stdout, stderr)
+	case "check":
+		return a.checkCommand(args[1:], lookup, stdout, stderr)
+	case "redrive":
+		return a.redriveCommand(args[1:], lookup, stdout, stderr)
+	case "offsets":
+		return a.offsetsCommand(args[1:], lookup, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "consumer %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return exitOK
@@ -166,6 +205,7 @@ func (a *app) serve(lookup func(string) (string, bool), stderr io.Writer) int {
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 	logWarnings(log, warnings)
+	setMemoryLimit(cfg.Batch.MaxBufferedBytes, log)
 
 	ctx, stop := signalContext(a.ctx, log)
 	defer stop()
@@ -222,6 +262,14 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		log.Error("cannot build the handler", zap.String("handler", cfg.Handler.Name), zap.Error(err))
 		return exitConfig
 	}
+	idem, err := idempotency.FromConfig(ctx, cfg, m)
+	if err != nil {
+		log.Error("cannot build the idempotency store", zap.String("IDEMPOTENCY_STORE", string(cfg.Idempotency.Store)), zap.Error(err))
+		return exitConfig
+	}
+	if idem != nil {
+		defer idem.Close()
+	}
 
 	kp := kprom.NewMetrics("consumer", kprom.Subsystem("kafka"), kprom.Registerer(reg), kprom.Gatherer(reg))
 	opts := append([]kgo.Opt{
@@ -230,7 +278,8 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 	c, err := consume.New(cfg, consume.Deps{
 		Key: key, Value: value, Handler: hd,
 		Logger: log, Metrics: m, Health: h, Opts: opts,
-		Hooks: []kgo.Hook{kp}, // the group member's client only: kprom registers once
+		Hooks:       []kgo.Hook{kp}, // the group member's client only: kprom registers once
+		Idempotency: idem,
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))
@@ -267,6 +316,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		zap.Strings("topics", cfg.Kafka.Topics),
 		zap.String("group", cfg.Kafka.GroupID),
 		zap.String("handler", cfg.Handler.Name),
+		zap.String("idempotency", string(cfg.Idempotency.Store)),
 		zap.String("metrics", ln.Addr().String()))
 	if err := c.Run(ctx); err != nil {
 		log.Error("stopped: "+err.Error(), zap.Error(err))

@@ -53,6 +53,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,6 +65,7 @@ import (
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
 	"msk-consumer/internal/health"
+	"msk-consumer/internal/idempotency"
 	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/metrics"
 	"msk-consumer/internal/process"
@@ -83,6 +85,9 @@ type Deps struct {
 	// Hooks are added to the group member's client only (kprom, whose
 	// metrics can be registered once).
 	Hooks []kgo.Hook
+	// Idempotency, if not nil, is the idempotency store's phase of every
+	// batch (IDEMPOTENCY_STORE).
+	Idempotency *idempotency.Guard
 }
 
 // Consumer consumes the configured topics as a group member.
@@ -97,10 +102,15 @@ type Consumer struct {
 	client  *kgo.Client
 	proc    *process.Processor
 	flow    *flow
+	sizer   *fetchSizer // set with the client; tells the fetches' sizes
 	log     *zap.Logger
 	metrics *metrics.Metrics
 	health  *health.Health
 	joined  chan struct{} // closed at the first assignment
+	// built is closed when Run has built everything the rebalance
+	// callbacks use (flow, proc): the client may join the group, and
+	// call them, as soon as it exists.
+	built   chan struct{}
 	joinOne sync.Once
 
 	abort    context.Context // canceled to abandon in-flight work at once
@@ -141,6 +151,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 		metrics:  d.Metrics,
 		health:   d.Health,
 		joined:   make(chan struct{}),
+		built:    make(chan struct{}),
 		fatal:    make(chan error, 1),
 		stopping: make(chan struct{}),
 		parts:    make(map[tp]*partition),
@@ -157,15 +168,20 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 
 // newClient builds the group member's client, with the dead-letter
 // producer sized to the dead-letter topics' max.message.bytes.
-func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
+func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
 	cfg := c.cfg
 	start := kgo.NewOffset().AtStart()
-	if cfg.Kafka.StartOffset == config.StartLatest {
+	if at, ok := cfg.Kafka.StartOffset.Time(); ok {
+		// The first record at or after the time; the end of a partition
+		// with none.
+		start = kgo.NewOffset().AfterMilli(at.UnixMilli())
+	} else if cfg.Kafka.StartOffset == config.StartLatest {
 		start = kgo.NewOffset().AtEnd()
 	}
 	sizer := newFetchSizer(cfg.Batch.MaxBufferedBytes)
 	fetchMax, partMax := sizer.limits()
-	sizer.set = fetchMax
+	sizer.set, sizer.setP = fetchMax, partMax
+	c.sizer = sizer
 	opts := append(slices.Clone(c.opts),
 		kgo.ConsumerGroup(cfg.Kafka.GroupID),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
@@ -190,7 +206,7 @@ func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
 		// may be as large as each dead-letter topic takes.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(30*time.Second),
-		kgo.ProducerBatchMaxBytesFn(func(topic string) int32 { return dlqLimit(dlqLimits, topic) }),
+		kgo.ProducerBatchMaxBytesFn(limits.get),
 		kgo.WithHooks(&groupHooks{c}, sizer),
 	)
 	if len(c.deps.Hooks) > 0 {
@@ -209,14 +225,9 @@ func (c *Consumer) newClient(dlqLimits map[string]int32) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// dlqLimit is the record batch limit of a dead-letter topic: its
-// max.message.bytes as read at start, or Kafka's default.
-func dlqLimit(limits map[string]int32, topic string) int32 {
-	if n, ok := limits[topic]; ok && n >= 512 {
-		return n
-	}
-	return dlq.DefaultMaxMessageBytes
-}
+// testHookClientBuilt, if set, runs in Run right after the group client
+// was built (it may be joining the group already).
+var testHookClientBuilt func()
 
 func (c *Consumer) dlqError(src *kgo.Record, err error) {
 	c.metrics.DLQProduceErrors.Inc()
@@ -257,32 +268,40 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	startCtx, startDone := context.WithTimeout(ctx, c.cfg.Kafka.StartupTimeout)
 	defer startDone()
-	limits, err := c.preflight(startCtx)
+	atStart, err := c.preflight(startCtx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	limits := newDLQLimits(atStart)
 	cl, err := c.newClient(limits)
 	if err != nil {
 		return err
 	}
 	c.client = cl
+	limits.adm = kadm.NewClient(cl)
+	if testHookClientBuilt != nil {
+		testHookClientBuilt()
+	}
 	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
+	c.flow.onDivide = c.sizer.setPartitions
 	w := dlq.NewWriter(dlq.Config{
 		Group:    c.cfg.Kafka.GroupID,
 		TopicFor: c.cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
-		MaxBytes: func(topic string) int32 { return dlqLimit(limits, topic) },
-	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted})
+		MaxBytes: limits.get,
+	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, RefreshMaxBytes: limits.refresh})
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:  c.cfg.Batch.HandlerMaxAttempts,
 		Backoff:      backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
 		MaxRecordAge: c.cfg.Batch.HandlerMaxRecordAge,
 		HandlerName:  c.cfg.Handler.Name,
-	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log})
+	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
+		Idempotency: d.Idempotency})
+	close(c.built)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
@@ -385,6 +404,7 @@ func (c *Consumer) topicMetrics(topic string) *metrics.Topic {
 
 // assigned starts a worker for each newly assigned partition.
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	<-c.built
 	c.metrics.Rebalances.Inc()
 	var added []*partition
 	c.mu.Lock()
@@ -415,6 +435,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // (within the rebalance timeout, less a margin to commit), commits what they
 // marked, and forgets them.
 func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-c.built
 	parts := c.take(revoked)
 	if len(parts) == 0 {
 		return
@@ -438,6 +459,7 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 // lost abandons the lost partitions' work and commits nothing for them: the
 // group has already given them to another member.
 func (c *Consumer) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	<-c.built
 	c.health.Left()
 	parts := c.take(lost)
 	c.stop(parts, time.Now()) // abandon at once

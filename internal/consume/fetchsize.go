@@ -27,26 +27,60 @@ const (
 	maxFetch = 50 << 20
 	// maxPartitionFetch bounds the bytes of one partition in a fetch.
 	maxPartitionFetch = 1 << 20
+	// minPartitionFetch is the floor of a partition's limit, compressed.
+	minPartitionFetch = 16 << 10
 )
 
 type fetchSizer struct {
 	budget int64 // decompressed bytes one fetch may bring
+	buffer int64 // MAX_BUFFERED_BYTES
 	update func(maxBytes, maxPartBytes int32)
 
 	mu    sync.Mutex
 	ratio float64 // decompressed over compressed bytes, recent batches
+	known bool    // a batch was read: until then the ratio is unknown
 	set   int32   // the limit last given to the client
+	setP  int32   // the partition limit last given to the client
+	parts int     // partitions assigned (flow's division)
 }
 
 func newFetchSizer(maxBuffered int64) *fetchSizer {
-	return &fetchSizer{budget: maxBuffered / fetchShare, ratio: 1}
+	return &fetchSizer{budget: maxBuffered / fetchShare, buffer: maxBuffered, ratio: 1, parts: 1}
 }
 
 // limits returns the fetch limits for the current ratio.
 func (s *fetchSizer) limits() (maxBytes, maxPartBytes int32) {
+	if !s.known {
+		// Before the first batch the ratio may be anything: a first
+		// fetch sized for ratio 1 would bring budget × ratio.
+		return minFetch, minFetch
+	}
 	n := int64(float64(s.budget) / s.ratio)
 	maxBytes = int32(min(max(n, minFetch), maxFetch))
-	return maxBytes, min(maxBytes, maxPartitionFetch)
+	// flow pauses a partition once it holds its share of the budget, so
+	// each partition can pass its share by what one fetch brought for it:
+	// together by half the budget at most.
+	p := int64(float64(s.buffer/2/int64(max(s.parts, 1))) / s.ratio)
+	return maxBytes, int32(min(int64(maxBytes), max(p, minPartitionFetch), maxPartitionFetch))
+}
+
+// setPartitions follows the number of partitions assigned.
+func (s *fetchSizer) setPartitions(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parts = max(n, 1)
+	s.applyLocked()
+}
+
+// applyLocked gives the client the current limits when they moved by
+// more than a fifth.
+func (s *fetchSizer) applyLocked() {
+	maxBytes, maxPart := s.limits()
+	moved := func(a, b int32) bool { d := float64(a) / float64(b); return d < 0.8 || d > 1.25 }
+	if s.update != nil && (moved(maxBytes, s.set) || moved(maxPart, s.setP)) {
+		s.set, s.setP = maxBytes, maxPart
+		s.update(maxBytes, maxPart)
+	}
 }
 
 var _ kgo.HookFetchBatchRead = (*fetchSizer)(nil)
@@ -61,14 +95,10 @@ func (s *fetchSizer) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m
 	r := max(float64(m.UncompressedBytes)/float64(m.CompressedBytes), 1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r > s.ratio {
-		s.ratio = r
+	if !s.known || r > s.ratio {
+		s.known, s.ratio = true, r
 	} else {
 		s.ratio += (r - s.ratio) / 64
 	}
-	maxBytes, maxPart := s.limits()
-	if d := float64(maxBytes) / float64(s.set); s.update != nil && (d < 0.8 || d > 1.25) {
-		s.set = maxBytes
-		s.update(maxBytes, maxPart)
-	}
+	s.applyLocked()
 }

@@ -47,6 +47,9 @@ type flow struct {
 	total int64
 	share int64
 	parts map[*partition]struct{}
+	// onDivide is told the number of partitions when the budget is
+	// divided again (the fetch sizer's partition limit); nil for none.
+	onDivide func(n int)
 }
 
 func newFlow(limit int64, slots int, cl pauser, gauge prometheus.Gauge) *flow {
@@ -136,6 +139,9 @@ func (f *flow) add(p *partition, n int64) {
 // divideLocked recomputes the share after the assignment changed.
 func (f *flow) divideLocked() {
 	f.share = f.limit / int64(max(len(f.parts), 1))
+	if f.onDivide != nil {
+		f.onDivide(len(f.parts))
+	}
 	pause, resume := map[string][]int32{}, map[string][]int32{}
 	for p := range f.parts {
 		f.updateLocked(p, pause, resume)

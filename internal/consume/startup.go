@@ -2,16 +2,10 @@ package consume
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,6 +15,7 @@ import (
 
 	"msk-consumer/internal/backoff"
 	"msk-consumer/internal/kafkaclient"
+	"msk-consumer/internal/preflight"
 )
 
 // preflight checks the cluster before the member joins the group, with a
@@ -56,40 +51,12 @@ func (c *Consumer) startupFailure(ctx context.Context, step string, err error) e
 		if !c.conn.reached() {
 			step = "reaching the brokers"
 			if c.cfg.Kafka.TLS {
-				last = probeTLS(c.cfg.Kafka.Brokers)
+				last = preflight.ProbeTLS(c.cfg.Kafka.Brokers)
 			}
 		}
 		return c.startupError(step, last)
 	}
 	return err
-}
-
-// errNoTLS says that a broker's listener accepted a TCP connection but did
-// not answer the TLS handshake as a TLS server would.
-var errNoTLS = errors.New("the listener does not speak TLS")
-
-// probeTLS diagnoses brokers that were never reached with TLS on: it dials
-// them and starts a TLS handshake. A listener that accepts the connection but
-// answers the handshake with something else, or nothing, is a plaintext one
-// (a Kafka broker reads the ClientHello as a request and waits for more, or
-// closes). It returns nil when it learns nothing.
-func probeTLS(brokers []string) error {
-	for _, addr := range brokers {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			continue
-		}
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a probe of the protocol, not of the certificate
-		err = tc.Handshake()
-		conn.Close()
-		var rh tls.RecordHeaderError
-		var ne net.Error
-		if err != nil && (errors.As(err, &rh) || errors.Is(err, io.EOF) || (errors.As(err, &ne) && ne.Timeout())) {
-			return fmt.Errorf("TLS handshake with %s: %w: %w", addr, errNoTLS, err)
-		}
-	}
-	return nil
 }
 
 // missingConfirmations is how many answers in a row, a second apart, must
@@ -172,10 +139,6 @@ func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
 	}
 }
 
-// describeConfigsPermission is the MSK IAM action that reading a topic's
-// configuration needs.
-const describeConfigsPermission = "kafka-cluster:DescribeTopicDynamicConfiguration"
-
 // checkDLQConfigs reads the dead-letter topics' configuration: it refuses a
 // compacted one (a dead-letter copy of a record with a null key would be
 // rejected forever) and returns their max.message.bytes. Where reading it is
@@ -189,16 +152,16 @@ func (c *Consumer) checkDLQConfigs(ctx context.Context, adm *kadm.Client) (map[s
 			limits, denied, err := c.readDLQConfigs(rcs)
 			if denied {
 				c.log.Warn("cannot read the dead-letter topics' configuration; assuming max.message.bytes is the broker default (1 MiB) and that they are not compacted",
-					zap.Strings("dlq_topics", dlqs), zap.String("missing_permission", describeConfigsPermission+" (MSK IAM) or DescribeConfigs on the topics (Kafka ACLs)"))
+					zap.Strings("dlq_topics", dlqs), zap.String("missing_permission", preflight.DescribeConfigsPermission+" (MSK IAM) or DescribeConfigs on the topics (Kafka ACLs)"))
 				return limits, nil
 			}
 			if err == nil || errors.As(err, new(*FatalError)) {
 				return limits, err
 			}
 		}
-		if err != nil && isDenied(err) {
+		if err != nil && preflight.IsDenied(err) {
 			c.log.Warn("cannot read the dead-letter topics' configuration; assuming the broker defaults",
-				zap.Strings("dlq_topics", dlqs), zap.String("missing_permission", describeConfigsPermission), zap.Error(err))
+				zap.Strings("dlq_topics", dlqs), zap.String("missing_permission", preflight.DescribeConfigsPermission), zap.Error(err))
 			return nil, nil
 		}
 		c.log.Warn("cannot read the dead-letter topics' configuration yet; retrying", zap.Int("attempt", attempt), zap.Error(err))
@@ -209,49 +172,37 @@ func (c *Consumer) checkDLQConfigs(ctx context.Context, adm *kadm.Client) (map[s
 }
 
 // readDLQConfigs reads cleanup.policy and max.message.bytes from the
-// answer. denied reports that the answer refused access; err is a
-// *FatalError for a compacted topic, or a transient error to retry.
+// answer (preflight.ReadConfigs). denied reports that the answer refused
+// access; err is a *FatalError for a compacted topic, or a transient error
+// to retry.
 func (c *Consumer) readDLQConfigs(rcs kadm.ResourceConfigs) (limits map[string]int32, denied bool, err error) {
+	configs, deniedTopics, err := preflight.ReadConfigs(rcs)
+	if err != nil {
+		return nil, false, err
+	}
 	limits = map[string]int32{}
-	for _, rc := range rcs {
-		if rc.Err != nil {
-			if isDenied(rc.Err) {
-				denied = true
-				continue
+	for _, name := range sorted(keys(configs)) {
+		tc := configs[name]
+		if tc.Compacted() {
+			return nil, false, &FatalError{
+				What: "checking dead-letter topic " + name,
+				Err:  &preflight.CompactedError{Topic: name, Policy: tc.CleanupPolicy},
 			}
-			return nil, false, rc.Err
 		}
-		for _, cfg := range rc.Configs {
-			if cfg.Value == nil {
-				continue
-			}
-			switch cfg.Key {
-			case "cleanup.policy":
-				if strings.Contains(*cfg.Value, "compact") {
-					return nil, false, &FatalError{
-						What: "checking dead-letter topic " + rc.Name,
-						Err:  errCompactedDLQ{topic: rc.Name, policy: *cfg.Value},
-					}
-				}
-			case "max.message.bytes":
-				if n, err := strconv.ParseInt(*cfg.Value, 10, 32); err == nil && n > 0 {
-					limits[rc.Name] = int32(n)
-				}
-			}
+		if tc.MaxMessageBytes > 0 {
+			limits[name] = tc.MaxMessageBytes
 		}
 	}
-	return limits, denied, nil
+	return limits, len(deniedTopics) > 0, nil
 }
 
-// errCompactedDLQ refuses a compacted dead-letter topic.
-type errCompactedDLQ struct{ topic, policy string }
-
-func (e errCompactedDLQ) Error() string {
-	return "cleanup.policy=" + e.policy + ": a compacted topic rejects records without a key, so the dead-letter copy of a record with a null key could never be written; use cleanup.policy=delete for " + e.topic
-}
-
-func isDenied(err error) bool {
-	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
+// keys is the set of m's keys.
+func keys[V any](m map[string]V) map[string]bool {
+	set := make(map[string]bool, len(m))
+	for k := range m {
+		set[k] = true
+	}
+	return set
 }
 
 // StartupError says that the service did not reach the brokers, check its
@@ -288,27 +239,8 @@ func (e *StartupError) Error() string {
 
 func (e *StartupError) Unwrap() error { return e.Last }
 
-// mskPorts is what each of MSK's listeners speaks.
-const mskPorts = "MSK's ports: 9092 plaintext, 9094 TLS, 9096 SASL/SCRAM over TLS, 9098 IAM over TLS"
-
 // hint diagnoses a TLS setting that does not match the listener.
-func (e *StartupError) hint() string {
-	var rh tls.RecordHeaderError
-	switch {
-	case e.TLS && (errors.As(e.Last, &rh) || errors.Is(e.Last, errNoTLS)):
-		return "the broker answered without TLS: KAFKA_TLS=true against a plaintext listener? Set KAFKA_TLS=false or use the TLS port; " + mskPorts
-	case !e.TLS && e.Last != nil && (errors.Is(e.Last, io.EOF) || errors.Is(e.Last, io.ErrUnexpectedEOF) ||
-		errors.Is(e.Last, syscall.ECONNRESET)):
-		return "the broker closed the connection: a TLS listener reached with KAFKA_TLS=false? " + mskPorts
-	case e.Last == nil:
-		return "no broker answered: check KAFKA_BROKERS, the security groups and " + mskPorts
-	}
-	var ne net.Error
-	if errors.As(e.Last, &ne) || errors.Is(e.Last, syscall.ECONNREFUSED) {
-		return "check KAFKA_BROKERS, the network path and " + mskPorts
-	}
-	return ""
-}
+func (e *StartupError) hint() string { return preflight.TLSHint(e.TLS, e.Last) }
 
 func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	if last == nil {

@@ -18,12 +18,15 @@ import (
 const (
 	OutcomeProcessed    = "processed"
 	OutcomeDeadLettered = "dead_lettered"
-	OutcomeOK           = "ok"
-	OutcomePartial      = "partial"
-	OutcomeFailed       = "failed"
-	OutcomeError        = "error"
-	PartKey             = "key"
-	PartValue           = "value"
+	// OutcomeDuplicate is a record the idempotency store had seen
+	// completed: not handled again (IDEMPOTENCY_STORE).
+	OutcomeDuplicate = "duplicate"
+	OutcomeOK        = "ok"
+	OutcomePartial   = "partial"
+	OutcomeFailed    = "failed"
+	OutcomeError     = "error"
+	PartKey          = "key"
+	PartValue        = "value"
 
 	// AuthKindAuthenticate is the first authentication of a new
 	// connection; AuthKindReauthenticate a re-authentication of a live one
@@ -64,6 +67,18 @@ type Metrics struct {
 	// at the latest successful authentication, by mechanism; 0 when it set
 	// none (no re-authentication required).
 	KafkaAuthSessionLifetime *prometheus.GaugeVec
+
+	// IdempotencySeconds is the latency of idempotency store calls, and
+	// IdempotencyErrors the calls that failed (each retried), by operation
+	// (begin, complete, release).
+	IdempotencySeconds *prometheus.HistogramVec // op
+	IdempotencyErrors  *prometheus.CounterVec   // op
+	// IdempotencyUnkeyed counts records handled without the idempotency
+	// check because they lack the IDEMPOTENCY_KEY header, and
+	// IdempotencyWaits the times a batch waited for records in progress
+	// under another member, by topic.
+	IdempotencyUnkeyed *prometheus.CounterVec // topic
+	IdempotencyWaits   *prometheus.CounterVec // topic
 }
 
 // New registers the service's metrics on reg.
@@ -72,7 +87,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Records: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "consumer_records_total",
-			Help: "Records finished, by outcome: processed by the handler or dead-lettered.",
+			Help: "Records finished, by outcome: processed by the handler, dead-lettered, or duplicate (completed before, by the idempotency store: not handled again).",
 		}, []string{"topic", "outcome"}),
 		DecodeErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "consumer_decode_errors_total",
@@ -144,6 +159,23 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "consumer_kafka_auth_session_lifetime_seconds",
 			Help: "Session lifetime the broker granted at the latest successful authentication, by mechanism; the client re-authenticates before it ends. 0: no limit.",
 		}, []string{"mechanism"}),
+		IdempotencySeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "consumer_idempotency_store_seconds",
+			Help:    "Latency of idempotency store calls (one per batch and operation), by operation: begin (look up and claim), complete, release.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"op"}),
+		IdempotencyErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_idempotency_store_errors_total",
+			Help: "Idempotency store calls that failed or timed out, by operation; each is retried without limit, the partition waits.",
+		}, []string{"op"}),
+		IdempotencyUnkeyed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_idempotency_unkeyed_records_total",
+			Help: "Records without the IDEMPOTENCY_KEY header, handled without the idempotency check.",
+		}, []string{"topic"}),
+		IdempotencyWaits: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "consumer_idempotency_waits_total",
+			Help: "Times a batch waited for records in progress under another member (or a crashed one, until its claim expired).",
+		}, []string{"topic"}),
 	}
 	// Series with fixed labels exist from the start, so that rate() and
 	// alerts see a zero rather than nothing.
@@ -156,6 +188,8 @@ func New(reg prometheus.Registerer) *Metrics {
 // hot path does not hash label values for every batch.
 type Topic struct {
 	Processed, DeadLettered       prometheus.Counter
+	Duplicates                    prometheus.Counter
+	Unkeyed, InProgressWaits      prometheus.Counter
 	KeyErrors, ValueErrors        prometheus.Counter
 	Retries                       prometheus.Counter
 	Unavailable, UnavailableSecs  prometheus.Counter
@@ -169,6 +203,9 @@ func (m *Metrics) ForTopic(topic string) *Topic {
 	return &Topic{
 		Processed:       m.Records.WithLabelValues(topic, OutcomeProcessed),
 		DeadLettered:    m.Records.WithLabelValues(topic, OutcomeDeadLettered),
+		Duplicates:      m.Records.WithLabelValues(topic, OutcomeDuplicate),
+		Unkeyed:         m.IdempotencyUnkeyed.WithLabelValues(topic),
+		InProgressWaits: m.IdempotencyWaits.WithLabelValues(topic),
 		KeyErrors:       m.DecodeErrors.WithLabelValues(topic, PartKey),
 		ValueErrors:     m.DecodeErrors.WithLabelValues(topic, PartValue),
 		Retries:         m.HandlerRetries.WithLabelValues(topic),

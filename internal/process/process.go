@@ -18,8 +18,11 @@
 //     limit, then dead-lettered;
 //   - with HANDLER_MAX_RECORD_AGE, a record older than it whose handling
 //     fails for any reason is dead-lettered as expired;
-//   - unavailable infrastructure (a schema registry, the dead-letter topic)
-//     is retried without limit and never skipped.
+//   - unavailable infrastructure (a schema registry, the dead-letter topic,
+//     the idempotency store) is retried without limit and never skipped;
+//   - with an idempotency store (Deps.Idempotency), records completed
+//     before are skipped as duplicates, and records in progress under
+//     another member are waited for (idempotency.go).
 //
 // It knows nothing of consumer groups, polling or commits.
 package process
@@ -40,6 +43,7 @@ import (
 	"msk-consumer/internal/codec"
 	"msk-consumer/internal/dlq"
 	"msk-consumer/internal/health"
+	"msk-consumer/internal/idempotency"
 	"msk-consumer/internal/metrics"
 )
 
@@ -74,6 +78,10 @@ type Deps struct {
 	Stalls     Stalls           // nil: not reported
 	Logger     *zap.Logger      // nil: no logs
 	Now        func() time.Time // nil: time.Now; the clock of record ages
+
+	// Idempotency, if not nil, is the idempotency store's phase
+	// (IDEMPOTENCY_STORE); nil handles every record delivered.
+	Idempotency *idempotency.Guard
 }
 
 // Processor processes batches. It is safe for concurrent use by many
@@ -127,6 +135,7 @@ const (
 	handled               // the handler succeeded
 	dead                  // given up on; its dead-letter copy is not yet acknowledged
 	lettered              // its dead-letter copy was acknowledged
+	skipped               // completed before, by the idempotency store: a duplicate
 )
 
 type span struct{ k0, k1, v0, v1 int }
@@ -147,6 +156,7 @@ type work struct {
 	records  []handler.Record // the batch handed to the handler
 	fails    []dlq.Failure
 	unit     []int // indexes of the decoded records, the first unit handled
+	idem     idem  // with Deps.Idempotency
 
 	processed    int
 	decodeFailed bool
@@ -174,6 +184,9 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	clear(w.attempts)
 	w.fails, w.unit = w.fails[:0], w.unit[:0]
 	w.processed, w.decodeFailed, w.stalled = 0, false, false
+	if p.d.Idempotency != nil {
+		w.idem.reset(n)
+	}
 	return w
 }
 
@@ -183,6 +196,7 @@ func (p *Processor) put(w *work) {
 	w.m, w.recs = nil, nil
 	clear(w.records)
 	clear(w.fails)
+	w.idem.clearRefs()
 	if cap(w.buf) > maxKeptBuf {
 		w.buf = nil
 	}
@@ -196,15 +210,33 @@ func resize[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// run takes the batch through its phases: decode, handle, dead-letter.
-func (w *work) run(ctx context.Context) error {
+// run takes the batch through its phases: claim (with an idempotency
+// store), decode, handle, dead-letter, and complete what was dead-lettered
+// (handled records are completed as the handler succeeds for them).
+func (w *work) run(ctx context.Context) (err error) {
+	if w.p.d.Idempotency != nil {
+		if err := w.claim(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				w.release(ctx)
+			}
+		}()
+	}
 	if err := w.decodeAll(ctx); err != nil {
 		return err
 	}
 	if err := w.handle(ctx, w.unit); err != nil {
 		return err
 	}
-	return w.deadLetter(ctx)
+	if err := w.deadLetter(ctx); err != nil {
+		return err
+	}
+	if w.p.d.Idempotency != nil {
+		return w.complete(ctx, lettered)
+	}
+	return nil
 }
 
 // observe records the batch's metrics, once, however it ended: records
@@ -218,6 +250,10 @@ func (w *work) observe(err error) {
 	}
 	w.m.Processed.Add(float64(w.processed))
 	w.m.DeadLettered.Add(float64(nLettered))
+	if w.p.d.Idempotency != nil {
+		w.m.Duplicates.Add(float64(w.idem.duplicates))
+		w.m.Unkeyed.Add(float64(w.idem.unkeyed))
+	}
 	if err != nil {
 		return
 	}
@@ -233,11 +269,11 @@ func (w *work) observe(err error) {
 	w.m.BatchDuration.Observe(time.Since(w.start).Seconds())
 }
 
-// finished returns how many records from the first are handled or
-// acknowledged in the dead-letter topic.
+// finished returns how many records from the first are handled,
+// acknowledged in the dead-letter topic, or skipped as duplicates.
 func (w *work) finished() int {
 	for i, st := range w.states {
-		if st != handled && st != lettered {
+		if st != handled && st != lettered && st != skipped {
 			return i
 		}
 	}
@@ -256,6 +292,9 @@ func (w *work) giveUp(i int, kind dlq.Kind, err error) {
 // dead-letter topic and the others (w.unit) for the handler.
 func (w *work) decodeAll(ctx context.Context) error {
 	for i, r := range w.recs {
+		if w.states[i] == skipped {
+			continue
+		}
 		sp, err := w.decode(ctx, r)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -465,7 +504,12 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 	r := w.recs[unit[0]]
 	err := w.p.callHandler(ctx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
 	clear(w.records) // the handler may have kept the slice: drop the references
-	return w.apply(unit, err)
+	cls, err := w.apply(unit, err)
+	if w.p.d.Idempotency != nil {
+		// Only ctx's error; handle sees ctx done and returns it.
+		_ = w.complete(ctx, handled)
+	}
+	return cls, err
 }
 
 // apply sets the states of unit's records from the handler's answer and

@@ -9,6 +9,12 @@
 // delivery, committed offsets at the end of every partition, and it counts
 // duplicates.
 //
+// With -store=redis or -store=dynamodb the service runs with that
+// idempotency store (IDEMPOTENCY_STORE; Redis from scripts/redis, DynamoDB
+// on moto from scripts/moto), and the report says how far each duplicate's
+// first successful delivery was from the SIGKILL that followed it: with a
+// store, duplicates come only from records in flight when a crash hit.
+//
 // Run it with `make chaos` (which starts and stops the broker).
 package main
 
@@ -32,6 +38,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -46,6 +56,10 @@ var (
 	bin        = flag.String("bin", "bin/consumer", "the service binary")
 	scripts    = flag.String("scripts", "scripts/kafka", "the broker scripts (for the restart)")
 	report     = flag.String("report", "", "write the figures as JSON here")
+	store      = flag.String("store", "none", "IDEMPOTENCY_STORE of the service: none, redis, dynamodb")
+	redisURL   = flag.String("redis-url", "redis://127.0.0.1:16379/0", "REDIS_URL with -store=redis (scripts/redis/up.sh)")
+	dynamoURL  = flag.String("dynamodb-endpoint", "http://127.0.0.1:18000", "AWS_ENDPOINT_URL_DYNAMODB with -store=dynamodb (scripts/moto/up.sh)")
+	inProgress = flag.Duration("in-progress-ttl", 5*time.Second, "IDEMPOTENCY_IN_PROGRESS_TTL with a store: how long a crashed instance's claims hold up the next")
 )
 
 func main() {
@@ -64,8 +78,9 @@ type key struct {
 
 type checker struct {
 	mu         sync.Mutex
-	succeeded  map[key]int // successful deliveries per record
-	attempts   map[key]int // all deliveries per record
+	succeeded  map[key]int       // successful deliveries per record
+	firstOK    map[key]time.Time // when each record first succeeded
+	attempts   map[key]int       // all deliveries per record
 	firstOrder map[int32][]int64
 	requests   int
 	failed503  int
@@ -108,7 +123,9 @@ func (c *checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			failures = append(failures, `{"itemIdentifier":"`+strconv.FormatInt(rec.Offset, 10)+`"}`)
 			continue
 		}
-		c.succeeded[k]++
+		if c.succeeded[k]++; c.succeeded[k] == 1 {
+			c.firstOK[k] = time.Now()
+		}
 	}
 	if whole503 {
 		c.failed503++
@@ -133,7 +150,9 @@ type harness struct {
 	mu                sync.Mutex
 	running           map[string]*instance
 	events            []string
+	kills             []time.Time
 	port              atomic.Int32
+	table             string // with -store=dynamodb
 }
 
 func (h *harness) event(format string, args ...any) {
@@ -174,6 +193,18 @@ func (h *harness) start(name string) (*instance, error) {
 		"UNREADY_AFTER=5s",
 		"METRICS_ADDR=127.0.0.1:" + strconv.Itoa(int(h.port.Add(1))),
 		"LOG_LEVEL=warn",
+	}
+	switch *store {
+	case "none":
+	case "redis":
+		cmd.Env = append(cmd.Env, "IDEMPOTENCY_STORE=redis", "REDIS_URL="+*redisURL,
+			"IDEMPOTENCY_IN_PROGRESS_TTL="+inProgress.String())
+	case "dynamodb":
+		cmd.Env = append(cmd.Env, "IDEMPOTENCY_STORE=dynamodb", "IDEMPOTENCY_TABLE="+h.table,
+			"IDEMPOTENCY_IN_PROGRESS_TTL="+inProgress.String(),
+			"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_DYNAMODB="+*dynamoURL,
+			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+			"AWS_EC2_METADATA_DISABLED=true")
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -220,7 +251,17 @@ func run() error {
 		logDir: logDir, rng: rng, running: map[string]*instance{},
 	}
 	h.port.Store(29000)
-	fmt.Printf("chaos: seed %d, %d records, %d partitions, logs in %s\n", *seed, *records, *partitions, logDir)
+	fmt.Printf("chaos: seed %d, %d records, %d partitions, idempotency store %s, logs in %s\n", *seed, *records, *partitions, *store, logDir)
+	switch *store {
+	case "none", "redis":
+	case "dynamodb":
+		h.table = "chaos-" + run
+		if err := createTable(context.Background(), h.table); err != nil {
+			return fmt.Errorf("create the DynamoDB table on %s: %w", *dynamoURL, err)
+		}
+	default:
+		return fmt.Errorf("-store=%s: want none, redis or dynamodb", *store)
+	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(*brokers), kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordRetries(1<<30), kgo.RequestRetries(1<<30))
@@ -237,7 +278,7 @@ func run() error {
 		return fmt.Errorf("create %s: %w", h.dlq, err)
 	}
 
-	chk := &checker{succeeded: map[key]int{}, attempts: map[key]int{}, firstOrder: map[int32][]int64{}}
+	chk := &checker{succeeded: map[key]int{}, firstOK: map[key]time.Time{}, attempts: map[key]int{}, firstOrder: map[int32][]int64{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -304,6 +345,7 @@ func run() error {
 			return err
 		}
 		crashes++
+		h.kills = append(h.kills, time.Now())
 		h.event("SIGKILL a-%d (crash %d)", i-1, crashes)
 		if a, err = h.start("a-" + strconv.Itoa(i)); err != nil {
 			return err
@@ -388,7 +430,7 @@ func run() error {
 	h.event("SIGTERM %s: exit 0", a.name)
 
 	// The checks.
-	res := result{Seed: *seed, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
+	res := result{Seed: *seed, Store: *store, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
 		DLQOutages: b2i(dlqBroken), Requests: chk.requests, Whole503: chk.failed503}
 	chk.mu.Lock()
 	for k, seq := range produced {
@@ -396,6 +438,9 @@ func run() error {
 		case chk.succeeded[k] > 0:
 			res.Delivered++
 			res.Duplicates += chk.succeeded[k] - 1
+			if chk.succeeded[k] > 1 {
+				res.dupGap(chk.firstOK[k], h.kills)
+			}
 			if seq%97 == 0 {
 				res.Errors = append(res.Errors, fmt.Sprintf("%d/%d (seq %d) succeeded but always fails", k.p, k.o, seq))
 			}
@@ -456,19 +501,32 @@ func run() error {
 	if res.Lost > 0 || res.OrderViolations > 0 || len(res.Errors) > 0 || res.Delivered+res.DeadLettered != res.Records {
 		return errors.New("the run found problems (see errors above)")
 	}
-	fmt.Printf("chaos: OK: %d records, %d delivered, %d dead-lettered, 0 lost, %d duplicates (%.1f per crash over %d crashes)\n",
-		res.Records, res.Delivered, res.DeadLettered, res.Duplicates, res.DuplicatesPerCrash, crashes)
+	fmt.Printf("chaos: OK: %d records, %d delivered, %d dead-lettered, 0 lost, %d duplicates (%.1f per crash over %d crashes; idempotency store %s)\n",
+		res.Records, res.Delivered, res.DeadLettered, res.Duplicates, res.DuplicatesPerCrash, crashes, *store)
+	if res.Duplicates > 0 {
+		fmt.Printf("chaos: every duplicated record first succeeded at most %.0f ms before a SIGKILL; %d more than a second before one\n",
+			res.MaxDupGapMS, res.DupsFarFromCrash)
+	}
 	return nil
 }
 
 type result struct {
-	Seed                     uint64   `json:"seed"`
-	Records                  int      `json:"records"`
-	Delivered                int      `json:"delivered"`
-	DeadLettered             int      `json:"dead_lettered"`
-	Lost                     int      `json:"lost"`
-	Duplicates               int      `json:"duplicates"`
-	DuplicatesPerCrash       float64  `json:"duplicates_per_crash"`
+	Seed               uint64  `json:"seed"`
+	Store              string  `json:"idempotency_store"`
+	Records            int     `json:"records"`
+	Delivered          int     `json:"delivered"`
+	DeadLettered       int     `json:"dead_lettered"`
+	Lost               int     `json:"lost"`
+	Duplicates         int     `json:"duplicates"`
+	DuplicatesPerCrash float64 `json:"duplicates_per_crash"`
+	// DuplicatedRecords are the records delivered successfully more than
+	// once; MaxDupGapMS is the longest any of them had first succeeded
+	// before the SIGKILL that followed; DupsFarFromCrash counts those that
+	// first succeeded more than a second before the next SIGKILL (or after
+	// the last): duplicates not explained by work in flight at a crash.
+	DuplicatedRecords        int      `json:"duplicated_records"`
+	MaxDupGapMS              float64  `json:"max_duplicate_gap_to_crash_ms"`
+	DupsFarFromCrash         int      `json:"duplicates_far_from_a_crash"`
 	OrderViolations          int      `json:"order_violations"`
 	PartitionsCommittedAtEnd int      `json:"partitions_committed_at_end"`
 	Crashes                  int      `json:"crashes"`
@@ -479,6 +537,52 @@ type result struct {
 	DLQWriteFailures         int      `json:"dlq_write_failures"`
 	Errors                   []string `json:"errors,omitempty"`
 	Events                   []string `json:"events"`
+}
+
+// dupGap accounts for a record delivered more than once, first at first,
+// against the SIGKILL times.
+func (r *result) dupGap(first time.Time, kills []time.Time) {
+	r.DuplicatedRecords++
+	for _, k := range kills {
+		if !k.Before(first) {
+			gap := k.Sub(first)
+			r.MaxDupGapMS = max(r.MaxDupGapMS, float64(gap.Microseconds())/1000)
+			if gap > time.Second {
+				r.DupsFarFromCrash++
+			}
+			return
+		}
+	}
+	r.DupsFarFromCrash++
+}
+
+// createTable creates the idempotency table for -store=dynamodb from
+// deploy/dynamodb's definition, on the emulator.
+func createTable(ctx context.Context, name string) error {
+	b, err := os.ReadFile("deploy/dynamodb/table.json")
+	if err != nil {
+		return err
+	}
+	var def struct {
+		AttributeDefinitions []struct{ AttributeName, AttributeType string }
+		KeySchema            []struct{ AttributeName, KeyType string }
+	}
+	if err := json.Unmarshal(b, &def); err != nil {
+		return err
+	}
+	in := &dynamodb.CreateTableInput{TableName: aws.String(name), BillingMode: types.BillingModePayPerRequest}
+	for _, a := range def.AttributeDefinitions {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(a.AttributeName), AttributeType: types.ScalarAttributeType(a.AttributeType)})
+	}
+	for _, k := range def.KeySchema {
+		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: types.KeyType(k.KeyType)})
+	}
+	cl := dynamodb.New(dynamodb.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(*dynamoURL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	_, err = cl.CreateTable(ctx, in)
+	return err
 }
 
 // countInLogs counts the lines of the instances' logs that contain s.

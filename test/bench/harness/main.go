@@ -4,7 +4,8 @@
 // turns (each round runs every contender once, so that machine drift hits
 // all alike), measures records/s, CPU seconds per million records and peak
 // RSS of each child process, then the latency at half of the service's
-// throughput and the memory against a 1M and a 5M record backlog. It writes
+// throughput, the memory against a 1M and a 5M record backlog, and the
+// memory table (memory.go: a full buffer, compressed topics). It writes
 // the results as JSON and prints the markdown table of docs/BENCHMARKS.md.
 package main
 
@@ -91,6 +92,7 @@ type Output struct {
 	Results     []Result             `json:"results"`
 	Latency     []map[string]float64 `json:"latency"`
 	Backlog     []Result             `json:"backlog"`
+	Memory      []MemResult          `json:"memory,omitempty"`
 	MaxBuffered int64                `json:"max_buffered_bytes"`
 }
 
@@ -141,6 +143,13 @@ func run() error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	switch *only {
+	case "":
+	case "memory":
+		return memoryOnly(ctx, adm)
+	default:
+		return fmt.Errorf("-only: %q is not memory", *only)
+	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
 	// backlog topics; each with its dead-letter topic.
@@ -244,7 +253,9 @@ func run() error {
 	if _, err := adm.DeleteTopics(ctx, done...); err != nil {
 		logf("delete topics: %v", err)
 	}
+	var backlogTopics []string
 	for _, b := range bl {
+		backlogTopics = append(backlogTopics, topic(fmt.Sprintf("backlog%d", b)))
 		if _, err := preload(ctx, topic(fmt.Sprintf("backlog%d", b)), b, 200, 0); err != nil {
 			return err
 		}
@@ -253,9 +264,16 @@ func run() error {
 		logf("%s: %.0f rec/s, rss %.0f MiB", r.Case, r.Rate, r.MaxRSSMiB)
 		out.Backlog = append(out.Backlog, r)
 	}
+	if _, err := adm.DeleteTopics(ctx, backlogTopics...); err != nil {
+		logf("delete topics: %v", err)
+	}
+	// Memory with a full buffer and compressed topics (memory.go).
+	if err := runMemory(ctx, adm); err != nil {
+		logf("memory: %v", err)
+	}
 	out.LoadEnd = loadavg()
 	writeOut()
-	md := markdown(sizes)
+	md := markdown(sizes) + memoryMarkdown()
 	fmt.Println(md)
 	return os.WriteFile(*outMD, []byte(md), 0o644)
 }
@@ -396,12 +414,17 @@ func (c *child) pollHWM() {
 }
 
 func startChild(name string, env []string, stdout io.Writer, args ...string) (*child, error) {
+	return startChildWith(name, append(os.Environ(), env...), stdout, args...)
+}
+
+// startChildWith is startChild with the child's whole environment given.
+func startChildWith(name string, env []string, stdout io.Writer, args ...string) (*child, error) {
 	lf, err := os.Create(filepath.Join(*workDir, fmt.Sprintf("%03d-%s.log", seq.Add(1), name)))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	cmd.Stderr = lf
 	cmd.Stdout = lf
 	if stdout != nil {

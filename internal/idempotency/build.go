@@ -1,0 +1,43 @@
+package idempotency
+
+import (
+	"context"
+	"fmt"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/metrics"
+)
+
+// FromConfig builds the Guard IDEMPOTENCY_STORE names, or returns nil for
+// none. It connects to nothing: a store that cannot be reached shows when
+// the first batch is claimed (retried, and /readyz 503 after
+// UNREADY_AFTER), as any unavailable infrastructure does.
+func FromConfig(ctx context.Context, c config.Config, m *metrics.Metrics) (*Guard, error) {
+	var (
+		store Store
+		err   error
+	)
+	switch c.Idempotency.Store {
+	case "", config.StoreNone:
+		return nil, nil
+	case config.StoreRedis:
+		store, err = NewRedis(c.Idempotency.RedisURL)
+	case config.StoreDynamoDB:
+		store, err = NewDynamoDB(ctx, c.Idempotency.Table, c.Kafka.AWSRegion)
+	default:
+		err = fmt.Errorf("IDEMPOTENCY_STORE=%s: no such store", c.Idempotency.Store)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var gm Metrics
+	if m != nil {
+		gm = Metrics{Seconds: m.IdempotencySeconds, Errors: m.IdempotencyErrors}
+	}
+	return New(string(c.Idempotency.Store), store, Config{
+		Prefix:        c.IdempotencyPrefix(),
+		Header:        c.Idempotency.Header(),
+		TTL:           c.Idempotency.TTL,
+		InProgressTTL: c.IdempotencyInProgressTTL(),
+	}, gm), nil
+}

@@ -1,0 +1,351 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// PartitionOffsets is one line of `consumer offsets`.
+type PartitionOffsets struct {
+	Topic     string
+	Partition int32
+	Committed int64 // -1: nothing committed
+	Start     int64 // the log start offset
+	End       int64 // the end offset (high watermark)
+	// Lag is what remains to consume: from the committed offset, or from
+	// the start when nothing is committed.
+	Lag int64
+	// Next is the timestamp of the next record to be consumed; zero when
+	// there is none (no lag) or it could not be read.
+	Next   time.Time
+	Member string // the member that owns the partition, "" if none
+}
+
+// Member is an active member of a group.
+type Member struct {
+	ID, InstanceID, ClientID, Host string
+}
+
+func (m Member) String() string {
+	s := m.ID
+	if m.InstanceID != "" {
+		s = m.InstanceID + " (" + m.ID + ")"
+	}
+	return s + " on " + m.Host + " (client " + m.ClientID + ")"
+}
+
+// Group describes a group's members and who owns which partition.
+func Group(ctx context.Context, adm *kadm.Client, group string) (members []Member, owners map[string]map[int32]string, err error) {
+	gs, err := adm.DescribeGroups(ctx, group)
+	if err == nil {
+		err = gs[group].Err
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("describing group %s: %w", group, err)
+	}
+	owners = map[string]map[int32]string{}
+	for _, m := range gs[group].Members {
+		mb := Member{ID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost}
+		if m.InstanceID != nil {
+			mb.InstanceID = *m.InstanceID
+		}
+		members = append(members, mb)
+		ca, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		for _, t := range ca.Topics {
+			if owners[t.Topic] == nil {
+				owners[t.Topic] = map[int32]string{}
+			}
+			for _, p := range t.Partitions {
+				owners[t.Topic][p] = shortMember(mb)
+			}
+		}
+	}
+	return members, owners, nil
+}
+
+func shortMember(m Member) string {
+	if m.InstanceID != "" {
+		return m.InstanceID + "@" + m.Host
+	}
+	return m.ClientID + "@" + m.Host
+}
+
+// Offsets lists, per partition of topics, the group's committed offset, the
+// end offset, the lag, the timestamp of the next record and its owner.
+// opts build the client that reads the next records.
+func Offsets(ctx context.Context, opts []kgo.Opt, group string, topics []string) ([]PartitionOffsets, []Member, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	members, owners, err := Group(ctx, adm, group)
+	if err != nil {
+		return nil, nil, err
+	}
+	pos, err := positions(ctx, adm, group, topics)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range pos {
+		pos[i].Member = owners[pos[i].Topic][pos[i].Partition]
+	}
+	readNext(ctx, opts, pos)
+	return pos, members, nil
+}
+
+// positions reads committed, start and end offsets.
+func positions(ctx context.Context, adm *kadm.Client, group string, topics []string) ([]PartitionOffsets, error) {
+	td, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("describing topics: %w", err)
+	}
+	for _, t := range topics {
+		if d, ok := td[t]; !ok || d.Err != nil {
+			if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+				return nil, fmt.Errorf("describing topic %s: %w", t, d.Err)
+			}
+			return nil, fmt.Errorf("topic %s does not exist", t)
+		}
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	committed, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
+	if err == nil {
+		err = committed.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, fmt.Errorf("fetching group %s's committed offsets: %w", group, err)
+	}
+	var pos []PartitionOffsets
+	for _, t := range slices.Sorted(slices.Values(topics)) {
+		for _, p := range slices.Sorted(keysOf(td[t].Partitions)) {
+			s, _ := starts.Lookup(t, p)
+			e, _ := ends.Lookup(t, p)
+			po := PartitionOffsets{Topic: t, Partition: p, Committed: -1, Start: s.Offset, End: e.Offset}
+			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
+				po.Committed = c.At
+			}
+			from := po.Committed
+			if from < po.Start {
+				from = po.Start
+			}
+			po.Lag = max(po.End-from, 0)
+			pos = append(pos, po)
+		}
+	}
+	return pos, nil
+}
+
+// readNext reads the record at each lagging partition's next offset, for
+// its timestamp, within a few seconds; what it cannot read stays zero.
+func readNext(ctx context.Context, opts []kgo.Opt, pos []PartitionOffsets) {
+	want := map[string]map[int32]kgo.Offset{}
+	idx := map[string]map[int32]int{}
+	n := 0
+	for i, po := range pos {
+		if po.Lag == 0 {
+			continue
+		}
+		at := max(po.Committed, po.Start)
+		if want[po.Topic] == nil {
+			want[po.Topic] = map[int32]kgo.Offset{}
+			idx[po.Topic] = map[int32]int{}
+		}
+		want[po.Topic][po.Partition] = kgo.NewOffset().At(at)
+		idx[po.Topic][po.Partition] = i
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(opts), kgo.ConsumePartitions(want), kgo.FetchMaxPartitionBytes(1<<16))...)
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for n > 0 && rctx.Err() == nil {
+		fetches := cl.PollFetches(rctx)
+		rm := map[string][]int32{}
+		fetches.EachRecord(func(r *kgo.Record) {
+			i, ok := idx[r.Topic][r.Partition]
+			if !ok || !pos[i].Next.IsZero() {
+				return
+			}
+			pos[i].Next = r.Timestamp
+			rm[r.Topic] = append(rm[r.Topic], r.Partition)
+			n--
+		})
+		if len(rm) > 0 {
+			cl.PauseFetchPartitions(rm)
+		}
+	}
+}
+
+// Target is where `consumer offsets reset --to` moves a group.
+type Target struct {
+	Earliest, Latest bool
+	Time             time.Time // when set: the first record at or after it
+	Offset           int64     // otherwise: this offset
+	text             string
+}
+
+func (t Target) String() string { return t.text }
+
+// ParseTarget reads --to: earliest, latest, an RFC 3339 time or an offset.
+func ParseTarget(s string) (Target, error) {
+	t := Target{text: s}
+	switch strings.ToLower(s) {
+	case "earliest":
+		t.Earliest = true
+		return t, nil
+	case "latest":
+		t.Latest = true
+		return t, nil
+	}
+	if at, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		t.Time = at
+		return t, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		t.Offset = n
+		return t, nil
+	}
+	return t, fmt.Errorf("--to %q: expected earliest, latest, an RFC 3339 time such as 2026-11-22T11:30:00Z, or an offset >= 0", s)
+}
+
+// Move is one partition's line of a reset plan.
+type Move struct {
+	Topic     string
+	Partition int32
+	Old       int64 // -1: nothing committed
+	New       int64
+	Start     int64
+	End       int64
+}
+
+// Delta is how many records the move replays (> 0) or skips (< 0) for the
+// group; a group with nothing committed counts from the log start.
+func (m Move) Delta() int64 {
+	old := max(m.Old, m.Start)
+	return old - m.New
+}
+
+// Plan computes where a reset moves the group in each selected partition
+// (partition < 0: all). An offset outside a partition's log is refused.
+func Plan(ctx context.Context, adm *kadm.Client, group string, topics []string, partition int32, to Target) ([]Move, error) {
+	pos, err := positions(ctx, adm, group, topics)
+	if err != nil {
+		return nil, err
+	}
+	var byTime kadm.ListedOffsets
+	if !to.Time.IsZero() {
+		byTime, err = adm.ListOffsetsAfterMilli(ctx, to.Time.UnixMilli(), topics...)
+		if err == nil {
+			err = byTime.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing offsets at %s: %w", to.Time.Format(time.RFC3339), err)
+		}
+	}
+	var plan []Move
+	found := false
+	for _, po := range pos {
+		if partition >= 0 && po.Partition != partition {
+			continue
+		}
+		found = true
+		m := Move{Topic: po.Topic, Partition: po.Partition, Old: po.Committed, Start: po.Start, End: po.End}
+		switch {
+		case to.Earliest:
+			m.New = po.Start
+		case to.Latest:
+			m.New = po.End
+		case !to.Time.IsZero():
+			l, ok := byTime.Lookup(po.Topic, po.Partition)
+			if !ok || l.Offset < 0 {
+				m.New = po.End
+			} else {
+				m.New = l.Offset
+			}
+		default:
+			if to.Offset < po.Start || to.Offset > po.End {
+				return nil, fmt.Errorf("%s partition %d: offset %d is outside the partition's records [%d, %d]", po.Topic, po.Partition, to.Offset, po.Start, po.End)
+			}
+			m.New = to.Offset
+		}
+		plan = append(plan, m)
+	}
+	if !found {
+		return nil, fmt.Errorf("no partition %d in %s", partition, strings.Join(topics, ", "))
+	}
+	return plan, nil
+}
+
+// ErrActiveMembers refuses a reset while the group has members: their next
+// commit would undo it, and the broker refuses a commit from outside the
+// generation anyway.
+type ErrActiveMembers struct {
+	Group   string
+	Members []Member
+}
+
+func (e *ErrActiveMembers) Error() string {
+	names := make([]string, len(e.Members))
+	for i, m := range e.Members {
+		names[i] = m.String()
+	}
+	return fmt.Sprintf("group %s has %d active members; stop them first (scale the deployment to 0): %s",
+		e.Group, len(e.Members), strings.Join(names, "; "))
+}
+
+// Apply commits the plan's new offsets for group, refusing with
+// *ErrActiveMembers while it has members.
+func Apply(ctx context.Context, adm *kadm.Client, group string, plan []Move) error {
+	members, _, err := Group(ctx, adm, group)
+	if err != nil {
+		return err
+	}
+	if len(members) > 0 {
+		return &ErrActiveMembers{Group: group, Members: members}
+	}
+	os := kadm.Offsets{}
+	for _, m := range plan {
+		os.Add(kadm.Offset{Topic: m.Topic, Partition: m.Partition, At: m.New, LeaderEpoch: -1})
+	}
+	resp, err := adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("committing to group %s: %w", group, err)
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package preflight
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"msk-consumer/config"
+)
+
+var seq atomic.Int64
+
+// env is a cluster (kfake, or KAFKA_TEST_BROKERS) with a source topic and
+// its dead-letter topic, and a configuration that passes every check.
+type env struct {
+	addrs []string
+	adm   *kadm.Client
+	cfg   config.Config
+}
+
+func setup(t *testing.T, dlqConfigs map[string]*string) *env {
+	t.Helper()
+	var addrs []string
+	if seeds := os.Getenv("KAFKA_TEST_BROKERS"); seeds != "" {
+		addrs = strings.Split(seeds, ",")
+	} else {
+		kf, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(kf.Close)
+		addrs = kf.ListenAddrs()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	name := regexp.MustCompile(`[^a-zA-Z0-9.-]+`).ReplaceAllString(t.Name(), "-") + "-" +
+		strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + strconv.FormatInt(seq.Add(1), 36)
+	ctx := context.Background()
+	for topic, configs := range map[string]map[string]*string{name: nil, name + ".dlq": dlqConfigs} {
+		if _, err := adm.CreateTopic(ctx, 2, 1, configs, topic); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	}
+	time.Sleep(200 * time.Millisecond) // a real broker's metadata catches up
+	cfg, err := config.Load(func(k string) (string, bool) {
+		v, ok := map[string]string{
+			"KAFKA_BROKERS": strings.Join(addrs, ","), "KAFKA_TOPICS": name, "KAFKA_GROUP_ID": name,
+			"KAFKA_AUTH": "none", "KAFKA_TLS": "false",
+		}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{addrs: addrs, adm: adm, cfg: cfg}
+}
+
+func (e *env) check(t *testing.T) []Result {
+	t.Helper()
+	return Check(context.Background(), e.cfg, Deps{Opts: []kgo.Opt{kgo.SeedBrokers(e.cfg.Kafka.Brokers...)}, Timeout: 3 * time.Second})
+}
+
+// line returns the result whose check starts with prefix.
+func line(t *testing.T, rs []Result, prefix string) Result {
+	t.Helper()
+	for _, r := range rs {
+		if strings.HasPrefix(r.Check, prefix) {
+			return r
+		}
+	}
+	t.Fatalf("no check %q in %v", prefix, rs)
+	return Result{}
+}
+
+func output(rs []Result) string {
+	var b strings.Builder
+	Write(&b, rs)
+	return b.String()
+}
+
+// registry serves /subjects as a Confluent registry does.
+func registry(t *testing.T) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/subjects" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`["orders-value"]`)) //nolint:errcheck // a test server
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// closedAddr is a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestCheckPasses(t *testing.T) {
+	e := setup(t, nil)
+	reg := registry(t)
+	handler := httptest.NewServer(http.NotFoundHandler())
+	defer handler.Close()
+	e.cfg.Value.Registry, e.cfg.Registry.URL = config.RegistryConfluent, reg.URL
+	e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, handler.URL+"/batch"
+	rs := e.check(t)
+	if !Passed(rs) {
+		t.Fatalf("got failures, want every check passed:\n%s", output(rs))
+	}
+	out := output(rs)
+	for _, want := range []string{
+		"✓ brokers ", "✓ authentication (KAFKA_AUTH=none): none", "✓ topic " + e.cfg.Kafka.Topics[0] + ": exists, 2 partitions",
+		"✓ dead-letter topic " + e.cfg.Kafka.Topics[0] + ".dlq: exists", "✓ group ", "✓ schema registry ", "✓ HTTP handler ",
+		"all 7 checks passed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("got\n%s\nwant a line with %q", out, want)
+		}
+	}
+}
+
+func TestCheckFails(t *testing.T) {
+	compact := "compact"
+	small := "1000"
+	for _, tc := range []struct {
+		name       string
+		dlqConfigs map[string]*string
+		change     func(t *testing.T, e *env)
+		check      string // the failing check
+		want       string // in its line
+	}{
+		{name: "missing topic", change: func(_ *testing.T, e *env) {
+			e.cfg.DLQ.Topic = e.cfg.Kafka.Topics[0] + ".dlq"
+			e.cfg.Kafka.Topics = append(e.cfg.Kafka.Topics, "no-such-topic")
+		},
+			check: "topic no-such-topic", want: "does not exist → create it, or fix KAFKA_TOPICS"},
+		{name: "missing dead-letter topic", change: func(_ *testing.T, e *env) { e.cfg.DLQ.Topic = "no-such-dlq" },
+			check: "dead-letter topic no-such-dlq", want: "does not exist → create it"},
+		{name: "compacted dead-letter topic", dlqConfigs: map[string]*string{"cleanup.policy": &compact},
+			check: "dead-letter topic", want: "cleanup.policy=compact (compacted"},
+		{name: "dead-letter topic smaller than its source", dlqConfigs: map[string]*string{"max.message.bytes": &small},
+			check: "dead-letter topic", want: "max.message.bytes 1000 is less than"},
+		{name: "registry down", change: func(t *testing.T, e *env) {
+			e.cfg.Value.Registry, e.cfg.Registry.URL = config.RegistryConfluent, "http://"+closedAddr(t)
+		}, check: "schema registry", want: "connection refused"},
+		{name: "registry refuses the credentials", change: func(t *testing.T, e *env) {
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusUnauthorized) }))
+			t.Cleanup(s.Close)
+			e.cfg.Key.Registry, e.cfg.Registry.URL = config.RegistryConfluent, s.URL
+		}, check: "schema registry", want: "401 Unauthorized → check SCHEMA_REGISTRY_USERNAME"},
+		{name: "handler URL closed", change: func(t *testing.T, e *env) {
+			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, "http://"+closedAddr(t)+"/batch"
+		}, check: "HTTP handler", want: "no connection to"},
+		{name: "http:// to a TLS port", change: func(t *testing.T, e *env) {
+			s := httptest.NewTLSServer(http.NotFoundHandler())
+			t.Cleanup(s.Close)
+			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, strings.Replace(s.URL, "https://", "http://", 1)
+		}, check: "HTTP handler", want: "speaks TLS, the URL says http:// → use https://"},
+		{name: "https:// to a plain port", change: func(t *testing.T, e *env) {
+			s := httptest.NewServer(http.NotFoundHandler())
+			t.Cleanup(s.Close)
+			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, strings.Replace(s.URL, "http://", "https://", 1)
+		}, check: "HTTP handler", want: "does not speak TLS, the URL says https://"},
+		{name: "brokers unreachable", change: func(t *testing.T, e *env) { e.cfg.Kafka.Brokers = []string{closedAddr(t)} },
+			check: "brokers", want: "not reached within 3s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, tc.dlqConfigs)
+			if tc.change != nil {
+				tc.change(t, e)
+			}
+			rs := e.check(t)
+			if Passed(rs) {
+				t.Fatalf("got every check passed, want %s failing:\n%s", tc.check, output(rs))
+			}
+			r := line(t, rs, tc.check)
+			if r.Status != Fail || !strings.Contains(r.String(), tc.want) {
+				t.Errorf("got %q, want ✗ with %q", r, tc.want)
+			}
+			for _, other := range rs {
+				if other.Status == Fail && other.Check != r.Check {
+					t.Errorf("got another failure %q, want only %s", other, tc.check)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckTLSMismatch checks the hint for KAFKA_TLS=true against a
+// plaintext listener.
+func TestCheckTLSMismatch(t *testing.T) {
+	e := setup(t, nil)
+	e.cfg.Kafka.TLS = true
+	tc, err := TLSConfigForTest(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := Check(context.Background(), e.cfg, Deps{Opts: []kgo.Opt{kgo.SeedBrokers(e.addrs...), kgo.DialTLSConfig(tc)}, Timeout: 3 * time.Second})
+	r := line(t, rs, "brokers")
+	if r.Status != Fail || !strings.Contains(r.String(), "KAFKA_TLS=true against a plaintext listener") {
+		t.Errorf("got %q, want the TLS mismatch named", r)
+	}
+}

@@ -1,0 +1,13 @@
+package preflight
+
+import (
+	"crypto/tls"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/kafkaclient"
+)
+
+// TLSConfigForTest is the brokers' TLS configuration as the service builds it.
+func TLSConfigForTest(cfg config.Config) (*tls.Config, error) {
+	return kafkaclient.TLSConfig(cfg.Kafka)
+}

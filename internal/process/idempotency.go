@@ -1,0 +1,213 @@
+package process
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"msk-consumer/internal/backoff"
+	"msk-consumer/internal/idempotency"
+)
+
+// The idempotency phase (Deps.Idempotency, IDEMPOTENCY_STORE): before
+// decoding, a batch's records are claimed in the store in one call; those
+// completed before are skipped as duplicates, and those in progress under
+// another member are waited for. A record is marked completed in the store
+// as soon as the handler succeeded for it, and a dead-lettered one once its
+// copy was acknowledged: before Process returns, so before its offset can
+// be committed. A store that cannot be reached is unavailable
+// infrastructure: every call is retried without limit, the partition is
+// reported stuck meanwhile, and no record is handled, skipped or committed
+// on a guess.
+
+// inProgressPoll is how often a batch looks again at records in progress
+// under another member: their claims end when that member completes them,
+// or when they expire (IDEMPOTENCY_IN_PROGRESS_TTL) if it died.
+var inProgressPoll = backoff.Policy{First: 100 * time.Millisecond, Max: time.Second}
+
+// releaseTimeout bounds giving back the claims of an abandoned batch: it
+// is a courtesy to the next owner (the claims expire anyway), and must not
+// hold up a shutdown.
+const releaseTimeout = 500 * time.Millisecond
+
+// idem is one batch's idempotency state, pooled with its work.
+type idem struct {
+	keys       []string
+	verdicts   []idempotency.Verdict
+	done       []bool // completed in the store
+	scratch    []string
+	owner      string
+	duplicates int
+	unkeyed    int
+	stalled    bool // the partition is reported stuck on the store
+}
+
+func (d *idem) reset(n int) {
+	d.keys = resize(d.keys, n)
+	d.verdicts = resize(d.verdicts, n)
+	d.done = resize(d.done, n)
+	clear(d.done)
+	d.scratch = d.scratch[:0]
+	d.owner, d.duplicates, d.unkeyed, d.stalled = "", 0, 0, false
+}
+
+// clear drops the references to the batch's keys.
+func (d *idem) clearRefs() {
+	clear(d.keys)
+	clear(d.scratch)
+}
+
+// claim claims the batch's records, waiting out the store's outages and
+// other members' claims, and marks the duplicates skipped.
+func (w *work) claim(ctx context.Context) error {
+	g, d := w.p.d.Idempotency, &w.idem
+	for i, r := range w.recs {
+		d.keys[i] = g.Key(r)
+	}
+	d.owner = g.Owner()
+	for failures, waits := 0, 0; ; {
+		err := g.Claim(ctx, d.keys, d.owner, d.verdicts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failures++
+			if err := w.storeUnavailable(ctx, "claiming records", failures, err); err != nil {
+				return err
+			}
+			continue
+		}
+		w.storeAvailable()
+		first, busy := -1, 0
+		for i, v := range d.verdicts {
+			if v == idempotency.Busy {
+				busy++
+				if first < 0 {
+					first = i
+				}
+			}
+		}
+		if busy == 0 {
+			break
+		}
+		// Records must be handled in offset order, so the whole batch
+		// waits; what this attempt claimed is given back meanwhile, so
+		// that no claim of ours runs out while we wait.
+		waits++
+		w.m.InProgressWaits.Inc()
+		_ = g.Release(ctx, w.keysWhere(idempotency.Handle, func(int) bool { return true }), d.owner)
+		if waits == 1 || waits%20 == 0 {
+			w.p.log.Info("records in progress under another member; waiting for it to complete them or for its claims to expire",
+				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+				zap.Int64("first_offset", w.recs[first].Offset), zap.Int("records", busy), zap.Int("wait", waits))
+		}
+		if err := backoff.Sleep(ctx, inProgressPoll.Delay(waits)); err != nil {
+			return err
+		}
+	}
+	for i, v := range d.verdicts {
+		switch v {
+		case idempotency.Duplicate:
+			w.states[i] = skipped
+			d.duplicates++
+		case idempotency.Unkeyed:
+			d.unkeyed++
+		}
+	}
+	if d.duplicates > 0 {
+		w.p.log.Debug("records completed before skipped as duplicates",
+			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+			zap.Int64("first_offset", w.recs[0].Offset), zap.Int("duplicates", d.duplicates))
+	}
+	return nil
+}
+
+// keysWhere collects into d.scratch the keys of the records claimed for
+// this batch (verdict v) for which ok holds and that are not completed in
+// the store yet.
+func (w *work) keysWhere(v idempotency.Verdict, ok func(i int) bool) []string {
+	d := &w.idem
+	d.scratch = d.scratch[:0]
+	for i, k := range d.keys {
+		if d.verdicts[i] == v && !d.done[i] && ok(i) {
+			d.scratch = append(d.scratch, k)
+		}
+	}
+	return d.scratch
+}
+
+// complete marks completed in the store the claimed records whose state
+// is st, retrying while the store is unavailable. It returns only ctx's
+// error: the records stay finished either way, as they are handled or
+// dead-lettered, and a redelivery of one whose mark was not stored is
+// handled again, as without the store.
+func (w *work) complete(ctx context.Context, st state) error {
+	g, d := w.p.d.Idempotency, &w.idem
+	keys := w.keysWhere(idempotency.Handle, func(i int) bool { return w.states[i] == st })
+	if len(keys) == 0 {
+		return nil
+	}
+	for failures := 0; ; {
+		err := g.Complete(ctx, keys)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failures++
+		if err := w.storeUnavailable(ctx, "marking records completed", failures, err); err != nil {
+			return err
+		}
+	}
+	w.storeAvailable()
+	for i := range d.done {
+		if d.verdicts[i] == idempotency.Handle && w.states[i] == st {
+			d.done[i] = true
+		}
+	}
+	return nil
+}
+
+// release gives back, when the batch is abandoned, the claims of records
+// never handed to the handler, so that the partition's next owner need not
+// wait for them to expire. Records the handler was given keep their
+// claims until they expire: a call cut short may have had effects.
+func (w *work) release(ctx context.Context) {
+	keys := w.keysWhere(idempotency.Handle, func(i int) bool {
+		return w.attempts[i] == 0 && (w.states[i] == pending || w.states[i] == dead)
+	})
+	if len(keys) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	_ = w.p.d.Idempotency.Release(rctx, keys, w.idem.owner)
+}
+
+// storeUnavailable reports the partition stuck on the store and waits
+// before the next attempt.
+func (w *work) storeUnavailable(ctx context.Context, what string, n int, err error) error {
+	p, name := w.p, w.p.d.Idempotency.Name()
+	if n == 1 || n%10 == 0 {
+		p.log.Warn("idempotency store unavailable; retrying without limit, the partition waits",
+			zap.String("store", name), zap.String("doing", what),
+			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
+			zap.Int64("first_offset", w.recs[0].Offset), zap.Int("attempt", n), zap.Error(err))
+	}
+	if p.d.Stalls != nil {
+		p.d.Stalls.Stuck(w.stallKey, "idempotency store "+name+" unavailable: "+err.Error())
+		w.idem.stalled = true
+	}
+	return backoff.Sleep(ctx, p.cfg.Backoff.Delay(n))
+}
+
+// storeAvailable clears the stall reported while the store was
+// unavailable.
+func (w *work) storeAvailable() {
+	if w.idem.stalled {
+		w.idem.stalled = false
+		w.p.d.Stalls.Unstuck(w.stallKey)
+	}
+}

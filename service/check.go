@@ -1,0 +1,152 @@
+package service
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzap"
+	"go.uber.org/zap"
+
+	"msk-consumer/config"
+	"msk-consumer/internal/kafkaclient"
+	"msk-consumer/internal/preflight"
+)
+
+// opsEnv is what an operator command (check, redrive, offsets) runs with:
+// the service's configuration, checked as `run` checks it, its logger and
+// the client options it connects with.
+type opsEnv struct {
+	cfg    config.Config
+	log    *zap.Logger
+	opts   []kgo.Opt
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// opsSetup loads the configuration and builds the client options; on a
+// problem it returns the exit code (2 for the configuration, 1 for files
+// or credentials that cannot be loaded).
+func (a *app) opsSetup(lookup func(string) (string, bool), stdout, stderr io.Writer) (*opsEnv, int, bool) {
+	cfg, warnings, err := a.loadConfig(lookup)
+	if err != nil {
+		return nil, configFailed(stderr, err, warnings), false
+	}
+	writeWarnings(stderr, warnings)
+	log, err := newLogger(cfg.Ops, stderr)
+	if err != nil {
+		return nil, configError(stderr, err), false
+	}
+	opts, err := kafkaclient.Options(cfg.Kafka, kafkaclient.Deps{Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "cannot build the Kafka client:", err)
+		return nil, exitRuntime, false
+	}
+	// The client logs only errors: the commands print what they do.
+	opts = append(opts, kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgo.LogLevelError))))
+	return &opsEnv{cfg: cfg, log: log, opts: opts, stdout: stdout, stderr: stderr}, exitOK, true
+}
+
+// newFlags returns a flag set for a command that reports its errors to
+// stderr and prints usage, then the environment it reads, with -h.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: consumer %s\n\n", synopsis)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nIt reads the service's environment (KAFKA_*, DLQ_TOPIC, the registry and handler variables, LOG_*): see consumer help and the README.\n")
+	}
+	return fs
+}
+
+// parseFlags parses args and returns the exit code of a failed parse: 0
+// for -h, 2 otherwise.
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK, false
+		}
+		return exitConfig, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitConfig, false
+	}
+	return exitOK, true
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// checkCommand is `consumer check`: every preflight check against the
+// cluster and the downstreams, one line each; exit 0 only if all pass.
+func (a *app) checkCommand(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	fs := newFlags("check", "check [--timeout 15s]", stderr)
+	timeout := fs.Duration("timeout", 15*time.Second, "how long each network check may take")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	env, code, ok := a.opsSetup(lookup, stdout, stderr)
+	if !ok {
+		return code
+	}
+	defer env.log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	ctx, stop := signalContext(a.ctx, env.log)
+	defer stop()
+	d := preflight.Deps{Opts: env.opts, Timeout: *timeout}
+	if env.cfg.Kafka.Auth == config.AuthIAM && env.cfg.Kafka.IAMRoleARN == "" {
+		d.Principal = iamCaller(env.cfg.Kafka.AWSRegion, *timeout)
+	}
+	rs := preflight.Check(ctx, env.cfg, d)
+	preflight.Write(stdout, rs)
+	if !preflight.Passed(rs) {
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// iamCaller names the principal of the AWS default credential chain with
+// sts:GetCallerIdentity (which needs no permission).
+func iamCaller(region string, timeout time.Duration) func(context.Context) string {
+	return func(ctx context.Context) string {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		arn, err := callerARN(ctx, region)
+		if err != nil {
+			return "the AWS default credential chain's principal (sts:GetCallerIdentity: " + err.Error() + ")"
+		}
+		return arn
+	}
+}
+
+// callerARN returns the ARN of the AWS default credential chain's
+// principal.
+func callerARN(ctx context.Context, region string) (string, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return "", err
+	}
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", err
+	}
+	if out.Arn == nil {
+		return "(no ARN)", nil
+	}
+	return *out.Arn, nil
+}
