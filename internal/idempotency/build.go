@@ -41,3 +41,27 @@ func FromConfig(ctx context.Context, c config.Config, m *metrics.Metrics) (*Guar
 		InProgressTTL: c.IdempotencyInProgressTTL(),
 	}, gm), nil
 }
+
+// Ping builds the store IDEMPOTENCY_STORE names and reaches it once, for
+// `consumer check`: false with none configured.
+func Ping(ctx context.Context, c config.Config) (configured bool, err error) {
+	var store interface {
+		Ping(context.Context) error
+		Close() error
+	}
+	switch c.Idempotency.Store {
+	case "", config.StoreNone:
+		return false, nil
+	case config.StoreRedis:
+		store, err = NewRedis(c.Idempotency.RedisURL)
+	case config.StoreDynamoDB:
+		store, err = NewDynamoDB(ctx, c.Idempotency.Table, c.Kafka.AWSRegion)
+	default:
+		err = fmt.Errorf("IDEMPOTENCY_STORE=%s: no such store", c.Idempotency.Store)
+	}
+	if err != nil {
+		return true, err
+	}
+	defer store.Close()
+	return true, store.Ping(ctx)
+}

@@ -363,3 +363,10 @@ func num(v types.AttributeValue) int64 {
 	}
 	return 0
 }
+
+// Ping reads one key that is never written, with the permission and the
+// table Begin uses: `consumer check`'s test of the store.
+func (d *DynamoDB) Ping(ctx context.Context) error {
+	_, err := d.read(ctx, []string{"msk-consumer-check"})
+	return err
+}

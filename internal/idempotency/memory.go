@@ -124,3 +124,6 @@ func (m *Memory) Release(ctx context.Context, keys []string, owner string) error
 
 // Close implements Store.
 func (m *Memory) Close() error { return nil }
+
+// Ping does nothing: the memory store is always there.
+func (*Memory) Ping(context.Context) error { return nil }

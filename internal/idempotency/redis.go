@@ -108,3 +108,6 @@ func (r *Redis) Release(ctx context.Context, keys []string, owner string) error 
 
 // Close implements Store.
 func (r *Redis) Close() error { return r.c.Close() }
+
+// Ping asks the server for PONG: `consumer check`'s test of the store.
+func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }

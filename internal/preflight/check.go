@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"msk-consumer/config"
+	"msk-consumer/internal/idempotency"
 	"msk-consumer/internal/kafkaclient"
 )
 
@@ -98,7 +99,24 @@ func Check(ctx context.Context, cfg config.Config, d Deps) []Result {
 	rs = append(rs, checkCluster(ctx, cfg, d)...)
 	rs = append(rs, checkRegistry(ctx, cfg, d)...)
 	rs = append(rs, checkHandler(cfg, d)...)
+	rs = append(rs, checkStore(ctx, cfg, d)...)
 	return rs
+}
+
+// checkStore reaches the idempotency store, if one is configured.
+func checkStore(ctx context.Context, cfg config.Config, d Deps) []Result {
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
+	name := "idempotency store " + string(cfg.Idempotency.Store)
+	configured, err := idempotency.Ping(ctx, cfg)
+	switch {
+	case !configured:
+		return nil
+	case err != nil:
+		return []Result{{Check: name, Status: Fail, Detail: err.Error(),
+			Fix: "check REDIS_URL or IDEMPOTENCY_TABLE, the network path to the store, and its permissions (deploy/iam/dynamodb-idempotency-policy.json)"}}
+	}
+	return []Result{{Check: name, Status: Pass, Detail: "answers"}}
 }
 
 // Passed reports whether no result failed.

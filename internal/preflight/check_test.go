@@ -1,6 +1,7 @@
 package preflight
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/http"
@@ -186,6 +187,9 @@ func TestCheckFails(t *testing.T) {
 		}, check: "HTTP handler", want: "does not speak TLS, the URL says https://"},
 		{name: "brokers unreachable", change: func(t *testing.T, e *env) { e.cfg.Kafka.Brokers = []string{closedAddr(t)} },
 			check: "brokers", want: "not reached within 3s"},
+		{name: "idempotency store unreachable", change: func(t *testing.T, e *env) {
+			e.cfg.Idempotency.Store, e.cfg.Idempotency.RedisURL = config.StoreRedis, "redis://"+closedAddr(t)+"/0"
+		}, check: "idempotency store redis", want: "connection refused → check REDIS_URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setup(t, tc.dlqConfigs)
@@ -222,5 +226,66 @@ func TestCheckTLSMismatch(t *testing.T) {
 	r := line(t, rs, "brokers")
 	if r.Status != Fail || !strings.Contains(r.String(), "KAFKA_TLS=true against a plaintext listener") {
 		t.Errorf("got %q, want the TLS mismatch named", r)
+	}
+}
+
+// TestCheckStoreAnswers: a store that answers passes (a Redis speaking just
+// enough RESP for HELLO and PING).
+func TestCheckStoreAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go fakeRedis(c)
+		}
+	}()
+	e := setup(t, nil)
+	e.cfg.Idempotency.Store, e.cfg.Idempotency.RedisURL = config.StoreRedis, "redis://"+ln.Addr().String()+"/0"
+	rs := e.check(t)
+	if r := line(t, rs, "idempotency store redis"); r.Status != Pass {
+		t.Fatalf("got %q, want ✓", r)
+	}
+}
+
+// fakeRedis answers HELLO with an error (the client falls back to RESP2)
+// and everything else with PONG or OK.
+func fakeRedis(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(line, "*") {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+		var args []string
+		for range n {
+			if _, err := r.ReadString('\n'); err != nil { // $len
+				return
+			}
+			arg, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			args = append(args, strings.ToUpper(strings.TrimSpace(arg)))
+		}
+		switch {
+		case len(args) > 0 && args[0] == "HELLO":
+			c.Write([]byte("-ERR unknown command 'HELLO'\r\n")) //nolint:errcheck // a test server
+		case len(args) > 0 && args[0] == "PING":
+			c.Write([]byte("+PONG\r\n")) //nolint:errcheck // a test server
+		default:
+			c.Write([]byte("+OK\r\n")) //nolint:errcheck // a test server
+		}
 	}
 }
