@@ -9,6 +9,7 @@ LDFLAGS     := -s -w -X msk-consumer/service.version=$(VERSION) -X msk-consumer/
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image bench bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
+.PHONY: test-kafka-848 chaos-cluster
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -56,6 +57,16 @@ test-kafka-cluster:
 	. ./scripts/kafka/env.sh; \
 	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_SASL_BROKERS=$$KAFKA_SASL_BROKERS \
 	  $(GO) test -race -count=1 -run '^($(KAFKA_CLUSTER_TESTS))$$' ./internal/consume/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+
+## test-kafka-848: the rebalance, crash and shutdown tests with
+## KAFKA_GROUP_PROTOCOL=consumer (KIP-848) on one Kafka 4.x node
+## (KAFKA_VERSION, default 4.4.0; KIP-848 needs 4.0+)
+KAFKA_848_TESTS ?= TestGroupProtocolConsumer|TestMembersJoinAndLeaveWhileRecordsFlow|TestStaticMembership|TestSignalDuringRevokeKeepsTheBudget|TestCrashAndRestartLosesNothing|TestShutdownCommitsEverythingHandled|TestShutdownWithinBudgetCommitsFinishedPartitions
+test-kafka-848:
+	./scripts/kafka/up.sh
+	. ./scripts/kafka/env.sh; \
+	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_GROUP_PROTOCOL=consumer \
+	  $(GO) test -race -count=1 -run '^($(KAFKA_848_TESTS))$$' ./internal/consume/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
 
 ## test-stores: the idempotency stores' tests on Redis (Debian's
 ## redis-server) and on moto's DynamoDB emulator, both started and stopped here
@@ -120,6 +131,17 @@ CHAOS_FLAGS ?=
 chaos: build
 	./scripts/kafka/up.sh
 	$(GO) run ./test/chaos -report bin/chaos.json $(CHAOS_FLAGS); rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+
+## chaos-cluster: the built binary on three brokers (RF 3, min.insync.replicas
+## 2) under SIGKILLs of partition and dead-letter leaders, a rolling restart
+## and a SIGSTOPped broker; the longest stall of each partition per fault
+## (docs/RELIABILITY.md). CHAOS_CLUSTER_FLAGS adds flags, e.g. -seed N or
+## -group-protocol consumer
+CHAOS_CLUSTER_FLAGS ?=
+chaos-cluster: build
+	KAFKA_NODES=3 ./scripts/kafka/up.sh
+	. ./scripts/kafka/env.sh; \
+	$(GO) run ./test/chaos -nodes 3 -brokers $$KAFKA_BROKERS -rate 1000 -report bin/chaos-cluster.json $(CHAOS_CLUSTER_FLAGS); rc=$$?; ./scripts/kafka/down.sh; exit $$rc
 
 clean:
 	rm -rf bin

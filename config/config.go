@@ -32,6 +32,39 @@ const (
 	StartLatest   StartOffset = "latest"
 )
 
+// GroupProtocol is the consumer group protocol the member joins with.
+type GroupProtocol string
+
+// The values of KAFKA_GROUP_PROTOCOL.
+const (
+	// GroupClassic is the classic protocol: the members assign the
+	// partitions among themselves (cooperative-sticky), with the session
+	// timeout and heartbeat interval the member asks for.
+	GroupClassic GroupProtocol = "classic"
+	// GroupConsumer is KIP-848's protocol (Kafka 4.0+): the broker's group
+	// coordinator assigns the partitions and sets the session timeout and
+	// heartbeat interval.
+	GroupConsumer GroupProtocol = "consumer"
+)
+
+// Order is PROCESSING_ORDER: which records of a partition may be handled
+// concurrently.
+type Order string
+
+// The values of PROCESSING_ORDER.
+const (
+	// OrderPartition handles a partition's batches one after another, in
+	// offset order.
+	OrderPartition Order = "partition"
+	// OrderKey handles records of one key in offset order, and different
+	// keys of a partition concurrently (PARTITION_CONCURRENCY lanes, a
+	// record's lane by the hash of its key).
+	OrderKey Order = "key"
+	// OrderNone handles a partition's records in PARTITION_CONCURRENCY
+	// lanes with no order between them.
+	OrderNone Order = "none"
+)
+
 // Format is how a key or a value is decoded.
 type Format string
 
@@ -100,6 +133,7 @@ const (
 	DefaultSessionTimeout      = 45 * time.Second
 	DefaultHeartbeatInterval   = 3 * time.Second
 	DefaultRebalanceTimeout    = 60 * time.Second
+	DefaultGroupProtocol       = GroupClassic
 	DefaultCommitInterval      = 5 * time.Second
 	DefaultStartupTimeout      = 2 * time.Minute
 	DefaultBatchMaxRecords     = 500
@@ -111,6 +145,8 @@ const (
 	DefaultHandlerRetryBackoff = 200 * time.Millisecond
 	DefaultHandlerBackoffMax   = 10 * time.Second
 	DefaultShutdownTimeout     = 30 * time.Second
+	DefaultProcessingOrder     = OrderPartition
+	DefaultPartitionLanes      = 8
 	DefaultValueFormat         = FormatJSON
 	DefaultKeyFormat           = FormatString
 	DefaultHandler             = HandlerLog
@@ -140,6 +176,7 @@ type Config struct {
 	DLQ         DLQ
 	Idempotency Idempotency
 	Ops         Ops
+	Tracing     Tracing
 }
 
 // Kafka is the connection, group and TLS/SASL configuration.
@@ -171,6 +208,7 @@ type Kafka struct {
 	HeartbeatInterval time.Duration // KAFKA_HEARTBEAT_INTERVAL
 	RebalanceTimeout  time.Duration // KAFKA_REBALANCE_TIMEOUT
 	InstanceID        string        // KAFKA_INSTANCE_ID
+	GroupProtocol     GroupProtocol // KAFKA_GROUP_PROTOCOL
 	CommitInterval    time.Duration // KAFKA_COMMIT_INTERVAL (not in the contract; documented in the README)
 	StartupTimeout    time.Duration // STARTUP_TIMEOUT
 }
@@ -186,6 +224,8 @@ type Batch struct {
 	HandlerRetryBackoff time.Duration // HANDLER_RETRY_BACKOFF
 	HandlerBackoffMax   time.Duration // HANDLER_RETRY_BACKOFF_MAX
 	HandlerMaxRecordAge time.Duration // HANDLER_MAX_RECORD_AGE; 0 means no limit
+	Order               Order         // PROCESSING_ORDER
+	Lanes               int           // PARTITION_CONCURRENCY; used with OrderKey and OrderNone only
 	ShutdownTimeout     time.Duration // SHUTDOWN_TIMEOUT
 }
 

@@ -16,18 +16,32 @@ const maxNameEdits = 2
 // unsupportedVars are variables of the operator contract that this version
 // does not implement yet. Set, each gets a warning (it is ignored), never an
 // error: an operator may deploy one configuration to old and new versions.
-var unsupportedVars = []string{
-	"KAFKA_GROUP_PROTOCOL",
-	"PROCESSING_ORDER",
-	"PARTITION_CONCURRENCY",
-}
+var unsupportedVars = []string{}
 
-// unsupportedPrefixes are the contract's families of variables that this
-// version does not implement yet (OpenTelemetry);
-// every variable that starts with one is unsupported. OTEL_* is also the
-// OpenTelemetry SDKs' own namespace, which platforms inject into every
-// container, so no name in it is ever taken for a typo.
-var unsupportedPrefixes = []string{"OTEL_"}
+// otelPrefix is the OpenTelemetry SDKs' namespace, which platforms (the
+// ADOT and EKS add-ons, ECS task definitions made for other services) fill
+// in every container. Its variables that are not in the table never stop
+// the service: those the Go SDK reads itself (otelSDKVars) are accepted
+// silently, the others get a warning (ignored), and a name within two edits
+// of one of ours gets a "did you mean" warning rather than a problem, since
+// it may be another SDK's variable.
+const otelPrefix = "OTEL_"
+
+// otelSDKVars are OpenTelemetry variables that the Go SDK reads from the
+// process environment by itself when tracing is on; the service passes them
+// through without checking them (README, Tracing).
+var otelSDKVars = []string{
+	"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+	"OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+	"OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+	"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+	"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+	"OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT",
+	"OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+	"OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+}
 
 // namespaces are the prefixes of the service's own variables (and of those
 // the contract reserves for it). An unknown variable in one is most likely
@@ -51,7 +65,7 @@ type Warning struct {
 
 // String renders the warning on one line, e.g.
 //
-//	KAFKA_GROUP_PROTOCOL: set, but this version does not support it; ignored
+//	OTEL_LOGS_EXPORTER: an OpenTelemetry variable this service does not read; ignored
 func (w Warning) String() string { return w.Var + ": " + w.Message }
 
 // Warnings are the warnings about an environment, sorted by variable name.
@@ -90,7 +104,9 @@ func LoadEnviron(environ []string, handlerNames ...string) (Config, Warnings, er
 //     every service in the namespace, and a service named "kafka" or
 //     "metrics" would otherwise look like ours;
 //   - is a warning when the contract names it but this version does not
-//     support it (unsupportedVars, unsupportedPrefixes);
+//     support it (unsupportedVars);
+//   - is accepted, or a warning, when it is an OpenTelemetry variable
+//     (OTEL_*: see otelPrefix);
 //   - is a problem, "did you mean X?", when it is within two edits of a known
 //     name X, counting a swap of two adjacent characters as one edit
 //     (optimal string alignment distance) and ignoring case, so that
@@ -125,6 +141,12 @@ func CheckNames(environ []string) (Warnings, error) {
 			continue
 		}
 		upper := strings.ToUpper(name)
+		if strings.HasPrefix(upper, otelPrefix) {
+			if w, ok := otelWarning(name, upper); ok {
+				warnings = append(warnings, w)
+			}
+			continue
+		}
 		known, dk := nearest(upper, knownVars())
 		unsupported, du := nearest(upper, unsupportedVars)
 		switch {
@@ -161,15 +183,25 @@ func isKnownVar(name string) bool {
 }
 
 func isUnsupported(name string) bool {
-	if slices.Contains(unsupportedVars, name) {
-		return true
+	return slices.Contains(unsupportedVars, name)
+}
+
+// otelWarning is what CheckNames says of an OpenTelemetry variable that is
+// not in the table (see otelPrefix), if anything.
+func otelWarning(name, upper string) (Warning, bool) {
+	if slices.Contains(otelSDKVars, name) {
+		return Warning{}, false
 	}
-	for _, p := range unsupportedPrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
+	var ours []string
+	for _, v := range knownVars() {
+		if strings.HasPrefix(v, otelPrefix) {
+			ours = append(ours, v)
 		}
 	}
-	return false
+	if known, d := nearest(upper, append(ours, otelSDKVars...)); d <= maxNameEdits {
+		return Warning{Var: name, Message: "unknown OpenTelemetry variable, ignored; did you mean " + known + "?"}, true
+	}
+	return Warning{Var: name, Message: "an OpenTelemetry variable this service does not read; ignored"}, true
 }
 
 // isServiceLink reports whether name has the shape of a variable Kubernetes

@@ -58,22 +58,31 @@ func TestCheckNames(t *testing.T) {
 			"KAFKA_SERVICE_PORT=9092", "KAFKA_SERVICE_PORT_BROKER=9092", "METRICS_PORT=tcp://10.0.0.2:9090",
 			"HANDLER_SERVICE_HOST=10.0.0.3", "DLQ_PORT_80_TCP_PROTO=tcp",
 		}},
-		{name: "unsupported contract variables", environ: []string{
-			"KAFKA_GROUP_PROTOCOL=consumer", "PROCESSING_ORDER=key", "PARTITION_CONCURRENCY=8",
-			"OTEL_SERVICE_NAME=consumer",
-		}, wantWarnings: []string{
-			"KAFKA_GROUP_PROTOCOL: set, but this version does not support it; ignored",
-			"OTEL_SERVICE_NAME: set, but this version does not support it; ignored",
-			"PARTITION_CONCURRENCY: set, but this version does not support it; ignored",
-			"PROCESSING_ORDER: set, but this version does not support it; ignored",
+		{name: "tracing variables are supported", environ: []string{
+			"OTEL_SERVICE_NAME=consumer", "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_HEADERS=k=v",
 		}},
+		{name: "variables the OpenTelemetry SDK reads itself", environ: []string{
+			"OTEL_EXPORTER_OTLP_TIMEOUT=5000", "OTEL_BSP_SCHEDULE_DELAY=1000", "OTEL_SPAN_LINK_COUNT_LIMIT=1000",
+		}},
+		{name: "other OpenTelemetry variables warn", environ: []string{
+			"OTEL_METRICS_EXPORTER=otlp", "OTEL_PROPAGATORS=xray",
+		}, wantWarnings: []string{
+			"OTEL_METRICS_EXPORTER: an OpenTelemetry variable this service does not read; ignored",
+			"OTEL_PROPAGATORS: an OpenTelemetry variable this service does not read; ignored",
+		}},
+		{name: "a near miss of a tracing variable warns, never stops", environ: []string{"OTEL_TRACE_EXPORTER=otlp"}, wantWarnings: []string{
+			"OTEL_TRACE_EXPORTER: unknown OpenTelemetry variable, ignored; did you mean OTEL_TRACES_EXPORTER?",
+		}},
+		{name: "processing order is supported", environ: []string{"PROCESSING_ORDER=key", "PARTITION_CONCURRENCY=8"}},
+		{name: "group protocol is supported", environ: []string{"KAFKA_GROUP_PROTOCOL=consumer"}},
+		{name: "group protocol typo", environ: []string{"KAFKA_GROUP_PROTOCL=consumer"}, wantProblems: []string{"KAFKA_GROUP_PROTOCL: unknown variable; did you mean KAFKA_GROUP_PROTOCOL?"}},
 		{name: "idempotency variables are supported", environ: []string{
 			"REDIS_URL=redis://u:secret@h:6379", "IDEMPOTENCY_TTL=24h", "IDEMPOTENCY_STORE=redis",
 		}},
 		{name: "idempotency typo", environ: []string{"IDEMPOTENCY_STOR=redis"}, wantProblems: []string{"IDEMPOTENCY_STOR: unknown variable; did you mean IDEMPOTENCY_STORE?"}},
 		{name: "idempotency namespace", environ: []string{"IDEMPOTENCY_REDIS_HOST=h"}, wantWarnings: []string{"IDEMPOTENCY_REDIS_HOST: unknown variable in the service's IDEMPOTENCY_ namespace; ignored"}},
-		{name: "typo of an unsupported variable", environ: []string{"PROCESSING_ORDERS=key"}, wantWarnings: []string{
-			"PROCESSING_ORDERS: unknown variable, ignored; did you mean PROCESSING_ORDER? (this version does not support it either)",
+		{name: "processing order typo", environ: []string{"PROCESSING_ORDERS=key"}, wantProblems: []string{
+			"PROCESSING_ORDERS: unknown variable; did you mean PROCESSING_ORDER?",
 		}},
 		{name: "every problem, sorted by name", environ: []string{"KAFKA_TOPIC=a", "BATCH_MAX_RECORD=1", "KAFKA_TOPIC=b", "LOG_LEVEL=info"}, wantProblems: []string{
 			"BATCH_MAX_RECORD: unknown variable; did you mean BATCH_MAX_RECORDS?",
@@ -106,7 +115,7 @@ func TestCheckNames(t *testing.T) {
 // TestUnsupportedNeverProblems checks that no contract variable this
 // version ignores is taken for a typo of one it reads.
 func TestUnsupportedNeverProblems(t *testing.T) {
-	for _, name := range append(slices.Clone(unsupportedVars), "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT") {
+	for _, name := range append(slices.Clone(unsupportedVars), "OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_INSECURE") {
 		t.Run(name, func(t *testing.T) {
 			warnings, err := CheckNames([]string{name + "=x"})
 			if err != nil {
@@ -180,7 +189,7 @@ var (
 
 // TestPlatformEnvironNotFlagged loads a realistic ECS and EKS environment:
 // none of what the platform sets is a problem, and the only warnings are
-// for the OTEL_* variables, which this version does not support yet.
+// for the OTEL_* variables this service does not read.
 func TestPlatformEnvironNotFlagged(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -196,8 +205,8 @@ func TestPlatformEnvironNotFlagged(t *testing.T) {
 				t.Fatalf("got problems\n%v\nwant none", err)
 			}
 			for _, w := range warnings {
-				if !strings.HasPrefix(w.Var, "OTEL_") || !strings.Contains(w.Message, "does not support") {
-					t.Errorf("got warning %q, want none but for unsupported OTEL_* variables", w)
+				if !strings.HasPrefix(w.Var, "OTEL_") || !strings.Contains(w.Message, "does not read") {
+					t.Errorf("got warning %q, want none but for OTEL_* variables the service does not read", w)
 				}
 			}
 		})

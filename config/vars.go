@@ -33,6 +33,7 @@ const (
 	envKafkaHeartbeat        = "KAFKA_HEARTBEAT_INTERVAL"
 	envKafkaRebalanceTimeout = "KAFKA_REBALANCE_TIMEOUT"
 	envKafkaInstanceID       = "KAFKA_INSTANCE_ID"
+	envKafkaGroupProtocol    = "KAFKA_GROUP_PROTOCOL"
 	envKafkaCommitInterval   = "KAFKA_COMMIT_INTERVAL"
 	envStartupTimeout        = "STARTUP_TIMEOUT"
 
@@ -45,6 +46,8 @@ const (
 	envHandlerRetryBackoff = "HANDLER_RETRY_BACKOFF"
 	envHandlerBackoffMax   = "HANDLER_RETRY_BACKOFF_MAX"
 	envHandlerMaxRecordAge = "HANDLER_MAX_RECORD_AGE"
+	envProcessingOrder     = "PROCESSING_ORDER"
+	envPartitionLanes      = "PARTITION_CONCURRENCY"
 	envShutdownTimeout     = "SHUTDOWN_TIMEOUT"
 
 	envValueFormat         = "VALUE_FORMAT"
@@ -78,6 +81,17 @@ const (
 	envLogLevel     = "LOG_LEVEL"
 	envLogFormat    = "LOG_FORMAT"
 	envUnreadyAfter = "UNREADY_AFTER"
+
+	envOTELTracesExporter     = "OTEL_TRACES_EXPORTER"
+	envOTELEndpoint           = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	envOTELTracesEndpoint     = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	envOTELProtocol           = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	envOTELHeaders            = "OTEL_EXPORTER_OTLP_HEADERS"
+	envOTELTracesHeaders      = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+	envOTELServiceName        = "OTEL_SERVICE_NAME"
+	envOTELResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
+	envOTELTracesSampler      = "OTEL_TRACES_SAMPLER"
+	envOTELTracesSamplerArg   = "OTEL_TRACES_SAMPLER_ARG"
 )
 
 // section is a heading of the README's configuration reference.
@@ -92,6 +106,7 @@ const (
 	sectionDLQ      section = "Dead-letter topic"
 	sectionIdem     section = "Idempotency"
 	sectionOps      section = "Operations"
+	sectionTracing  section = "Tracing"
 )
 
 // variable is everything about one environment variable: Load, Validate,
@@ -147,6 +162,11 @@ var (
 	logLevels    = []string{"debug", "info", "warn", "error"}
 	logFormats   = []LogFormat{LogJSON, LogConsole}
 	idemStores   = []IdempotencyStore{StoreNone, StoreRedis, StoreDynamoDB}
+	orders       = []Order{OrderPartition, OrderKey, OrderNone}
+	groupProtos  = []GroupProtocol{GroupClassic, GroupConsumer}
+	exporters    = []TracesExporter{ExporterNone, ExporterOTLP, ExporterConsole}
+	protocols    = []OTLPProtocol{ProtocolHTTPProtobuf, ProtocolHTTPJSON, ProtocolGRPC}
+	samplers     = []Sampler{SamplerParentBasedAlwaysOn, SamplerParentBasedAlwaysOff, SamplerParentBasedTraceIDRatio, SamplerAlwaysOn, SamplerAlwaysOff, SamplerTraceIDRatio}
 )
 
 // variables is the configuration: the contract's table order, with the
@@ -224,6 +244,9 @@ var variables = []variable{
 	{Name: envKafkaInstanceID, Section: sectionKafka, Default: "unset",
 		Help:  "static membership id (e.g. the pod name of a StatefulSet)",
 		value: str{at: func(c *Config) *string { return &c.Kafka.InstanceID }, expect: instanceIDExpect}},
+	{Name: envKafkaGroupProtocol, Section: sectionKafka, Default: "`classic`",
+		Help:  "`classic` or `consumer` (KIP-848: the brokers assign the partitions and set the session timeout and heartbeat interval; Kafka 4.0+, recommended on 4.3+; [Group protocol](#group-protocol))",
+		value: choice[GroupProtocol]{at: func(c *Config) *GroupProtocol { return &c.Kafka.GroupProtocol }, def: DefaultGroupProtocol, choices: groupProtos}},
 	{Name: envStartupTimeout, Section: sectionKafka, Default: "`2m`",
 		Help:  "reach the brokers, check the topics and join the group within this, or exit 1 naming what was not reached",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.StartupTimeout }, def: DefaultStartupTimeout}},
@@ -259,6 +282,12 @@ var variables = []variable{
 	{Name: envHandlerMaxRecordAge, Section: sectionBatch, Default: "unset (no limit)",
 		Help:  "a record older than this (by its timestamp) whose handling fails for any reason is dead-lettered as `expired`; if set, a duration > 0 (`0s` is refused rather than read as \"no limit\"); `consumer config` prints it empty when unset",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.HandlerMaxRecordAge }, optional: true}},
+	{Name: envProcessingOrder, Section: sectionBatch, Default: "`partition`",
+		Help:  "`partition` (a partition's batches one after another, in offset order), `key` (records of one key in offset order, different keys of a partition concurrently), `none` (no order within a partition: for idempotent sinks); see [What it guarantees](#what-it-guarantees)",
+		value: choice[Order]{at: func(c *Config) *Order { return &c.Batch.Order }, def: DefaultProcessingOrder, choices: orders}},
+	{Name: envPartitionLanes, Section: sectionBatch, Default: "`8`",
+		Help:  "lanes per partition with `key` or `none` (ignored with `partition`): a record's lane is a hash of its key (with `none`, of its offset; with `key`, a null key hashes as its offset); each lane cuts its own batches by `BATCH_MAX_*`, and `MAX_IN_FLIGHT_BATCHES` bounds the batches in flight across all partitions and lanes",
+		value: number[int]{at: func(c *Config) *int { return &c.Batch.Lanes }, def: DefaultPartitionLanes}},
 	{Name: envShutdownTimeout, Section: sectionBatch, Default: "`30s`",
 		Help:  "on SIGTERM: stop fetching, finish in-flight batches, commit, leave the group, within this time",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.ShutdownTimeout }, def: DefaultShutdownTimeout}},
@@ -361,6 +390,41 @@ var variables = []variable{
 	{Name: envUnreadyAfter, Section: sectionOps, Default: "`30s`", Extension: true,
 		Help:  "how long a condition (a partition stuck on the dead-letter topic, a schema registry or the idempotency store, brokers unreachable, group errors) may last before `/readyz` answers 503",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Ops.UnreadyAfter }, def: DefaultUnreadyAfter}},
+
+	// Tracing: the OpenTelemetry SDK's variables. Set with
+	// OTEL_TRACES_EXPORTER=none, they are read but not checked (whenTracing).
+	{Name: envOTELTracesExporter, Section: sectionTracing, Default: "`none`",
+		Help:  "`none` (no spans, no cost), `otlp` (to a collector: [Traces](#traces)), `console` (one JSON document per span on stdout)",
+		value: choice[TracesExporter]{at: func(c *Config) *TracesExporter { return &c.Tracing.Exporter }, def: DefaultTracesExporter, choices: exporters}},
+	{Name: envOTELEndpoint, Section: sectionTracing, Default: "unset: `http://localhost:4318` (`4317` with `grpc`)",
+		Help: "the collector's base URL; `/v1/traces` is appended for HTTP", Print: printEndpoint,
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.Endpoint }, expect: otlpEndpointExpect}}},
+	{Name: envOTELTracesEndpoint, Section: sectionTracing, Default: "unset",
+		Help: "the whole URL of the traces endpoint, used as it is; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`", Print: func(c *Config) string { return RedactURL(c.Tracing.TracesEndpoint) },
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.TracesEndpoint }, expect: otlpEndpointExpect}}},
+	{Name: envOTELProtocol, Section: sectionTracing, Default: "`http/protobuf`",
+		Help:  "`http/protobuf`, `http/json` or `grpc`",
+		value: whenTracing{choice[OTLPProtocol]{at: func(c *Config) *OTLPProtocol { return &c.Tracing.Protocol }, def: DefaultOTLPProtocol, choices: protocols}}},
+	{Name: envOTELHeaders, Section: sectionTracing, Default: "unset",
+		Help: "headers of every export request, `key=value,...` with percent-encoded values, e.g. `x-honeycomb-team=KEY` (a secret: never logged or printed); the `TRACES_` one wins key by key", Secret: true,
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.Headers }, expect: keyValuesExpect}}},
+	{Name: envOTELTracesHeaders, Section: sectionTracing, SameRow: ", ", Secret: true,
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.TracesHeaders }, expect: keyValuesExpect}}},
+	{Name: envOTELServiceName, Section: sectionTracing, Default: "`msk-consumer`",
+		Help: "`service.name` of the spans (wins over one in `OTEL_RESOURCE_ATTRIBUTES`)",
+		Print: func(c *Config) string {
+			return printDefaulted(c.Tracing.ServiceName, c.Tracing.Service(), "service.name of OTEL_RESOURCE_ATTRIBUTES, else msk-consumer")
+		},
+		value: str{at: func(c *Config) *string { return &c.Tracing.ServiceName }}},
+	{Name: envOTELResourceAttributes, Section: sectionTracing, Default: "unset",
+		Help:  "more resource attributes, `key=value,...` with percent-encoded values, e.g. `deployment.environment.name=prod`; they win over what the ECS and EKS detectors find",
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.ResourceAttributes }, expect: keyValuesExpect}}},
+	{Name: envOTELTracesSampler, Section: sectionTracing, Default: "`parentbased_always_on`",
+		Help:  "`parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`, `always_on`, `always_off`, `traceidratio`; a batch of one record follows its producer's sampling decision with the `parentbased_*` ones, a larger batch is a root",
+		value: whenTracing{choice[Sampler]{at: func(c *Config) *Sampler { return &c.Tracing.Sampler }, def: DefaultTracesSampler, choices: samplers}}},
+	{Name: envOTELTracesSamplerArg, Section: sectionTracing, Default: "unset (`1`)",
+		Help:  "the ratio of the `*traceidratio` samplers, from 0 to 1",
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.SamplerArg }, expect: ratioExpect}}},
 }
 
 // tlsOff is the Unused rule of the TLS settings.

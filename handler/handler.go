@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"msk-consumer/config"
@@ -88,6 +89,11 @@ type Handler interface {
 type Deps struct {
 	Config config.Handler
 	Logger *zap.Logger
+	// TracerProvider is the service's OpenTelemetry tracer provider (the
+	// OTEL_* variables), for the handler's own instrumentation, such as
+	// otelhttp.WithTracerProvider; a no-op provider with tracing off.
+	// See RecordContext and StartRecordSpan for per-record spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Factory builds a handler. Go handlers compiled into the binary are

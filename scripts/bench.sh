@@ -9,6 +9,9 @@
 #   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
 #   scripts/bench.sh -- -only memory    # only the memory table (peak RSS against
 #                                       # 3 × MAX_BUFFERED_BYTES + 48 MiB), a few minutes
+#   scripts/bench.sh -- -only handler   # only the handler-bound section: records/s per
+#                                       # PROCESSING_ORDER with a 20 ms HTTP sink and a
+#                                       # 2 ms-per-record Go handler, and the 1% DLQ case
 #
 # Python (aiokafka, fastavro) and Node (@aws-lambda-powertools/kafka,
 # avro-js, and underscore, which avro-js 1.12 requires without declaring it)
@@ -35,6 +38,9 @@ $GO build -o bin/bench/harness ./test/bench/harness
 
 memory_only=
 case " $* " in *" -only memory "*|*" -only=memory "*|*" --only memory "*|*" --only=memory "*) memory_only=1 ;; esac
+# The handler-bound section runs only the consumer (in the harness's
+# process): no Python, no Node either.
+case " $* " in *" -only handler "*|*" -only=handler "*|*" --only handler "*|*" --only=handler "*) memory_only=1 ;; esac
 
 cache=bin/benchcache
 py="$cache/venv/bin/python"

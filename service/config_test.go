@@ -98,9 +98,9 @@ func TestConfigCommand(t *testing.T) {
 		{name: "invalid side not reported twice", env: []string{"VALUE_FORMAT", "xml"}, wantCode: exitConfig, wantStderr: []string{
 			`VALUE_FORMAT="xml": expected json, avro, protobuf, string, bytes, int or long`,
 		}, never: []string{"decodes"}},
-		{name: "warnings with a valid configuration", env: []string{"KAFKA_LINGER", "5ms", "PROCESSING_ORDER", "key"}, wantCode: exitOK, wantStderr: []string{
+		{name: "warnings with a valid configuration", env: []string{"KAFKA_LINGER", "5ms", "OTEL_FOO_BAR", "x"}, wantCode: exitOK, wantStderr: []string{
 			"warning: KAFKA_LINGER: unknown variable in the service's KAFKA_ namespace; ignored",
-			"warning: PROCESSING_ORDER: set, but this version does not support it; ignored",
+			"warning: OTEL_FOO_BAR: an OpenTelemetry variable this service does not read; ignored",
 		}, wantStdout: []string{"KAFKA_BROKERS=127.0.0.1:9092"}},
 		{name: "handler that cannot be built", env: []string{"HANDLER", "broken"}, wantCode: exitConfig, wantStderr: []string{
 			`HANDLER="broken": expected a handler that can be built: broken handler: BRANDS_TABLE is not set`,
@@ -171,7 +171,7 @@ func TestRunConfigProblems(t *testing.T) {
 	code := run([]string{"run"}, testEnv(t,
 		"VALUE_FORMAT", "avro", "VALUE_SCHEMA_FILE", avsc,
 		"KEY_FORMAT", "protobuf", "KEY_SCHEMA_FILE", protoSet, "KEY_PROTO_MESSAGE", "shop.v1.Missing",
-		"BATCH_MAX_RECORD", "10", "PARTITION_CONCURRENCY", "8",
+		"BATCH_MAX_RECORD", "10", "OTEL_FOO_BAR", "x",
 	), &stdout, &stderr)
 	if code != exitConfig {
 		t.Fatalf("got exit %d, want %d\n%s", code, exitConfig, stderr.String())
@@ -181,7 +181,7 @@ func TestRunConfigProblems(t *testing.T) {
 		`VALUE_SCHEMA_FILE="` + avsc + `": expected an Avro schema (.avsc) that parses`,
 		`KEY_PROTO_MESSAGE="shop.v1.Missing": expected the full name of a message in KEY_SCHEMA_FILE`,
 		"BATCH_MAX_RECORD: unknown variable; did you mean BATCH_MAX_RECORDS?",
-		"warning: PARTITION_CONCURRENCY: set, but this version does not support it; ignored",
+		"warning: OTEL_FOO_BAR: an OpenTelemetry variable this service does not read; ignored",
 	})
 }
 

@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +15,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"msk-consumer/config"
 	"msk-consumer/internal/demo"
 	"msk-consumer/internal/dlq"
+	"msk-consumer/internal/tracing"
 )
 
 const (
@@ -61,7 +65,8 @@ func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writ
 		"SHUTDOWN_TIMEOUT":  "10s",
 		"LOG_FORMAT":        "console",
 	}
-	for _, k := range []string{"METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT"} {
+	// OTEL_* too: OTEL_TRACES_EXPORTER=console prints the spans.
+	for _, k := range append([]string{"METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT"}, config.TracingVariables()...) {
 		if v, ok := lookup(k); ok && v != "" {
 			env[k] = v
 		}
@@ -84,9 +89,10 @@ func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writ
   dead letters %s (printed below as they arrive)
   metrics      http://localhost%s/metrics   health: /healthz /readyz
   handler      log: one line per record
+  traces       %s
 Ctrl-C stops it cleanly.
 
-`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr))
+`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr), demoTraces(cfg.Tracing))
 
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cluster.ListenAddrs()...),
@@ -101,7 +107,7 @@ Ctrl-C stops it cleanly.
 
 	var produced, bad, lettered atomic.Int64
 	var wg sync.WaitGroup
-	wg.Go(func() { produceDemo(ctx, cl, &produced, &bad, stderr) })
+	wg.Go(func() { produceDemo(ctx, cl, cfg.Tracing.Enabled(), &produced, &bad, stderr) })
 	wg.Go(func() { tailDLQ(ctx, cl, &lettered, stdout) })
 
 	code := a.service(ctx, cfg, log, nil)
@@ -112,8 +118,21 @@ Ctrl-C stops it cleanly.
 	return code
 }
 
-// produceDemo writes a burst of 50 product events, then 10 a second.
-func produceDemo(ctx context.Context, cl *kgo.Client, produced, bad *atomic.Int64, stderr io.Writer) {
+// demoTraces says where the spans go.
+func demoTraces(t config.Tracing) string {
+	switch t.Exporter {
+	case config.ExporterConsole:
+		return "printed below, one JSON line per span (OTEL_TRACES_EXPORTER=console)"
+	case config.ExporterOTLP:
+		return "OTLP to " + config.RedactURL(t.OTLPEndpoint())
+	}
+	return "off (OTEL_TRACES_EXPORTER=console prints them)"
+}
+
+// produceDemo writes a burst of 50 product events, then 10 a second. With
+// tracing, each carries a traceparent, as an instrumented producer's would,
+// so the batch spans have links to follow.
+func produceDemo(ctx context.Context, cl *kgo.Client, traced bool, produced, bad *atomic.Int64, stderr io.Writer) {
 	gen, err := demo.NewGenerator(1)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo producer:", err)
@@ -132,6 +151,9 @@ func produceDemo(ctx context.Context, cl *kgo.Client, produced, bad *atomic.Int6
 			if err != nil {
 				fmt.Fprintln(stderr, "demo producer:", err)
 				return
+			}
+			if traced {
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: tracing.HeaderTraceparent, Value: producerTraceparent()})
 			}
 			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 				if ctx.Err() == nil {
@@ -152,6 +174,17 @@ func produceDemo(ctx context.Context, cl *kgo.Client, produced, bad *atomic.Int6
 	}
 }
 
+// producerTraceparent returns the traceparent of a made-up, sampled
+// producer span.
+func producerTraceparent() []byte {
+	var tid trace.TraceID
+	var sid trace.SpanID
+	binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
+	binary.BigEndian.PutUint64(sid[:], rand.Uint64()|1)
+	return tracing.AppendTraceparent(nil, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+}
+
 // tailDLQ prints each dead-lettered record with the headers that say why.
 func tailDLQ(ctx context.Context, cl *kgo.Client, lettered *atomic.Int64, stdout io.Writer) {
 	for ctx.Err() == nil {
@@ -162,9 +195,13 @@ func tailDLQ(ctx context.Context, cl *kgo.Client, lettered *atomic.Int64, stdout
 				h[kv.Key] = string(kv.Value)
 			}
 			lettered.Add(1)
-			fmt.Fprintf(stdout, ">> dead-lettered %s/%s@%s kind=%s attempts=%s: %s\n",
+			trace := ""
+			if tp := h[dlq.HeaderTraceparent]; tp != "" {
+				trace = " " + dlq.HeaderTraceparent + "=" + tp
+			}
+			fmt.Fprintf(stdout, ">> dead-lettered %s/%s@%s kind=%s attempts=%s%s: %s\n",
 				h[dlq.HeaderTopic], h[dlq.HeaderPartition], h[dlq.HeaderOffset],
-				h[dlq.HeaderKind], h[dlq.HeaderAttempts], h[dlq.HeaderMessage])
+				h[dlq.HeaderKind], h[dlq.HeaderAttempts], trace, h[dlq.HeaderMessage])
 		})
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kzap"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -49,6 +53,8 @@ import (
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/idempotency"
 	"msk-consumer/internal/metrics"
+	"msk-consumer/internal/tracing"
+	"msk-consumer/internal/tracing/provider"
 )
 
 // Set at build time with
@@ -103,7 +109,7 @@ func Run(ctx context.Context, env Env, handlers Handlers) int {
 			return exitConfig
 		}
 	}
-	a := &app{ctx: ctx, handlers: handlers}
+	a := &app{ctx: ctx, handlers: handlers, stdout: env.Stdout, lookup: env.Lookup}
 	return a.run(env.Args, env.Lookup, env.Stdout, env.Stderr)
 }
 
@@ -111,6 +117,11 @@ func Run(ctx context.Context, env Env, handlers Handlers) int {
 type app struct {
 	ctx      context.Context
 	handlers Handlers
+	stdout   io.Writer                   // where the console span exporter writes
+	lookup   func(string) (string, bool) // the environment, for the resource detectors
+	// tracerProvider is the service's, for the handler (Deps); nil until
+	// service sets it, and with tracing off: a no-op one then.
+	tracerProvider trace.TracerProvider
 }
 
 const usage = `usage: consumer [command]
@@ -251,6 +262,13 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 	h := health.New(cfg.Ops.UnreadyAfter, 2*cfg.Kafka.RebalanceTimeout+30*time.Second, time.Now)
 	h.OnReadiness(func(ok bool) { m.Ready.Set(b2f(ok)) })
 
+	prov, err := a.startTracing(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot set up tracing", zap.String("OTEL_TRACES_EXPORTER", string(cfg.Tracing.Exporter)), zap.Error(err))
+		return exitConfig
+	}
+	defer a.stopTracing(ctx, prov, cfg.Batch.ShutdownTimeout, log)()
+
 	// Both sides share one client (and schema cache) per registry.
 	key, value, err := codec.NewKeyValue(ctx, cfg, codec.Options{AWSRegion: cfg.Kafka.AWSRegion})
 	if err != nil {
@@ -280,6 +298,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		Logger: log, Metrics: m, Health: h, Opts: opts,
 		Hooks:       []kgo.Hook{kp}, // the group member's client only: kprom registers once
 		Idempotency: idem,
+		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name),
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))
@@ -317,6 +336,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		zap.String("group", cfg.Kafka.GroupID),
 		zap.String("handler", cfg.Handler.Name),
 		zap.String("idempotency", string(cfg.Idempotency.Store)),
+		zap.String("tracing", string(cfg.Tracing.Exporter)),
 		zap.String("metrics", ln.Addr().String()))
 	if err := c.Run(ctx); err != nil {
 		log.Error("stopped: "+err.Error(), zap.Error(err))
@@ -406,7 +426,89 @@ func (a *app) newHandler(cfg config.Handler, log *zap.Logger) (handler.Handler, 
 	if !ok {
 		return nil, fmt.Errorf("no handler named %q in this binary", cfg.Name)
 	}
-	return f(handler.Deps{Config: cfg, Logger: log.Named("handler")})
+	tp := a.tracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return f(handler.Deps{Config: cfg, Logger: log.Named("handler"), TracerProvider: tp})
+}
+
+// Bounds of the export of the spans still queued at shutdown: the rest of
+// SHUTDOWN_TIMEOUT counted from the signal, at most maxTraceFlush and at
+// least minTraceFlush (within the half second the exit may take past
+// SHUTDOWN_TIMEOUT).
+const (
+	maxTraceFlush = 5 * time.Second
+	minTraceFlush = 250 * time.Millisecond
+)
+
+// startTracing sets up the OpenTelemetry SDK from the OTEL_* variables:
+// nil with tracing off. An exporter that cannot be built is an error; a
+// resource detector that fails (an ECS metadata endpoint that does not
+// answer) is logged and costs only its attributes.
+func (a *app) startTracing(ctx context.Context, cfg config.Config, log *zap.Logger) (*provider.Provider, error) {
+	prov, warn, err := provider.New(ctx, cfg.Tracing, provider.Options{
+		Version: version, Stdout: a.stdout, MaxLinks: cfg.Batch.MaxRecords, Lookup: a.lookup,
+	})
+	if err != nil || prov == nil {
+		return nil, err
+	}
+	if warn != nil {
+		log.Warn("tracing: some resource attributes could not be detected", zap.Error(warn))
+	}
+	// The SDK reports failed exports (a collector that cannot be
+	// reached) through its global error handler, which otherwise writes
+	// plain lines to stderr.
+	tlog := log.Named("otel")
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		tlog.Warn("tracing: spans could not be exported", zap.Error(err))
+	}))
+	a.tracerProvider = prov.TracerProvider()
+	log.Info("tracing on",
+		zap.String("exporter", string(cfg.Tracing.Exporter)),
+		zap.String("endpoint", tracingEndpoint(cfg.Tracing)),
+		zap.String("sampler", string(cfg.Tracing.Sampler)),
+		zap.String("service", cfg.Tracing.Service()))
+	return prov, nil
+}
+
+// tracingEndpoint is where spans go, for the log, with anything that may
+// be a credential redacted.
+func tracingEndpoint(t config.Tracing) string {
+	if t.Exporter == config.ExporterConsole {
+		return "stdout"
+	}
+	return config.RedactURL(t.OTLPEndpoint())
+}
+
+// stopTracing returns the function that exports the spans still queued
+// and stops the exporter, within what is left of shutdownTimeout since ctx
+// was canceled (see maxTraceFlush). It does nothing for a nil prov.
+func (a *app) stopTracing(ctx context.Context, prov *provider.Provider, shutdownTimeout time.Duration, log *zap.Logger) func() {
+	if prov == nil {
+		return func() {}
+	}
+	var stoppedAt atomic.Pointer[time.Time]
+	unregister := context.AfterFunc(ctx, func() {
+		now := time.Now()
+		stoppedAt.Store(&now)
+	})
+	return func() {
+		unregister()
+		now := time.Now()
+		deadline := now.Add(maxTraceFlush)
+		if at := stoppedAt.Load(); at != nil && at.Add(shutdownTimeout).Before(deadline) {
+			deadline = at.Add(shutdownTimeout)
+		}
+		if least := now.Add(minTraceFlush); deadline.Before(least) {
+			deadline = least
+		}
+		fctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		if err := prov.Shutdown(fctx); err != nil {
+			log.Warn("tracing: spans still queued at shutdown were not all exported", zap.Error(err))
+		}
+	}
 }
 
 // handlerNames lists the Go handlers given to Run, sorted.

@@ -24,6 +24,7 @@ import (
 	"msk-consumer/config"
 	"msk-consumer/handler"
 	"msk-consumer/internal/jsonx"
+	"msk-consumer/internal/tracing"
 )
 
 const (
@@ -174,6 +175,9 @@ func (h *HTTP) Handle(ctx context.Context, b handler.Batch) error {
 	if h.auth != "" {
 		req.Header.Set("Authorization", h.auth)
 	}
+	// The handler attempt's span (tracing on): the downstream's spans
+	// join the batch's trace as children of this attempt.
+	tracing.InjectHTTP(ctx, req.Header)
 
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -185,6 +189,7 @@ func (h *HTTP) Handle(ctx context.Context, b handler.Batch) error {
 		return h.exchangeError(ctx, "", err)
 	}
 	code := resp.StatusCode
+	tracing.SetHTTPStatus(ctx, code)
 	if code < 200 {
 		// Only 101 Switching Protocols is a final 1xx. Its body may be
 		// the connection itself, which the request's deadline does not

@@ -7,14 +7,16 @@
 //
 // # The commit protocol
 //
-// A partition's worker marks the offset after the last record of the
-// finished prefix of each batch (handled, or its dead-letter copy
-// acknowledged); marked offsets are committed every KAFKA_COMMIT_INTERVAL,
-// on revoke (after the partition's in-flight batch finished) and on
-// shutdown. Offsets are tracked here and nowhere else. The invariants:
+// A partition's lanes finish records as they are handled or their
+// dead-letter copies acknowledged, in any order; the partition's tracker
+// marks the offset one past the longest finished prefix. Marked offsets are
+// committed every KAFKA_COMMIT_INTERVAL, on revoke (after the partition's
+// in-flight batches and dead-letter writes ended) and on shutdown. Offsets
+// are tracked here and nowhere else. The invariants:
 //
-//  1. A committed offset never passes a record that is not finished:
-//     workers mark only finished prefixes (partition.mark).
+//  1. A committed offset never passes a record that is not finished: the
+//     mark is only ever one past the finished prefix (partition.finish,
+//     tracker).
 //  2. A partition taken from this member (revoked or lost) is committed by
 //     the revoke callback only, while the generation that owned it is
 //     current, and never after: take sets partition.gone before the worker
@@ -26,7 +28,11 @@
 //     With the classic protocol the coordinator accepts a commit from any
 //     member of the current generation for any partition, so an offset
 //     taken before a rebalance and sent after it could rewind the
-//     partition's new owner.
+//     partition's new owner. With KIP-848 (KAFKA_GROUP_PROTOCOL=consumer)
+//     the generation is the member's epoch, which GroupMetadata and the
+//     commit request both read from the client, so the hook refuses only a
+//     commit the epoch changed under; the coordinator's STALE_MEMBER_EPOCH
+//     (before Kafka 4.3) leaves the offsets marked for the next commit.
 //  5. Commits go out one at a time (commitMu), so an older snapshot is
 //     never committed after a newer one.
 //
@@ -69,6 +75,7 @@ import (
 	"msk-consumer/internal/kafkaclient"
 	"msk-consumer/internal/metrics"
 	"msk-consumer/internal/process"
+	"msk-consumer/internal/tracing"
 )
 
 // Deps is what the consumer is built from besides its configuration.
@@ -88,6 +95,8 @@ type Deps struct {
 	// Idempotency, if not nil, is the idempotency store's phase of every
 	// batch (IDEMPOTENCY_STORE).
 	Idempotency *idempotency.Guard
+	// Tracer, if not nil, traces every batch (OTEL_TRACES_EXPORTER).
+	Tracer *tracing.Tracer
 }
 
 // Consumer consumes the configured topics as a group member.
@@ -215,6 +224,19 @@ func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
 	if cfg.Kafka.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.Kafka.InstanceID))
 	}
+	if cfg.Kafka.GroupProtocol == config.GroupConsumer {
+		// KIP-848: the coordinator assigns the partitions (its "uniform"
+		// assignor: franz-go takes the cooperative-sticky balancer above
+		// for it) and sets the session timeout and heartbeat interval.
+		// The two options above then count only if the brokers do not
+		// serve KIP-848 (before Kafka 4.0) and franz-go falls back to the
+		// classic protocol.
+		opts = append(opts, kgo.ServerSideBalancer())
+		if cfg.Kafka.SessionTimeout != config.DefaultSessionTimeout || cfg.Kafka.HeartbeatInterval != config.DefaultHeartbeatInterval {
+			c.log.Warn("KAFKA_GROUP_PROTOCOL=consumer: the brokers set the session timeout and heartbeat interval (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms); KAFKA_SESSION_TIMEOUT and KAFKA_HEARTBEAT_INTERVAL apply only if the brokers do not support KIP-848 and the classic protocol is used",
+				zap.Duration("session_timeout", cfg.Kafka.SessionTimeout), zap.Duration("heartbeat_interval", cfg.Kafka.HeartbeatInterval))
+		}
+	}
 	cl, err := kgo.NewClient(append(opts, c.deps.Opts...)...)
 	if err != nil {
 		return nil, err
@@ -300,7 +322,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MaxRecordAge: c.cfg.Batch.HandlerMaxRecordAge,
 		HandlerName:  c.cfg.Handler.Name,
 	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
-		Idempotency: d.Idempotency})
+		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	close(c.built)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
@@ -660,6 +682,14 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 	switch {
 	case errors.Is(failed, errRebalanced):
 		c.log.Info("offset commit skipped: " + errRebalanced.Error())
+	case errors.Is(failed, kerr.StaleMemberEpoch):
+		// KIP-848 before Kafka 4.3 (KIP-1251): the coordinator bumped
+		// this member's epoch while the commit was on its way, and
+		// franz-go's own retries with the new epoch did not get it
+		// through. Not fatal: the offsets stay marked, and the next
+		// commit carries the epoch the member has then.
+		c.metrics.Commits.WithLabelValues(metrics.OutcomeError).Inc()
+		c.log.Info("offset commit refused: stale member epoch (KIP-848 before Kafka 4.3); the offsets stay marked and are committed next time")
 	case failed != nil:
 		c.metrics.Commits.WithLabelValues(metrics.OutcomeError).Inc()
 		c.log.Warn("offset commit failed; the offsets stay marked and are committed next time", zap.Error(failed))

@@ -363,8 +363,9 @@ func TestMembersJoinAndLeaveWhileRecordsFlow(t *testing.T) {
 }
 
 // TestDLQUnwritable: while the dead-letter topic rejects writes, the
-// partition stops at the poison record (no commit passes it), /readyz turns
-// 503; once writes succeed, everything flows and is committed.
+// commit stops at the poison record (the partition's later records are
+// handled meanwhile), /readyz turns 503; once writes succeed, everything is
+// committed.
 func TestDLQUnwritable(t *testing.T) {
 	c := startCluster(t, 1)
 	cl := newClient(t, c)
@@ -393,10 +394,13 @@ func TestDLQUnwritable(t *testing.T) {
 	if got := committed(t, c, cl)[0]; got != poison {
 		t.Fatalf("committed offset moved to %d during the outage, want %d (the poison record)", got, poison)
 	}
-	for _, d := range log.snapshot() {
-		if d.offset >= poison+10 {
-			t.Fatalf("offset %d handled while the batch holding %d was stuck", d.offset, poison)
-		}
+	// The partition goes on while the copy is not written (dead-letter
+	// writes overlap later work); only the commit waits.
+	waitFor(t, 10*time.Second, "records after the poison handled", func() bool {
+		return len(log.snapshot()) >= len(p[0])-1
+	})
+	if got := committed(t, c, cl)[0]; got != poison {
+		t.Fatalf("committed offset moved to %d during the outage, want %d (the poison record)", got, poison)
 	}
 	if got := testutil.ToFloat64(m.metrics.DLQProduceErrors); got < 1 {
 		t.Fatalf("consumer_dlq_produce_errors_total: got %v, want >= 1", got)

@@ -16,9 +16,11 @@ type pauser interface {
 // flow is the consumer's flow control: the in-flight batch slots
 // (MAX_IN_FLIGHT_BATCHES), and the bytes fetched and not yet finished
 // (MAX_BUFFERED_BYTES) with the pause state they decide. Fetched bytes are
-// added as records arrive (add); a worker gives them back only through the
-// release that acquire returns, once, so that no exit path of a worker can
-// keep bytes held and its partition paused.
+// added as records arrive (add) and given back as records finish
+// (partition.finish); what a stopped partition still holds is given back
+// when it is detached, so that no exit path of a lane can keep bytes held
+// and its partition paused. A lane's slot is given back through the release
+// that acquire returns, once.
 //
 // It bounds the bytes fetched and not yet finished by
 // giving each assigned partition a fair share of the budget (the budget

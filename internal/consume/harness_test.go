@@ -159,6 +159,21 @@ func (c *cluster) waitStable(t *testing.T, members int) {
 	}
 	last := "nothing yet"
 	for {
+		if consumerProtocol() {
+			// A KIP-848 group: DescribeGroups sees only classic ones.
+			gs, err := c.adm.DescribeConsumerGroups(ctx, c.group)
+			if g, ok := gs[c.group]; err == nil && ok && g.Err == nil {
+				if g.State == "Stable" && len(g.Members) == members {
+					return
+				}
+				last = fmt.Sprintf("state %s with %d members", g.State, len(g.Members))
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("group with %d members not stable; last seen: %s", members, last)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		gs, err := c.adm.DescribeGroups(ctx, c.group)
 		if err == nil {
 			if g, ok := gs[c.group]; ok && g.Err == nil {
@@ -185,6 +200,18 @@ func (c *cluster) instanceIDs(t *testing.T) []string {
 				if m.InstanceID != nil {
 					ids = append(ids, *m.InstanceID)
 				}
+			}
+		}
+		return ids
+	}
+	if consumerProtocol() {
+		gs, err := c.adm.DescribeConsumerGroups(context.Background(), c.group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range gs[c.group].Members {
+			if m.InstanceID != nil {
+				ids = append(ids, *m.InstanceID)
 			}
 		}
 		return ids
@@ -334,6 +361,10 @@ func (c *cluster) config(t *testing.T, set map[string]string) config.Config {
 	return baseConfig(t, c.addrs, c.topic, c.group, set)
 }
 
+// consumerProtocol reports whether the suite runs with
+// KAFKA_TEST_GROUP_PROTOCOL=consumer (KIP-848 groups).
+func consumerProtocol() bool { return os.Getenv("KAFKA_TEST_GROUP_PROTOCOL") == "consumer" }
+
 func baseConfig(t *testing.T, addrs []string, topic, group string, set map[string]string) config.Config {
 	t.Helper()
 	env := map[string]string{
@@ -354,6 +385,11 @@ func baseConfig(t *testing.T, addrs []string, topic, group string, set map[strin
 		"KEY_FORMAT":                "string",
 		"HANDLER":                   "discard",
 		"METRICS_ADDR":              "127.0.0.1:0",
+	}
+	// KAFKA_TEST_GROUP_PROTOCOL=consumer runs the suite with KIP-848 (make
+	// test-kafka-848); a test's own setting wins.
+	if p := os.Getenv("KAFKA_TEST_GROUP_PROTOCOL"); p != "" {
+		env["KAFKA_GROUP_PROTOCOL"] = p
 	}
 	for k, v := range set {
 		env[k] = v

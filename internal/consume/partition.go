@@ -9,8 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"msk-consumer/config"
 	"msk-consumer/internal/batch"
 	"msk-consumer/internal/metrics"
+	"msk-consumer/internal/process"
 )
 
 // recordOverhead is what a buffered record costs besides its key and value:
@@ -20,9 +22,17 @@ import (
 // held about 6x the limit in RSS).
 const recordOverhead = 256
 
-// partition is one assigned partition: its queue of fetched records, the
-// worker goroutine that cuts them into batches and processes them one after
-// another, and its offsets.
+// partition is one assigned partition: its fetched records, queued in its
+// lanes, the lanes' workers that cut them into batches and process them,
+// the dead-letter writes in flight, and its offsets.
+//
+// With PROCESSING_ORDER=partition it has one lane, so its batches are
+// processed one after another in offset order; with key or none it has
+// PARTITION_CONCURRENCY lanes, and a record's lane is a hash of its key
+// (key) or its offset (none, and a null key with key). Either way records
+// finish out of order (a lane goes on while the dead-letter copies of its
+// earlier batches are written), and the tracker turns what finished into
+// the offset to commit: one past the longest finished prefix.
 type partition struct {
 	flow  *flow
 	proc  processor
@@ -30,60 +40,105 @@ type partition struct {
 	id    int32
 	m     *metrics.Topic
 	lag   prometheus.Gauge
+	order config.Order
 
 	gone   atomic.Bool     // taken from this member: never committed but by the revoke callback
 	paused atomic.Bool     // fetching paused by flow; changed under flow.mu
 	held   int64           // bytes fetched and not finished; under flow.mu
 	ctx    context.Context // canceled to abandon work at once
 	cancel context.CancelFunc
-	halt   chan struct{} // closed to finish the in-flight batch and stop
+	halt   chan struct{} // closed to finish the in-flight batches and stop
 	once   sync.Once
-	wake   chan struct{} // a record arrived
-	done   chan struct{} // closed when the worker returned
+	wake   chan struct{} // the first lane's wake-up: a record arrived, or fetching paused
+	done   chan struct{} // closed when every lane and dead-letter write returned
+
+	lanes   []*lane
+	letters letters
 
 	mu        sync.Mutex
-	batcher   *batch.Batcher[*kgo.Record]
+	track     tracker
 	hwm       int64 // high watermark, as of the last fetch
 	base      int64 // first offset fetched, for lag before anything is marked
-	next      int64 // offset to commit: one past the last finished record; -1 if none
-	epoch     int32 // leader epoch of the last finished record
+	next      int64 // offset to commit: one past the finished prefix; -1 if none
+	epoch     int32 // leader epoch of the last record of the finished prefix
 	committed int64 // last committed offset; -1 if none by this member
 }
 
-// processor is what a worker hands its batches to (*process.Processor).
+// processor is what a lane hands its batches to (*process.Processor).
 type processor interface {
-	Process(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (int, error)
+	Handle(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
 }
 
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {
 	ctx, cancel := context.WithCancel(c.abort)
-	return &partition{
+	p := &partition{
 		flow: c.flow, proc: c.proc,
 		topic: topic, id: id, m: m,
-		lag:    c.metrics.LagFor(topic, id),
-		ctx:    ctx,
-		cancel: cancel,
-		halt:   make(chan struct{}),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		batcher: batch.New[*kgo.Record](batch.Limits{
-			MaxRecords: c.cfg.Batch.MaxRecords,
-			MaxBytes:   c.cfg.Batch.MaxBytes,
-			MaxWait:    c.cfg.Batch.MaxWait,
-		}),
+		lag:       c.metrics.LagFor(topic, id),
+		order:     c.cfg.Batch.Order,
+		ctx:       ctx,
+		cancel:    cancel,
+		halt:      make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 		base:      -1,
 		next:      -1,
 		committed: -1,
 	}
+	p.letters.init(int64(c.cfg.Batch.MaxBytes))
+	n := 1
+	if p.order == config.OrderKey || p.order == config.OrderNone {
+		n = max(c.cfg.Batch.Lanes, 1)
+	}
+	limits := batch.Limits{
+		MaxRecords: c.cfg.Batch.MaxRecords,
+		MaxBytes:   c.cfg.Batch.MaxBytes,
+		MaxWait:    c.cfg.Batch.MaxWait,
+	}
+	p.lanes = make([]*lane, n)
+	for i := range p.lanes {
+		wake := p.wake
+		if i > 0 {
+			wake = make(chan struct{}, 1)
+		}
+		p.lanes[i] = &lane{p: p, wake: wake, batcher: batch.New[*kgo.Record](limits)}
+	}
+	return p
 }
 
-// add queues fetched records and returns their size in bytes.
+// laneOf returns the lane of r: the only one in partition order, else by
+// the hash of its key (key order), or by its offset (none, or a null key).
+func (p *partition) laneOf(r *kgo.Record) *lane {
+	n := uint64(len(p.lanes))
+	if n == 1 {
+		return p.lanes[0]
+	}
+	if p.order == config.OrderKey && r.Key != nil {
+		return p.lanes[keyHash(r.Key)%n]
+	}
+	return p.lanes[uint64(r.Offset)%n]
+}
+
+// keyHash is 64-bit FNV-1a: stable across processes and versions, so that
+// a key keeps its lane whichever member owns the partition.
+func keyHash(key []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range key {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// add queues fetched records in their lanes, tracks them, and returns their
+// size in bytes.
 func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	var n int64
 	p.mu.Lock()
 	for _, r := range recs {
 		size := len(r.Key) + len(r.Value)
-		p.batcher.Add(r, size, now)
+		p.laneOf(r).add(r, size, now)
+		p.track.push(r.Offset, r.LeaderEpoch)
 		n += int64(size) + recordOverhead
 	}
 	p.hwm = hwm
@@ -96,86 +151,74 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	return n
 }
 
-// poke wakes the worker to look at its queue again.
+// poke wakes the lanes to look at their queues again.
 func (p *partition) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+	for _, l := range p.lanes[min(1, len(p.lanes)):] {
+		l.poke()
+	}
 }
 
-// stop asks the worker to finish its in-flight batch and return.
+// stop asks the lanes to finish their in-flight batches and return.
 func (p *partition) stop() { p.once.Do(func() { close(p.halt) }) }
 
-// drain empties the queue of a stopped partition; flow.detach releases
-// its bytes.
+// drain empties the queues of a stopped partition and forgets what it
+// tracked; flow.detach releases its bytes.
 func (p *partition) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.batcher.Drain()
+	for _, l := range p.lanes {
+		l.batcher.Drain()
+	}
+	p.track.reset()
 }
 
-// run is the worker: it waits for a batch to be ready, takes an in-flight
-// slot, processes the batch and marks its finished prefix. It returns when
-// stopped (after the batch in flight) or canceled (at once).
+// run runs the lanes and returns once they all returned and the dead-letter
+// writes they started ended (acknowledged, or abandoned when ctx ends), so
+// that what a revoke commits after it includes them.
 func (p *partition) run() {
 	defer close(p.done)
-	var (
-		recs  []*kgo.Record
-		timer = time.NewTimer(time.Hour)
-	)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-p.halt:
-			return // start no batch once stopped
-		default:
-		}
-		p.mu.Lock()
-		// While fetching is paused this partition's share of the buffer
-		// (or the whole buffer) is full: hand over what is queued rather
-		// than wait for batches that cannot fill.
-		ready := p.batcher.Ready(time.Now()) || (p.paused.Load() && p.batcher.Len() > 0)
-		var size int
-		if ready {
-			recs, size = p.batcher.Take(recs[:0])
-		}
-		held := int64(size) + int64(len(recs))*recordOverhead
-		deadline, waiting := p.batcher.Deadline()
-		p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range p.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run()
+		}()
+	}
+	wg.Wait()
+	// No lane is left to start a write: Wait cannot race an Add.
+	p.letters.wg.Wait()
+}
 
-		if !ready {
-			if waiting {
-				timer.Reset(time.Until(deadline))
-			}
-			select {
-			case <-p.wake:
-			case <-timer.C:
-			case <-p.halt:
-				return
-			case <-p.ctx.Done():
-				return
-			}
-			timer.Stop()
+// finish records that the records of recs for which done holds are
+// finished, moves the offset to commit to one past the finished prefix, and
+// gives back their bytes: a record's key and value when it finishes, its
+// recordOverhead when the prefix passes it (until then the tracker holds
+// it).
+func (p *partition) finish(recs []*kgo.Record, done func(i int) bool) {
+	var freed int64
+	p.mu.Lock()
+	for i, r := range recs {
+		if !done(i) {
 			continue
 		}
-
-		release, ok := p.flow.acquire(p.ctx, p.halt, p, held)
+		ok, n, last := p.track.finish(r.Offset)
 		if !ok {
-			return
+			continue
 		}
-		n, err := p.proc.Process(p.ctx, recs, p.m)
+		freed += int64(len(r.Key) + len(r.Value))
 		if n > 0 {
-			last := recs[n-1]
-			p.mark(last.Offset+1, last.LeaderEpoch)
-		}
-		clear(recs) // let the records be collected
-		release()
-		if err != nil {
-			return // canceled: the rest is redelivered to whoever owns the partition next
+			freed += int64(n) * recordOverhead
+			p.next, p.epoch = last.off+1, last.epoch
 		}
 	}
+	p.setLagLocked()
+	p.mu.Unlock()
+	p.flow.add(p, -freed)
 }
 
 // setEnd records the partition's end offset (high watermark), as refreshed
@@ -186,16 +229,6 @@ func (p *partition) setEnd(hwm int64) {
 		p.hwm = hwm
 		p.setLagLocked()
 	}
-	p.mu.Unlock()
-}
-
-// mark records that everything before offset is finished.
-func (p *partition) mark(offset int64, epoch int32) {
-	p.mu.Lock()
-	if offset > p.next {
-		p.next, p.epoch = offset, epoch
-	}
-	p.setLagLocked()
 	p.mu.Unlock()
 }
 

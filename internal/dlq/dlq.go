@@ -17,8 +17,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"msk-consumer/internal/backoff"
+	"msk-consumer/internal/tracing"
 )
 
 // Kind is why a record was dead-lettered: the dlq.error.kind header.
@@ -43,6 +45,14 @@ const (
 	HeaderMessage   = "dlq.error.message"
 	HeaderAttempts  = "dlq.attempts"
 	HeaderFailedAt  = "dlq.failed.at"
+	// HeaderTraceparent and HeaderTracestate are the W3C trace context of
+	// the span that gave up on the record (with tracing on): its decode
+	// span, or the handler attempt that failed or rejected it last. They
+	// are not named traceparent, so that the original's traceparent, the
+	// producer's, stays the only one: a redriven record, stripped of its
+	// dlq.* headers, continues the producer's trace.
+	HeaderTraceparent = "dlq.traceparent"
+	HeaderTracestate  = "dlq.tracestate"
 )
 
 // maxMessage bounds dlq.error.message so that a handler's huge error body
@@ -55,16 +65,20 @@ type Failure struct {
 	Kind     Kind
 	Err      error
 	Attempts int // handler attempts made; 0 for decode failures
+	// Trace is the context of the span that gave up on the record; the
+	// zero value (tracing off) adds no header.
+	Trace trace.SpanContext
 }
 
 // Build returns the dead-letter copy of f.Record for topic. The copy keeps
 // the original key (so it is partitioned like the original), value and
-// headers, and appends the dlq.* headers. Its timestamp is left for the
+// headers, and appends the dlq.* headers (dlq.traceparent and
+// dlq.tracestate only with f.Trace). Its timestamp is left for the
 // client to set to now, so that the dead-letter topic's retention counts
 // from the failure, not from the original write.
 func Build(topic, group string, f Failure, at time.Time) *kgo.Record {
 	r := f.Record
-	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+9)
+	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+11)
 	headers = append(headers, r.Headers...)
 	msg := ""
 	if f.Err != nil {
@@ -81,6 +95,12 @@ func Build(topic, group string, f Failure, at time.Time) *kgo.Record {
 		kgo.RecordHeader{Key: HeaderAttempts, Value: strconv.AppendInt(nil, int64(f.Attempts), 10)},
 		kgo.RecordHeader{Key: HeaderFailedAt, Value: at.UTC().AppendFormat(nil, "2006-01-02T15:04:05.000Z07:00")},
 	)
+	if f.Trace.IsValid() {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tracing.AppendTraceparent(nil, f.Trace)})
+		if ts := f.Trace.TraceState().String(); ts != "" {
+			headers = append(headers, kgo.RecordHeader{Key: HeaderTracestate, Value: []byte(ts)})
+		}
+	}
 	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: headers}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"msk-consumer/internal/backoff"
 )
@@ -297,4 +298,42 @@ func TestTopicFixedBetweenAttemptsKeepsTheValue(t *testing.T) {
 			t.Fatalf("got %+v, want the copy with its value", p.produced)
 		}
 	})
+}
+
+func TestBuildTraceContext(t *testing.T) {
+	producer := "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01"
+	src := &kgo.Record{Topic: "orders", Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(producer)}}}
+	ts, _ := trace.ParseTraceState("vendor=v1")
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0xcc, 1}, SpanID: trace.SpanID{0xdd, 2}, TraceFlags: trace.FlagsSampled, TraceState: ts,
+	})
+	tests := []struct {
+		name string
+		sc   trace.SpanContext
+		want map[string]string
+	}{
+		{name: "tracing off", want: map[string]string{"traceparent": producer}},
+		{name: "the giving-up span", sc: sc, want: map[string]string{
+			"traceparent":     producer, // the original's, untouched
+			"dlq.traceparent": "00-cc010000000000000000000000000000-dd02000000000000-01",
+			"dlq.tracestate":  "vendor=v1",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Build("orders.dlq", "g", Failure{Record: src, Kind: KindHandler, Trace: tt.sc}, time.Now())
+			got := map[string]string{}
+			for _, h := range r.Headers {
+				if h.Key == "traceparent" || strings.HasPrefix(h.Key, "dlq.trace") {
+					if _, dup := got[h.Key]; dup {
+						t.Errorf("got %s twice, want it once", h.Key)
+					}
+					got[h.Key] = string(h.Value)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

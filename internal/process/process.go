@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"msk-consumer/handler"
@@ -45,6 +46,7 @@ import (
 	"msk-consumer/internal/health"
 	"msk-consumer/internal/idempotency"
 	"msk-consumer/internal/metrics"
+	"msk-consumer/internal/tracing"
 )
 
 // DeadLetterer writes failed records and returns once they are acknowledged.
@@ -82,6 +84,10 @@ type Deps struct {
 	// Idempotency, if not nil, is the idempotency store's phase
 	// (IDEMPOTENCY_STORE); nil handles every record delivered.
 	Idempotency *idempotency.Guard
+
+	// Tracer starts the batch's spans (OTEL_TRACES_EXPORTER); nil is
+	// tracing off, at the cost of a nil check per phase.
+	Tracer *tracing.Tracer
 }
 
 // Processor processes batches. It is safe for concurrent use by many
@@ -116,15 +122,128 @@ func New(cfg Config, d Deps) *Processor {
 //
 // Records are identified by offset: a handler may reorder or filter the
 // batch it is given without changing which records are taken as failed.
+//
+// Process is Handle followed by Pending.Write: it waits for the dead-letter
+// copies.
 func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil
 	}
+	b, err := p.Handle(ctx, recs, m)
+	if err == nil {
+		err = b.Write(ctx)
+	}
+	n := b.w.finished()
+	b.Close()
+	return n, err
+}
+
+// Handle processes recs, records of one partition (or of one lane of it) in
+// offset order, like Process, except that it does not write the dead-letter
+// copies of the records given up on: it returns once every record is handled
+// or given up on, or ctx ends (with ctx's error). The Pending it returns
+// (never nil) says which records are finished, and writes the copies of the
+// others; the caller calls Close once it is done with it.
+//
+// A caller may go on with later records while the copies are written: a
+// record given up on is not finished, so not committed, until Write
+// returned nil.
+func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
+	if len(recs) == 0 {
+		return &Pending{}, nil
+	}
 	w := p.get(recs, m)
-	defer p.put(w)
+	ctx, w.tspan = p.d.Tracer.StartBatch(ctx, recs)
 	err := w.run(ctx)
+	b := &Pending{w: w, err: err}
+	if err != nil {
+		return b, err
+	}
+	if len(w.fails) == 0 {
+		return b, nil
+	}
+	// The decoded records are no longer needed: what waits for its
+	// dead-letter write keeps only the raw records and their failures.
+	w.buf = nil
+	clear(w.records)
+	for _, f := range w.fails {
+		b.bytes += int64(len(f.Record.Key) + len(f.Record.Value))
+	}
+	b.letters = true
+	return b, nil
+}
+
+// Pending is a handled batch whose dead-letter copies may still have to be
+// written. It is not safe for concurrent use.
+type Pending struct {
+	w       *work
+	err     error // the last error of Handle or Write
+	letters bool  // copies to write
+	bytes   int64 // key and value bytes of the records to dead-letter
+}
+
+// Done reports whether recs[i] of the batch is finished: handled, skipped as
+// a duplicate, or dead-lettered with an acknowledgement.
+func (b *Pending) Done(i int) bool {
+	if b.w == nil {
+		return false
+	}
+	switch b.w.states[i] {
+	case handled, lettered, skipped:
+		return true
+	}
+	return false
+}
+
+// Letters returns how many records wait for their dead-letter copy, and the
+// size of their keys and values.
+func (b *Pending) Letters() (n int, bytes int64) {
+	if !b.letters {
+		return 0, 0
+	}
+	return len(b.w.fails), b.bytes
+}
+
+// Write writes the dead-letter copies of the records given up on and
+// returns nil once the brokers acknowledged every one (then every record of
+// the batch is Done), or ctx's error, in which case none of them is.
+func (b *Pending) Write(ctx context.Context) error {
+	if !b.letters {
+		return b.err
+	}
+	w := b.w
+	err := w.deadLetter(ctx)
+	if err == nil && w.p.d.Idempotency != nil {
+		err = w.complete(ctx, lettered)
+	}
+	if err != nil {
+		if w.p.d.Idempotency != nil {
+			w.release(ctx)
+		}
+		b.err = err
+		return err
+	}
+	b.letters = false
+	return nil
+}
+
+// Close records the batch's metrics and releases its memory. A batch closed
+// with copies unwritten counts as abandoned. It must be called once; Done
+// must not be called after it.
+func (b *Pending) Close() {
+	w := b.w
+	if w == nil {
+		return
+	}
+	b.w = nil
+	err := b.err
+	if err == nil && b.letters {
+		err = context.Canceled
+	}
 	w.observe(err)
-	return w.finished(), err
+	w.tspan.SetFailures(len(w.fails))
+	w.tspan.End(err)
+	w.p.put(w)
 }
 
 // state is where a record of the batch stands.
@@ -161,6 +280,12 @@ type work struct {
 	processed    int
 	decodeFailed bool
 	stalled      bool // the partition is reported stuck on the handler
+
+	tspan tracing.Span // the batch's span (tracing on)
+	// giving is the context of the span that gives up on records now:
+	// the decode span, then the last handler attempt's. Dead-letter
+	// records carry it (dlq.traceparent).
+	giving trace.SpanContext
 }
 
 // maxKeptBuf bounds the decoded JSON buffer kept for the next batch: a batch
@@ -184,6 +309,7 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	clear(w.attempts)
 	w.fails, w.unit = w.fails[:0], w.unit[:0]
 	w.processed, w.decodeFailed, w.stalled = 0, false, false
+	w.tspan, w.giving = tracing.Span{}, trace.SpanContext{}
 	if p.d.Idempotency != nil {
 		w.idem.reset(n)
 	}
@@ -210,9 +336,10 @@ func resize[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// run takes the batch through its phases: claim (with an idempotency
-// store), decode, handle, dead-letter, and complete what was dead-lettered
-// (handled records are completed as the handler succeeds for them).
+// run takes the batch through its first phases: claim (with an idempotency
+// store), decode and handle (handled records are completed as the handler
+// succeeds for them). Pending.Write dead-letters what was given up on and
+// completes it.
 func (w *work) run(ctx context.Context) (err error) {
 	if w.p.d.Idempotency != nil {
 		if err := w.claim(ctx); err != nil {
@@ -227,16 +354,7 @@ func (w *work) run(ctx context.Context) (err error) {
 	if err := w.decodeAll(ctx); err != nil {
 		return err
 	}
-	if err := w.handle(ctx, w.unit); err != nil {
-		return err
-	}
-	if err := w.deadLetter(ctx); err != nil {
-		return err
-	}
-	if w.p.d.Idempotency != nil {
-		return w.complete(ctx, lettered)
-	}
-	return nil
+	return w.handle(ctx, w.unit)
 }
 
 // observe records the batch's metrics, once, however it ended: records
@@ -283,14 +401,20 @@ func (w *work) finished() int {
 // giveUp queues record i for the dead-letter topic.
 func (w *work) giveUp(i int, kind dlq.Kind, err error) {
 	w.states[i] = dead
-	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.attempts[i]})
+	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.attempts[i], Trace: w.giving})
 }
 
 // --- decode ---
 
 // decodeAll decodes every record, queueing the undecodable ones for the
 // dead-letter topic and the others (w.unit) for the handler.
-func (w *work) decodeAll(ctx context.Context) error {
+func (w *work) decodeAll(ctx context.Context) (err error) {
+	ctx, dsp := w.p.d.Tracer.StartDecode(ctx, len(w.recs))
+	w.giving = dsp.SpanContext()
+	defer func() {
+		dsp.SetFailures(len(w.fails)) // only decode failures so far
+		dsp.End(err)
+	}()
 	for i, r := range w.recs {
 		if w.states[i] == skipped {
 			continue
@@ -408,6 +532,21 @@ const (
 	classFailed                   // the batch failed: retry, then bisect
 )
 
+// String names the class on attempt spans (consumer.outcome).
+func (c class) String() string {
+	switch c {
+	case classOK:
+		return "ok"
+	case classItems:
+		return "partial"
+	case classUnavailable:
+		return "unavailable"
+	case classRejected:
+		return "rejected"
+	}
+	return "failed"
+}
+
 // handle hands unit (indexes of pending records, in offset order) to the
 // handler until every one of them is handled or queued for the dead-letter
 // topic, or ctx ends. It may reorder nothing and filters unit in place.
@@ -473,7 +612,10 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 // bisect handles each half of unit on its own, the first half first, so
 // that the records that make the batch fail are isolated and the others
 // delivered.
-func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) error {
+func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) (rerr error) {
+	ctx, bsp := w.p.d.Tracer.StartBisect(ctx, len(unit))
+	bsp.SetOutcome(cls.String())
+	defer func() { bsp.End(rerr) }()
 	w.m.Bisections.Inc()
 	mid := len(unit) / 2
 	w.p.log.Info("bisecting a batch the handler keeps failing",
@@ -502,9 +644,13 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 		w.attempts[i]++
 	}
 	r := w.recs[unit[0]]
-	err := w.p.callHandler(ctx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
+	actx, asp := w.p.d.Tracer.StartAttempt(ctx, w.attempts[unit[0]], len(unit))
+	w.giving = asp.SpanContext()
+	err := w.p.callHandler(actx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
 	clear(w.records) // the handler may have kept the slice: drop the references
 	cls, err := w.apply(unit, err)
+	asp.SetOutcome(cls.String())
+	asp.End(err)
 	if w.p.d.Idempotency != nil {
 		// Only ctx's error; handle sees ctx done and returns it.
 		_ = w.complete(ctx, handled)
@@ -665,10 +811,12 @@ func (p *Processor) callHandler(ctx context.Context, b handler.Batch) (err error
 
 // deadLetter writes the queued failures, in offset order, and returns only
 // once the brokers acknowledged them.
-func (w *work) deadLetter(ctx context.Context) error {
+func (w *work) deadLetter(ctx context.Context) (err error) {
 	if len(w.fails) == 0 {
 		return nil
 	}
+	ctx, lsp := w.p.d.Tracer.StartDeadLetter(w.tspan.ContextWith(ctx), len(w.fails))
+	defer func() { lsp.End(err) }()
 	slices.SortFunc(w.fails, func(a, b dlq.Failure) int { return int(a.Record.Offset - b.Record.Offset) })
 	if err := w.p.d.DLQ.Write(ctx, w.fails); err != nil {
 		return err

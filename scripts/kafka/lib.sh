@@ -88,6 +88,13 @@ log.dirs=$(node_dir "$n")/data
 offsets.topic.num.partitions=4
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
+# KIP-848 groups (KAFKA_GROUP_PROTOCOL=consumer): the broker sets their
+# session timeout and heartbeat interval; short ones, as the tests' classic
+# members ask for theirs (the defaults are 45s and 5s).
+group.consumer.min.session.timeout.ms=1000
+group.consumer.session.timeout.ms=10000
+group.consumer.min.heartbeat.interval.ms=100
+group.consumer.heartbeat.interval.ms=500
 auto.create.topics.enable=false
 PROPS
 }

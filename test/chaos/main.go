@@ -15,7 +15,18 @@
 // first successful delivery was from the SIGKILL that followed it: with a
 // store, duplicates come only from records in flight when a crash hit.
 //
-// Run it with `make chaos` (which starts and stops the broker).
+// With -nodes 3 the faults are those of a three-broker cluster instead
+// (cluster.go): the topics get replication factor 3 and min.insync.replicas
+// 2, and the harness SIGKILLs the broker leading the most partitions and
+// then the dead-letter topic's leader (each restarted), restarts the three
+// brokers one at a time as MSK patching does, and SIGSTOPs a broker for
+// longer than the session timeout; for each fault it reports the longest
+// stall of every partition. -group-protocol consumer runs the service with
+// KAFKA_GROUP_PROTOCOL=consumer (KIP-848).
+//
+// Run it with `make chaos` (which starts and stops the broker), or `make
+// chaos-cluster` (three brokers). The brokers are those of
+// scripts/kafka/env.sh: KAFKA_BROKERS, else 127.0.0.1:19092.
 package main
 
 import (
@@ -24,6 +35,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -47,7 +59,7 @@ import (
 )
 
 var (
-	brokers    = flag.String("brokers", "127.0.0.1:19092", "the real broker")
+	brokers    = flag.String("brokers", envOr("KAFKA_BROKERS", "127.0.0.1:19092"), "the real brokers, comma-separated (default: $KAFKA_BROKERS of scripts/kafka/env.sh)")
 	records    = flag.Int("records", 200000, "records to produce")
 	partitions = flag.Int("partitions", 6, "partitions of the source topic")
 	rate       = flag.Int("rate", 4000, "records produced per second")
@@ -60,7 +72,22 @@ var (
 	redisURL   = flag.String("redis-url", "redis://127.0.0.1:16379/0", "REDIS_URL with -store=redis (scripts/redis/up.sh)")
 	dynamoURL  = flag.String("dynamodb-endpoint", "http://127.0.0.1:18000", "AWS_ENDPOINT_URL_DYNAMODB with -store=dynamodb (scripts/moto/up.sh)")
 	inProgress = flag.Duration("in-progress-ttl", 5*time.Second, "IDEMPOTENCY_IN_PROGRESS_TTL with a store: how long a crashed instance's claims hold up the next")
+	nodes      = flag.Int("nodes", 1, "brokers of the cluster: 1 (the service's faults and a broker restart) or 3 (broker faults: cluster.go)")
+	groupProto = flag.String("group-protocol", "classic", "KAFKA_GROUP_PROTOCOL of the service: classic or consumer (KIP-848)")
+	order      = flag.String("order", "partition", "PROCESSING_ORDER of the service: partition (first deliveries checked in offset order per partition), key (per key) or none (not checked)")
+	lanes      = flag.Int("lanes", 16, "PARTITION_CONCURRENCY with -order key or none")
+	keys       = flag.Int("keys", 0, "distinct record keys, k<seq mod keys>; 0: one key per record (500 with -order key)")
 )
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// seeds is the -brokers list.
+func seeds() []string { return strings.Split(*brokers, ",") }
 
 func main() {
 	flag.Parse()
@@ -82,6 +109,9 @@ type checker struct {
 	firstOK    map[key]time.Time // when each record first succeeded
 	attempts   map[key]int       // all deliveries per record
 	firstOrder map[int32][]int64
+	keyOrder   map[string][]int64    // first deliveries per partition and key (-order key)
+	okTimes    map[int32][]time.Time // when a request of the partition had a success
+	dupTimes   []time.Time           // when a record succeeded again
 	requests   int
 	failed503  int
 }
@@ -95,6 +125,7 @@ func (c *checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Partition int32 `json:"partition"`
 		Records   []struct {
 			Offset int64           `json:"offset"`
+			Key    json.RawMessage `json:"key"`
 			Value  json.RawMessage `json:"value"`
 		} `json:"records"`
 	}
@@ -112,6 +143,8 @@ func (c *checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.attempts[k]++
 		if c.attempts[k] == 1 {
 			c.firstOrder[k.p] = append(c.firstOrder[k.p], k.o)
+			pk := strconv.Itoa(int(k.p)) + "/" + string(rec.Key)
+			c.keyOrder[pk] = append(c.keyOrder[pk], k.o)
 		}
 		var v struct{ Seq int }
 		_ = json.Unmarshal(rec.Value, &v)
@@ -125,12 +158,17 @@ func (c *checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if c.succeeded[k]++; c.succeeded[k] == 1 {
 			c.firstOK[k] = time.Now()
+		} else {
+			c.dupTimes = append(c.dupTimes, time.Now())
 		}
 	}
 	if whole503 {
 		c.failed503++
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
+	}
+	if len(failures) < len(body.Records) {
+		c.okTimes[body.Partition] = append(c.okTimes[body.Partition], time.Now())
 	}
 	fmt.Fprintf(w, `{"batchItemFailures":[%s]}`, strings.Join(failures, ","))
 }
@@ -139,6 +177,7 @@ type instance struct {
 	name    string
 	cmd     *exec.Cmd
 	done    chan error
+	exited  chan struct{} // closed when the process has exited
 	logFile *os.File
 }
 
@@ -193,6 +232,9 @@ func (h *harness) start(name string) (*instance, error) {
 		"UNREADY_AFTER=5s",
 		"METRICS_ADDR=127.0.0.1:" + strconv.Itoa(int(h.port.Add(1))),
 		"LOG_LEVEL=warn",
+		"KAFKA_GROUP_PROTOCOL=" + *groupProto,
+		"PROCESSING_ORDER=" + *order,
+		"PARTITION_CONCURRENCY=" + strconv.Itoa(*lanes),
 	}
 	switch *store {
 	case "none":
@@ -211,8 +253,8 @@ func (h *harness) start(name string) (*instance, error) {
 		f.Close()
 		return nil, err
 	}
-	in := &instance{name: name, cmd: cmd, done: make(chan error, 1), logFile: f}
-	go func() { in.done <- cmd.Wait(); f.Close() }()
+	in := &instance{name: name, cmd: cmd, done: make(chan error, 1), exited: make(chan struct{}), logFile: f}
+	go func() { err := cmd.Wait(); f.Close(); close(in.exited); in.done <- err }()
 	h.mu.Lock()
 	h.running[name] = in
 	h.mu.Unlock()
@@ -251,7 +293,21 @@ func run() error {
 		logDir: logDir, rng: rng, running: map[string]*instance{},
 	}
 	h.port.Store(29000)
-	fmt.Printf("chaos: seed %d, %d records, %d partitions, idempotency store %s, logs in %s\n", *seed, *records, *partitions, *store, logDir)
+	if *nodes != 1 && *nodes != 3 {
+		return fmt.Errorf("-nodes=%d: want 1 or 3", *nodes)
+	}
+	if *order != "partition" && *order != "key" && *order != "none" {
+		return fmt.Errorf("-order=%s: want partition, key or none", *order)
+	}
+	if *groupProto != "classic" && *groupProto != "consumer" {
+		return fmt.Errorf("-group-protocol=%s: want classic or consumer", *groupProto)
+	}
+	if *nodes == 1 {
+		fmt.Printf("chaos: seed %d, %d records, %d partitions, idempotency store %s, group protocol %s, processing order %s, logs in %s\n", *seed, *records, *partitions, *store, *groupProto, *order, logDir)
+	} else {
+		fmt.Printf("chaos: %d brokers (%s), seed %d, %d records/s until the faults end, %d partitions, idempotency store %s, group protocol %s, logs in %s\n",
+			*nodes, *brokers, *seed, *rate, *partitions, *store, *groupProto, logDir)
+	}
 	switch *store {
 	case "none", "redis":
 	case "dynamodb":
@@ -263,7 +319,7 @@ func run() error {
 		return fmt.Errorf("-store=%s: want none, redis or dynamodb", *store)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(*brokers), kgo.ProducerBatchCompression(kgo.NoCompression()),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds()...), kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordRetries(1<<30), kgo.RequestRetries(1<<30))
 	if err != nil {
 		return err
@@ -271,14 +327,27 @@ func run() error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, h.topic); err != nil {
+	// One broker: replication factor 1. Three: 3, with min.insync.replicas
+	// 2, as MSK sets them.
+	rf, topicConfigs := int16(1), map[string]*string(nil)
+	if *nodes == 3 {
+		two := "2"
+		rf, topicConfigs = 3, map[string]*string{"min.insync.replicas": &two}
+	}
+	if _, err := adm.CreateTopic(ctx, int32(*partitions), rf, topicConfigs, h.topic); err != nil {
 		return fmt.Errorf("create %s: %w", h.topic, err)
 	}
-	if _, err := adm.CreateTopic(ctx, 2, 1, nil, h.dlq); err != nil {
+	if _, err := adm.CreateTopic(ctx, 2, rf, topicConfigs, h.dlq); err != nil {
 		return fmt.Errorf("create %s: %w", h.dlq, err)
 	}
+	// Creation is asynchronous, and a broker of a cluster may learn of
+	// the topics later than another: the service, which gives up on a
+	// topic that does not exist, starts once every broker knows both.
+	if err := waitTopics(ctx, seeds(), 30*time.Second, h.topic, h.dlq); err != nil {
+		return err
+	}
 
-	chk := &checker{succeeded: map[key]int{}, firstOK: map[key]time.Time{}, attempts: map[key]int{}, firstOrder: map[int32][]int64{}}
+	chk := &checker{succeeded: map[key]int{}, firstOK: map[key]time.Time{}, attempts: map[key]int{}, firstOrder: map[int32][]int64{}, keyOrder: map[string][]int64{}, okTimes: map[int32][]time.Time{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -289,24 +358,35 @@ func run() error {
 	h.checkerURL = "http://" + ln.Addr().String()
 
 	// The producer: a known sequence, at a steady rate, retrying through
-	// the broker restart.
+	// the broker restart; with three brokers, until stopProducing is
+	// closed after the last fault.
 	var mu sync.Mutex
 	produced := map[key]int{} // record → seq
 	var producedN atomic.Int64
 	prodDone := make(chan error, 1)
+	stopProducing := make(chan struct{})
+	limit := *records
+	if *nodes == 3 {
+		limit = math.MaxInt
+	}
 	go func() {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		per := max(*rate/100, 1)
 		var wg sync.WaitGroup
-		for seq := 0; seq < *records; {
-			<-tick.C
+	produce:
+		for seq := 0; seq < limit; {
+			select {
+			case <-tick.C:
+			case <-stopProducing:
+				break produce
+			}
 			for range per {
-				if seq >= *records {
+				if seq >= limit {
 					break
 				}
 				s := seq
-				r := &kgo.Record{Topic: h.topic, Key: []byte("k" + strconv.Itoa(s)), Value: fmt.Appendf(nil, `{"seq":%d}`, s)}
+				r := &kgo.Record{Topic: h.topic, Key: []byte("k" + strconv.Itoa(keyOf(s))), Value: fmt.Appendf(nil, `{"seq":%d}`, s)}
 				wg.Add(1)
 				cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 					defer wg.Done()
@@ -326,60 +406,87 @@ func run() error {
 		prodDone <- nil
 	}()
 
-	// The faults, on a schedule over the production time.
-	duration := time.Duration(*records / *rate) * time.Second
 	a, err := h.start("a-0")
 	if err != nil {
 		return err
 	}
 	h.event("started a-0")
-	killEvery := duration / time.Duration(*kills+2)
+	runStart := time.Now()
+	var windows []faultWindow
 	var crashes int
+	dlqBroken, brokerRestarted := false, false
+	if *nodes == 3 {
+		if windows, err = h.clusterFaults(ctx, adm, a); err != nil {
+			return err
+		}
+		// A tail of production after the last fault, so that every
+		// partition's stall during it ends in a delivery.
+		time.Sleep(5 * time.Second)
+		close(stopProducing)
+		<-prodDone
+		h.event("producer done: %d records", producedN.Load())
+	} else {
+		if a, crashes, dlqBroken, brokerRestarted, err = h.nodeFaults(ctx, adm, a); err != nil {
+			return err
+		}
+		<-prodDone
+		h.event("producer done: %d records", producedN.Load())
+	}
+	return h.finish(ctx, adm, chk, a, produced, &mu, runStart, windows, crashes, dlqBroken, brokerRestarted)
+}
+
+// nodeFaults is the schedule of faults of one broker, over the production
+// time: SIGKILLs of the service, a second instance for a while, an
+// unwritable dead-letter topic, a broker restart.
+func (h *harness) nodeFaults(ctx context.Context, adm *kadm.Client, a *instance) (_ *instance, crashes int, dlqBroken, brokerRestarted bool, err error) {
+	rng := h.rng
+	duration := time.Duration(*records / *rate) * time.Second
+	killEvery := duration / time.Duration(*kills+2)
 	var b *instance
-	dlqBroken, dlqFixed, brokerRestarted := false, false, false
+	dlqFixed := false
 	deadline := time.Now().Add(duration)
 	for i := 1; i <= *kills; i++ {
 		wait := killEvery/2 + time.Duration(rng.Int64N(int64(killEvery)))
 		time.Sleep(wait)
 		if err := h.stop(a, syscall.SIGKILL); err != nil {
-			return err
+			return nil, 0, false, false, err
 		}
 		crashes++
 		h.kills = append(h.kills, time.Now())
 		h.event("SIGKILL a-%d (crash %d)", i-1, crashes)
 		if a, err = h.start("a-" + strconv.Itoa(i)); err != nil {
-			return err
+			return nil, 0, false, false, err
 		}
 		h.event("started a-%d", i)
 		switch {
 		case i == 2:
 			if b, err = h.start("b"); err != nil {
-				return err
+				return nil, 0, false, false, err
 			}
 			h.event("started b: two instances")
 		case i == 5 && b != nil:
 			if err := h.stop(b, syscall.SIGTERM); err != nil {
-				return err
+				return nil, 0, false, false, err
 			}
 			b = nil
 			h.event("SIGTERM b: exit 0")
 		case i == 4:
 			tiny := "64"
 			if err := setMaxMessageBytes(ctx, adm, h.dlq, &tiny); err != nil {
-				return err
+				return nil, 0, false, false, err
 			}
 			dlqBroken = true
 			h.event("dead-letter topic unwritable (max.message.bytes=64: every write MESSAGE_TOO_LARGE)")
 		case i == 7 && dlqBroken:
 			if err := setMaxMessageBytes(ctx, adm, h.dlq, nil); err != nil {
-				return err
+				return nil, 0, false, false, err
 			}
 			dlqFixed = true
 			h.event("dead-letter topic writable again")
 		case i == 9:
 			h.event("restarting the broker")
 			if err := restartBroker(); err != nil {
-				return err
+				return nil, 0, false, false, err
 			}
 			brokerRestarted = true
 			h.event("broker back")
@@ -387,20 +494,26 @@ func run() error {
 	}
 	if dlqBroken && !dlqFixed {
 		if err := setMaxMessageBytes(ctx, adm, h.dlq, nil); err != nil {
-			return err
+			return nil, 0, false, false, err
 		}
 		h.event("dead-letter topic writable again")
 	}
 	if b != nil {
 		if err := h.stop(b, syscall.SIGTERM); err != nil {
-			return err
+			return nil, 0, false, false, err
 		}
 	}
 	if d := time.Until(deadline); d > 0 {
 		time.Sleep(d)
 	}
-	<-prodDone
-	h.event("producer done: %d records", producedN.Load())
+	return a, crashes, dlqBroken, brokerRestarted, nil
+}
+
+// finish waits until every record is accounted for, stops the service and
+// checks record by record.
+func (h *harness) finish(ctx context.Context, adm *kadm.Client, chk *checker, a *instance, produced map[key]int, mu *sync.Mutex,
+	runStart time.Time, windows []faultWindow, crashes int, dlqBroken, brokerRestarted bool) error {
+	logDir := h.logDir
 
 	// Wait until every record is accounted for, then stop cleanly.
 	dead := map[key]string{}
@@ -422,16 +535,30 @@ func run() error {
 		if missing == 0 || time.Now().After(waitUntil) {
 			break
 		}
+		if err := h.alive(a); err != nil {
+			return err
+		}
 		time.Sleep(time.Second)
 	}
+	var faults []faultReport
+	chk.mu.Lock()
+	for i, w := range windows {
+		next := time.Now()
+		if i+1 < len(windows) {
+			next = windows[i+1].start
+		}
+		faults = append(faults, w.report(runStart, chk.okTimes, time.Now()))
+		faults[i].Duplicates = countBetween(chk.dupTimes, w.start, next)
+	}
+	chk.mu.Unlock()
 	if err := h.stop(a, syscall.SIGTERM); err != nil {
 		return err
 	}
 	h.event("SIGTERM %s: exit 0", a.name)
 
 	// The checks.
-	res := result{Seed: *seed, Store: *store, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
-		DLQOutages: b2i(dlqBroken), Requests: chk.requests, Whole503: chk.failed503}
+	res := result{Seed: *seed, Store: *store, Nodes: *nodes, GroupProtocol: *groupProto, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
+		DLQOutages: b2i(dlqBroken), Requests: chk.requests, Whole503: chk.failed503, Faults: faults}
 	chk.mu.Lock()
 	for k, seq := range produced {
 		switch {
@@ -460,10 +587,20 @@ func run() error {
 			res.Errors = append(res.Errors, fmt.Sprintf("LOST %d/%d (seq %d)", k.p, k.o, seq))
 		}
 	}
-	for p, offs := range chk.firstOrder {
-		if !sort.SliceIsSorted(offs, func(i, j int) bool { return offs[i] < offs[j] }) {
-			res.OrderViolations++
-			res.Errors = append(res.Errors, fmt.Sprintf("partition %d: first deliveries out of offset order", p))
+	switch *order {
+	case "partition":
+		for p, offs := range chk.firstOrder {
+			if !sort.SliceIsSorted(offs, func(i, j int) bool { return offs[i] < offs[j] }) {
+				res.OrderViolations++
+				res.Errors = append(res.Errors, fmt.Sprintf("partition %d: first deliveries out of offset order", p))
+			}
+		}
+	case "key":
+		for pk, offs := range chk.keyOrder {
+			if !sort.SliceIsSorted(offs, func(i, j int) bool { return offs[i] < offs[j] }) {
+				res.OrderViolations++
+				res.Errors = append(res.Errors, fmt.Sprintf("partition/key %s: first deliveries out of offset order", pk))
+			}
 		}
 	}
 	chk.mu.Unlock()
@@ -501,9 +638,12 @@ func run() error {
 	if res.Lost > 0 || res.OrderViolations > 0 || len(res.Errors) > 0 || res.Delivered+res.DeadLettered != res.Records {
 		return errors.New("the run found problems (see errors above)")
 	}
+	if len(faults) > 0 {
+		fmt.Print(stallTable(faults, *partitions))
+	}
 	fmt.Printf("chaos: OK: %d records, %d delivered, %d dead-lettered, 0 lost, %d duplicates (%.1f per crash over %d crashes; idempotency store %s)\n",
 		res.Records, res.Delivered, res.DeadLettered, res.Duplicates, res.DuplicatesPerCrash, crashes, *store)
-	if res.Duplicates > 0 {
+	if res.Duplicates > 0 && crashes > 0 {
 		fmt.Printf("chaos: every duplicated record first succeeded at most %.0f ms before a SIGKILL; %d more than a second before one\n",
 			res.MaxDupGapMS, res.DupsFarFromCrash)
 	}
@@ -513,6 +653,8 @@ func run() error {
 type result struct {
 	Seed               uint64  `json:"seed"`
 	Store              string  `json:"idempotency_store"`
+	Nodes              int     `json:"brokers"`
+	GroupProtocol      string  `json:"group_protocol"`
 	Records            int     `json:"records"`
 	Delivered          int     `json:"delivered"`
 	DeadLettered       int     `json:"dead_lettered"`
@@ -524,19 +666,22 @@ type result struct {
 	// before the SIGKILL that followed; DupsFarFromCrash counts those that
 	// first succeeded more than a second before the next SIGKILL (or after
 	// the last): duplicates not explained by work in flight at a crash.
-	DuplicatedRecords        int      `json:"duplicated_records"`
-	MaxDupGapMS              float64  `json:"max_duplicate_gap_to_crash_ms"`
-	DupsFarFromCrash         int      `json:"duplicates_far_from_a_crash"`
-	OrderViolations          int      `json:"order_violations"`
-	PartitionsCommittedAtEnd int      `json:"partitions_committed_at_end"`
-	Crashes                  int      `json:"crashes"`
-	BrokerRestarts           int      `json:"broker_restarts"`
-	DLQOutages               int      `json:"dlq_outages"`
-	Requests                 int      `json:"handler_requests"`
-	Whole503                 int      `json:"handler_503s"`
-	DLQWriteFailures         int      `json:"dlq_write_failures"`
-	Errors                   []string `json:"errors,omitempty"`
-	Events                   []string `json:"events"`
+	DuplicatedRecords        int     `json:"duplicated_records"`
+	MaxDupGapMS              float64 `json:"max_duplicate_gap_to_crash_ms"`
+	DupsFarFromCrash         int     `json:"duplicates_far_from_a_crash"`
+	OrderViolations          int     `json:"order_violations"`
+	PartitionsCommittedAtEnd int     `json:"partitions_committed_at_end"`
+	Crashes                  int     `json:"crashes"`
+	BrokerRestarts           int     `json:"broker_restarts"`
+	DLQOutages               int     `json:"dlq_outages"`
+	Requests                 int     `json:"handler_requests"`
+	Whole503                 int     `json:"handler_503s"`
+	DLQWriteFailures         int     `json:"dlq_write_failures"`
+	// Faults are the three-broker faults, each with the longest stall of
+	// every partition while it lasted (-nodes 3).
+	Faults []faultReport `json:"faults,omitempty"`
+	Errors []string      `json:"errors,omitempty"`
+	Events []string      `json:"events"`
 }
 
 // dupGap accounts for a record delivered more than once, first at first,
@@ -644,7 +789,7 @@ func restartBroker() error {
 // readDLQ adds every dead-letter record to dead, by source partition and
 // offset, with its kind.
 func readDLQ(ctx context.Context, topic string, dead map[key]string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(*brokers), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds()...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err
 	}
@@ -684,4 +829,16 @@ func readDLQ(ctx context.Context, topic string, dead map[key]string) error {
 		})
 	}
 	return nil
+}
+
+// keyOf is the key number of record seq: its own, or one of -keys.
+func keyOf(seq int) int {
+	n := *keys
+	if n == 0 && *order == "key" {
+		n = 500
+	}
+	if n <= 0 {
+		return seq
+	}
+	return seq % n
 }

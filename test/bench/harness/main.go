@@ -93,6 +93,7 @@ type Output struct {
 	Latency     []map[string]float64 `json:"latency"`
 	Backlog     []Result             `json:"backlog"`
 	Memory      []MemResult          `json:"memory,omitempty"`
+	Handler     []HandlerResult      `json:"handler_bound,omitempty"`
 	MaxBuffered int64                `json:"max_buffered_bytes"`
 }
 
@@ -147,8 +148,10 @@ func run() error {
 	case "":
 	case "memory":
 		return memoryOnly(ctx, adm)
+	case "handler":
+		return handlerOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory", *only)
+		return fmt.Errorf("-only: %q is not memory or handler", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
@@ -271,9 +274,14 @@ func run() error {
 	if err := runMemory(ctx, adm); err != nil {
 		logf("memory: %v", err)
 	}
+	// Handler-bound throughput per PROCESSING_ORDER (handlerbound.go).
+	if err := runHandlerBound(ctx, adm); err != nil {
+		logf("handler-bound: %v", err)
+	}
+	out.Handler = hbResults
 	out.LoadEnd = loadavg()
 	writeOut()
-	md := markdown(sizes) + memoryMarkdown()
+	md := markdown(sizes) + memoryMarkdown() + handlerMarkdown()
 	fmt.Println(md)
 	return os.WriteFile(*outMD, []byte(md), 0o644)
 }
