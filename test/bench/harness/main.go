@@ -150,8 +150,10 @@ func run() error {
 		return memoryOnly(ctx, adm)
 	case "handler":
 		return handlerOnly(ctx, adm)
+	case "stores":
+		return storesOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory or handler", *only)
+		return fmt.Errorf("-only: %q is not memory, handler or stores", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
