@@ -596,6 +596,11 @@ func (c *Consumer) forget(parts []*partition) {
 		p.drain()
 		c.metrics.DeleteLag(p.topic, p.id)
 		c.health.Unstuck(health.PartitionKey(p.topic, p.id))
+		if len(p.lanes) > 1 {
+			for i := range p.lanes {
+				c.health.Unstuck(laneKey(p.topic, p.id, i))
+			}
+		}
 	}
 	c.flow.detach(parts...)
 	c.mu.Lock()

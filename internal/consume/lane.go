@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 // Lanes of all partitions share the in-flight slots (MAX_IN_FLIGHT_BATCHES).
 type lane struct {
 	p       *partition
+	ctx     context.Context             // p.ctx, naming the lane in Stalls when there are several
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 }
@@ -82,7 +84,7 @@ func (l *lane) run() {
 		if !ok {
 			return
 		}
-		b, err := p.proc.Handle(p.ctx, recs, p.m)
+		b, err := p.proc.Handle(l.ctx, recs, p.m)
 		release()
 		p.finish(recs, b.Done)
 		if n, size := b.Letters(); n > 0 {

@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"msk-consumer/config"
 	"msk-consumer/internal/batch"
+	"msk-consumer/internal/health"
 	"msk-consumer/internal/metrics"
 	"msk-consumer/internal/process"
 )
@@ -101,9 +103,17 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		if i > 0 {
 			wake = make(chan struct{}, 1)
 		}
-		p.lanes[i] = &lane{p: p, wake: wake, batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, ctx: p.ctx, wake: wake, batcher: batch.New[*kgo.Record](limits)}
+		if n > 1 {
+			p.lanes[i].ctx = process.WithStallKey(p.ctx, laneKey(topic, id, i))
+		}
 	}
 	return p
+}
+
+// laneKey names lane i of a partition in /readyz's stalls.
+func laneKey(topic string, id int32, i int) string {
+	return health.PartitionKey(topic, id) + " lane " + strconv.Itoa(i)
 }
 
 // laneOf returns the lane of r: the only one in partition order, else by

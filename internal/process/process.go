@@ -153,6 +153,9 @@ func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.T
 		return &Pending{}, nil
 	}
 	w := p.get(recs, m)
+	if k, ok := ctx.Value(stallKeyType{}).(string); ok {
+		w.stallKey = k
+	}
 	ctx, w.tspan = p.d.Tracer.StartBatch(ctx, recs)
 	err := w.run(ctx)
 	b := &Pending{w: w, err: err}
@@ -265,7 +268,8 @@ type work struct {
 	p        *Processor
 	m        *metrics.Topic
 	recs     []*kgo.Record
-	stallKey string
+	stallKey string // this batch's work in Stalls: its lane, or its partition
+	partKey  string // its partition, for dead-letter stalls
 	start    time.Time
 
 	buf      []byte
@@ -293,6 +297,18 @@ type work struct {
 // holding it for as long as the service runs.
 const maxKeptBuf = 1 << 20
 
+// stallKeyType keys the context value WithStallKey sets.
+type stallKeyType struct{}
+
+// WithStallKey returns ctx naming the work a batch belongs to in Stalls
+// (a lane of a partition): a lane that recovers clears its own stall, not
+// another lane's. Without it, the key is the batch's partition
+// (health.PartitionKey). Dead-letter stalls stay per partition: the
+// partition's writes share one producer path.
+func WithStallKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, stallKeyType{}, key)
+}
+
 func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	w, _ := p.pool.Get().(*work)
 	if w == nil {
@@ -300,7 +316,8 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	}
 	n := len(recs)
 	w.m, w.recs, w.start = m, recs, time.Now()
-	w.stallKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
+	w.partKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
+	w.stallKey = w.partKey
 	w.buf = w.buf[:0]
 	w.spans = resize(w.spans, n)
 	w.states = resize(w.states, n)
@@ -822,7 +839,7 @@ func (w *work) deadLetter(ctx context.Context) (err error) {
 		return err
 	}
 	if w.p.d.Stalls != nil {
-		w.p.d.Stalls.Unstuck(w.stallKey)
+		w.p.d.Stalls.Unstuck(w.partKey)
 	}
 	// One line per batch: each record's failure was logged with its
 	// offset and error when it failed.
