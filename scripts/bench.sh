@@ -9,7 +9,7 @@
 #   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
 #   scripts/bench.sh -- -only memory    # only the memory table (peak RSS against
 #                                       # 3 × MAX_BUFFERED_BYTES + 48 MiB), a few minutes
-#   scripts/bench.sh -- -only stores    # only the idempotency stores' cost (none, redis)
+#   scripts/bench.sh -- -only stores    # only the idempotency stores' cost (none, redis, dynamodb on moto)
 #   scripts/bench.sh -- -only handler   # only the handler-bound section: records/s per
 #                                       # PROCESSING_ORDER with a 20 ms HTTP sink and a
 #                                       # 2 ms-per-record Go handler, and the 1% DLQ case
@@ -42,8 +42,8 @@ case " $* " in *" -only memory "*|*" -only=memory "*|*" --only memory "*|*" --on
 # The handler-bound section runs only the consumer (in the harness's
 # process): no Python, no Node either.
 case " $* " in *" -only handler "*|*" -only=handler "*|*" --only handler "*|*" --only=handler "*) memory_only=1 ;; esac
-# The idempotency stores' section: the service with IDEMPOTENCY_STORE none
-# and redis (Redis from scripts/redis, started and stopped here).
+# The idempotency stores' section: the service with IDEMPOTENCY_STORE none,
+# redis and dynamodb (Redis and moto from scripts/, started and stopped here).
 stores=
 case " $* " in *" -only stores "*|*" -only=stores "*|*" --only stores "*|*" --only=stores "*) memory_only=1; stores=1 ;; esac
 
@@ -70,11 +70,12 @@ pid=
 cleanup() {
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   if [ "$broker" = kafka ]; then ./scripts/kafka/down.sh >/dev/null 2>&1 || true; fi
-  if [ -n "$stores" ]; then ./scripts/redis/down.sh >/dev/null 2>&1 || true; fi
+  if [ -n "$stores" ]; then ./scripts/redis/down.sh >/dev/null 2>&1 || true; ./scripts/moto/down.sh >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 if [ -n "$stores" ]; then
   ./scripts/redis/up.sh >&2
+  ./scripts/moto/up.sh >&2
 fi
 if [ "$broker" = kafka ]; then
   ./scripts/kafka/up.sh >&2

@@ -17,20 +17,21 @@ import (
 )
 
 // The default Go memory limit (debug.SetMemoryLimit), used when GOMEMLIMIT
-// is not set: 2.5 × MAX_BUFFERED_BYTES + 32 MiB, at most 90% of the
+// is not set: 2.5 × MAX_BUFFERED_BYTES + 24 MiB, at most 90% of the
 // container's memory. The design's bound is peak RSS ≤ 3 ×
 // MAX_BUFFERED_BYTES + 48 MiB. Measured (docs/BENCHMARKS.md, "Memory"),
-// with the buffer kept full: peak RSS is the Go limit plus 13-16 MiB
-// (the binary, stacks, the collector's own data, pages not yet returned),
-// so the limit must stay below 3 × + 32 MiB; at 16 MiB a limit of 80 MiB
-// (2.5 × + 40 MiB) gave 92-95 MiB against the bound of 96, 72 MiB gave
-// 88 MiB and 64 MiB 80 MiB, at the same CPU per record: the live heap
-// (records, the client's structures, fetches, request bodies) stays well
-// below. Half a budget of room for the collector keeps it from running
+// with the buffer kept full: peak RSS is the Go limit plus 13-16 MiB on
+// kfake, and 25-27 MiB on a real broker once the binary carried the
+// tracing and store clients (the binary, stacks, the collector's own data,
+// pages not yet returned); at 16 MiB a limit of 72 MiB (2.5 × + 32 MiB)
+// gave 97-99 MiB on Kafka 4.4.0 against the bound of 96, so the limit is
+// 2.5 × + 24 MiB (64 MiB at 16). Lower limits cost no CPU per record in
+// the measurements: the live heap (records, the client's structures,
+// fetches, request bodies) stays well below. Half a budget of room for the collector keeps it from running
 // all the time when MAX_BUFFERED_BYTES is large.
 const (
 	memLimitPerBudget = 2.5
-	memLimitFixed     = 32 << 20
+	memLimitFixed     = 24 << 20
 	// cgroupShare is the part of the container's memory the Go runtime may
 	// use: the rest is for what it does not count (the binary's text,
 	// thread stacks outside Go, the kernel's page cache charged to the
@@ -47,10 +48,10 @@ func memoryLimit(budget, cgroup int64) (int64, string) {
 	limit := int64(memLimitPerBudget*float64(budget)) + memLimitFixed
 	if cgroup > 0 {
 		if c := int64(cgroupShare * float64(cgroup)); c < limit {
-			return c, fmt.Sprintf("90%% of the container's memory limit (%d bytes), below 2.5 × MAX_BUFFERED_BYTES + 32 MiB (%d bytes)", cgroup, limit)
+			return c, fmt.Sprintf("90%% of the container's memory limit (%d bytes), below 2.5 × MAX_BUFFERED_BYTES + 24 MiB (%d bytes)", cgroup, limit)
 		}
 	}
-	return limit, "2.5 × MAX_BUFFERED_BYTES + 32 MiB"
+	return limit, "2.5 × MAX_BUFFERED_BYTES + 24 MiB"
 }
 
 // cgroupMemoryLimit returns the memory limit of this process's cgroup in

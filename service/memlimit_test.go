@@ -20,11 +20,11 @@ func TestMemoryLimit(t *testing.T) {
 		want          int64
 		why           string
 	}{
-		{"no container limit, 16 MiB", 16 * mi, 0, 72 * mi, "2.5 × MAX_BUFFERED_BYTES"},
-		{"no container limit, 64 MiB", 64 * mi, 0, 192 * mi, "2.5 × MAX_BUFFERED_BYTES"},
-		{"roomy container", 64 * mi, 1024 * mi, 192 * mi, "2.5 × MAX_BUFFERED_BYTES"},
-		{"container just above the figure", 16 * mi, 72*mi*10/9 + 2, 72 * mi, "2.5 × MAX_BUFFERED_BYTES"},
-		{"container just below the figure", 16 * mi, 72*mi*10/9 - 2, 72 * mi, "90% of the container"},
+		{"no container limit, 16 MiB", 16 * mi, 0, 64 * mi, "2.5 × MAX_BUFFERED_BYTES"},
+		{"no container limit, 64 MiB", 64 * mi, 0, 184 * mi, "2.5 × MAX_BUFFERED_BYTES"},
+		{"roomy container", 64 * mi, 1024 * mi, 184 * mi, "2.5 × MAX_BUFFERED_BYTES"},
+		{"container just above the figure", 16 * mi, 64*mi*10/9 + 2, 64 * mi, "2.5 × MAX_BUFFERED_BYTES"},
+		{"container just below the figure", 16 * mi, 64*mi*10/9 - 2, 64 * mi, "90% of the container"},
 		{"tight container", 64 * mi, 128 * mi, 128 * mi * 9 / 10, "90% of the container"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,8 +121,8 @@ func TestApplyMemoryLimit(t *testing.T) {
 	}{
 		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "300MiB"}, cgroup, -1, "GOMEMLIMIT is set", "limit_bytes"},
 		{"GOMEMLIMIT=off is set too", map[string]string{"GOMEMLIMIT": "off"}, cgroup, -1, "GOMEMLIMIT is set", "limit_bytes"},
-		{"from the budget", nil, fstest.MapFS{}, 72 * mi, "2.5 × MAX_BUFFERED_BYTES", "container_memory_file"},
-		{"empty GOMEMLIMIT is unset", map[string]string{"GOMEMLIMIT": ""}, fstest.MapFS{}, 72 * mi, "2.5 × MAX_BUFFERED_BYTES", "GOMEMLIMIT is set"},
+		{"from the budget", nil, fstest.MapFS{}, 64 * mi, "2.5 × MAX_BUFFERED_BYTES", "container_memory_file"},
+		{"empty GOMEMLIMIT is unset", map[string]string{"GOMEMLIMIT": ""}, fstest.MapFS{}, 64 * mi, "2.5 × MAX_BUFFERED_BYTES", "GOMEMLIMIT is set"},
 		{"from the container", nil, cgroup, 63 * mi, "90% of the container", "GOMEMLIMIT is set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+
 	"flag"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"os"
 	"slices"
 	"strings"
@@ -14,18 +19,37 @@ import (
 // The idempotency stores' cost (issue 13): the service on one preloaded
 // topic of 1 KB Avro records with the discard handler, once per store,
 // each run a fresh group (and so fresh keys): records/s with
-// IDEMPOTENCY_STORE=none against redis (scripts/redis/up.sh, started by
-// scripts/bench.sh for -only stores). DynamoDB is left out: the emulator
-// here (moto) measures itself, not DynamoDB (see docs/BENCHMARKS.md).
+// IDEMPOTENCY_STORE=none against redis (scripts/redis/up.sh) and dynamodb
+// on moto (scripts/moto/up.sh), both started by scripts/bench.sh for
+// -only stores. moto serves one request at a time, so its figure is the
+// emulator's, not DynamoDB's (docs/BENCHMARKS.md); it runs on fewer
+// records.
 var (
 	storeRecords = flag.Int("store-records", 200000, "records of the idempotency stores' topic")
 	storeRounds  = flag.Int("store-rounds", 3, "runs per store; the median is reported")
 	redisURL     = flag.String("redis-url", "redis://127.0.0.1:16379/0", "REDIS_URL of the redis case")
+	dynamoURL    = flag.String("dynamodb-endpoint", "http://127.0.0.1:18000", "AWS_ENDPOINT_URL_DYNAMODB of the dynamodb case (moto); empty: no dynamodb case")
+	dynamoRecs   = flag.Int("store-records-dynamodb", 6000, "records of the dynamodb case (moto runs about a thousand requests a second)")
 )
 
 type storeCase struct {
-	name string
-	env  []string
+	name    string
+	env     []string
+	records int // 0: -store-records
+}
+
+// dynamoTable creates a table like deploy/dynamodb/table.json on moto.
+func dynamoTable(ctx context.Context) (string, error) {
+	table := fmt.Sprintf("%s-idempotency", prefix)
+	cl := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(*dynamoURL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	_, err := cl.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+	})
+	return table, err
 }
 
 func storesOnly(ctx context.Context, adm *kadm.Client) error {
@@ -40,8 +64,19 @@ func storesOnly(ctx context.Context, adm *kadm.Client) error {
 		return err
 	}
 	cases := []storeCase{
-		{"none", nil},
-		{"redis", []string{"IDEMPOTENCY_STORE=redis", "REDIS_URL=" + *redisURL}},
+		{name: "none"},
+		{name: "redis", env: []string{"IDEMPOTENCY_STORE=redis", "REDIS_URL=" + *redisURL}},
+	}
+	if *dynamoURL != "" {
+		table, err := dynamoTable(ctx)
+		if err != nil {
+			return fmt.Errorf("dynamodb table on %s: %w", *dynamoURL, err)
+		}
+		cases = append(cases, storeCase{name: "dynamodb (moto)", records: *dynamoRecs, env: []string{
+			"IDEMPOTENCY_STORE=dynamodb", "IDEMPOTENCY_TABLE=" + table, "AWS_REGION=us-east-1",
+			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true",
+			"AWS_ENDPOINT_URL_DYNAMODB=" + *dynamoURL,
+		}})
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "Command: `%s`  \nMachine: %s  \nDate: %s; load average at start %s  \nBroker: %s\n\n",
@@ -53,7 +88,11 @@ func storesOnly(ctx context.Context, adm *kadm.Client) error {
 	errs := make([][]string, len(cases))
 	for r := 1; r <= *storeRounds; r++ {
 		for i, c := range cases {
-			res := service(topic, int64(*storeRecords), "avro", "discard", nil, c.env)
+			n := *storeRecords
+			if c.records > 0 {
+				n = c.records
+			}
+			res := service(topic, int64(n), "avro", "discard", nil, append(c.env, "KAFKA_START_OFFSET=earliest"))
 			logf("stores %s round %d: %.0f records/s %s", c.name, r, res.Rate, res.Err)
 			if res.Err != "" {
 				errs[i] = append(errs[i], res.Err)
