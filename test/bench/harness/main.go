@@ -152,8 +152,10 @@ func run() error {
 		return handlerOnly(ctx, adm)
 	case "stores":
 		return storesOnly(ctx, adm)
+	case "tracing":
+		return tracingOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory, handler or stores", *only)
+		return fmt.Errorf("-only: %q is not memory, handler, stores or tracing", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
