@@ -9,6 +9,7 @@
 #   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
 #   scripts/bench.sh -- -only memory    # only the memory table (peak RSS against
 #                                       # 3 × MAX_BUFFERED_BYTES + 48 MiB), a few minutes
+#   scripts/bench.sh -- -only dlq       # only what 1% dead-lettered records cost, partition and key/32 order
 #   scripts/bench.sh -- -only tracing   # only tracing's cost: case 3 with OTEL_TRACES_EXPORTER none and otlp
 #   scripts/bench.sh -- -only stores    # only the idempotency stores' cost (none, redis, dynamodb on moto)
 #   scripts/bench.sh -- -only handler   # only the handler-bound section: records/s per
@@ -46,6 +47,7 @@ case " $* " in *" -only handler "*|*" -only=handler "*|*" --only handler "*|*" -
 # The idempotency stores' section: the service with IDEMPOTENCY_STORE none,
 # redis and dynamodb (Redis and moto from scripts/, started and stopped here).
 case " $* " in *" -only tracing "*|*" -only=tracing "*|*" --only tracing "*|*" --only=tracing "*) memory_only=1 ;; esac
+case " $* " in *" -only dlq "*|*" -only=dlq "*|*" --only dlq "*|*" --only=dlq "*) memory_only=1 ;; esac
 stores=
 case " $* " in *" -only stores "*|*" -only=stores "*|*" --only stores "*|*" --only=stores "*) memory_only=1; stores=1 ;; esac
 

@@ -154,8 +154,10 @@ func run() error {
 		return storesOnly(ctx, adm)
 	case "tracing":
 		return tracingOnly(ctx, adm)
+	case "dlq":
+		return dlqOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory, handler, stores or tracing", *only)
+		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing or dlq", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
