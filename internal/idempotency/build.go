@@ -13,21 +13,8 @@ import (
 // the first batch is claimed (retried, and /readyz 503 after
 // UNREADY_AFTER), as any unavailable infrastructure does.
 func FromConfig(ctx context.Context, c config.Config, m *metrics.Metrics) (*Guard, error) {
-	var (
-		store Store
-		err   error
-	)
-	switch c.Idempotency.Store {
-	case "", config.StoreNone:
-		return nil, nil
-	case config.StoreRedis:
-		store, err = NewRedis(c.Idempotency.RedisURL)
-	case config.StoreDynamoDB:
-		store, err = NewDynamoDB(ctx, c.Idempotency.Table, c.Kafka.AWSRegion)
-	default:
-		err = fmt.Errorf("IDEMPOTENCY_STORE=%s: no such store", c.Idempotency.Store)
-	}
-	if err != nil {
+	store, err := open(ctx, c)
+	if store == nil || err != nil {
 		return nil, err
 	}
 	var gm Metrics
@@ -45,23 +32,28 @@ func FromConfig(ctx context.Context, c config.Config, m *metrics.Metrics) (*Guar
 // Ping builds the store IDEMPOTENCY_STORE names and reaches it once, for
 // `consumer check`: false with none configured.
 func Ping(ctx context.Context, c config.Config) (configured bool, err error) {
-	var store interface {
-		Ping(context.Context) error
-		Close() error
-	}
-	switch c.Idempotency.Store {
-	case "", config.StoreNone:
-		return false, nil
-	case config.StoreRedis:
-		store, err = NewRedis(c.Idempotency.RedisURL)
-	case config.StoreDynamoDB:
-		store, err = NewDynamoDB(ctx, c.Idempotency.Table, c.Kafka.AWSRegion)
-	default:
-		err = fmt.Errorf("IDEMPOTENCY_STORE=%s: no such store", c.Idempotency.Store)
-	}
-	if err != nil {
-		return true, err
+	store, err := open(ctx, c)
+	if store == nil || err != nil {
+		return err != nil, err
 	}
 	defer store.Close()
-	return true, store.Ping(ctx)
+	p, ok := store.(interface{ Ping(context.Context) error })
+	if !ok {
+		return true, nil
+	}
+	return true, p.Ping(ctx)
+}
+
+// open builds the store IDEMPOTENCY_STORE names, connecting to nothing;
+// nil for none.
+func open(ctx context.Context, c config.Config) (Store, error) {
+	switch c.Idempotency.Store {
+	case "", config.StoreNone:
+		return nil, nil
+	case config.StoreRedis:
+		return NewRedis(c.Idempotency.RedisURL)
+	case config.StoreDynamoDB:
+		return NewDynamoDB(ctx, c.Idempotency.Table, c.Kafka.AWSRegion)
+	}
+	return nil, fmt.Errorf("IDEMPOTENCY_STORE=%s: no such store", c.Idempotency.Store)
 }
