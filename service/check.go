@@ -28,9 +28,18 @@ type opsEnv struct {
 	opts   []kgo.Opt
 	stdout io.Writer
 	stderr io.Writer
+	ctx    context.Context // canceled by SIGTERM/SIGINT (signalContext)
+	stop   context.CancelFunc
 }
 
-// opsSetup loads the configuration and builds the client options; on a
+// done stops the signal handling and flushes the log.
+func (e *opsEnv) done() {
+	e.stop()
+	_ = e.log.Sync()
+}
+
+// opsSetup loads the configuration, builds the client options and installs
+// the signal handling (env.ctx; call env.done when finished); on a
 // problem it returns the exit code (2 for the configuration, 1 for files
 // or credentials that cannot be loaded).
 func (a *app) opsSetup(lookup func(string) (string, bool), stdout, stderr io.Writer) (*opsEnv, int, bool) {
@@ -50,7 +59,8 @@ func (a *app) opsSetup(lookup func(string) (string, bool), stdout, stderr io.Wri
 	}
 	// The client logs only errors: the commands print what they do.
 	opts = append(opts, kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgo.LogLevelError))))
-	return &opsEnv{cfg: cfg, log: log, opts: opts, stdout: stdout, stderr: stderr}, exitOK, true
+	ctx, stop := signalContext(a.ctx, log)
+	return &opsEnv{cfg: cfg, log: log, opts: opts, stdout: stdout, stderr: stderr, ctx: ctx, stop: stop}, exitOK, true
 }
 
 // newFlags returns a flag set for a command that reports its errors to
@@ -105,9 +115,8 @@ func (a *app) checkCommand(args []string, lookup func(string) (string, bool), st
 	if !ok {
 		return code
 	}
-	defer env.log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	ctx, stop := signalContext(a.ctx, env.log)
-	defer stop()
+	defer env.done()
+	ctx := env.ctx
 	d := preflight.Deps{Opts: env.opts, Timeout: *timeout}
 	if env.cfg.Kafka.Auth == config.AuthIAM && env.cfg.Kafka.IAMRoleARN == "" {
 		d.Principal = iamCaller(env.cfg.Kafka.AWSRegion, *timeout)

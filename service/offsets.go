@@ -31,9 +31,8 @@ func (a *app) offsetsCommand(args []string, lookup func(string) (string, bool), 
 	if !ok {
 		return code
 	}
-	defer env.log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	ctx, stop := signalContext(a.ctx, env.log)
-	defer stop()
+	defer env.done()
+	ctx := env.ctx
 	topics := selectTopics(*topicFlag, env.cfg.Kafka.Topics)
 	group := env.cfg.Kafka.GroupID
 	pos, members, err := ops.Offsets(ctx, env.opts, group, topics)
@@ -107,9 +106,8 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 	if !ok {
 		return code
 	}
-	defer env.log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
-	ctx, stop := signalContext(a.ctx, env.log)
-	defer stop()
+	defer env.done()
+	ctx := env.ctx
 	cl, err := kgo.NewClient(env.opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "offsets reset:", err)

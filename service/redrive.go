@@ -37,7 +37,7 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	if !ok {
 		return code
 	}
-	defer env.log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	defer env.done()
 	now := time.Now()
 	o := ops.Redrive{
 		From: *from, To: *to, Group: *group,
@@ -92,8 +92,7 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 		return exitConfig
 	}
 
-	ctx, stop := signalContext(a.ctx, env.log)
-	defer stop()
+	ctx := env.ctx
 	prog := newProgress(stderr, env.log, time.Now)
 	d := ops.RedriveDeps{
 		Opts:   env.opts,
