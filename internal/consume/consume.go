@@ -258,6 +258,12 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
 		zap.String("dlq_topic", dest), zap.Error(err))
 	c.health.Stuck(health.PartitionKey(src.Topic, src.Partition), "cannot write to dead-letter topic "+dest+": "+err.Error())
+	c.mu.Lock()
+	p := c.parts[tp{src.Topic, src.Partition}]
+	c.mu.Unlock()
+	if p != nil {
+		p.letters.attemptFailed(p.laneOf(src)) // the lane waits for its write
+	}
 	if kafkaclient.IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
 	}

@@ -146,6 +146,41 @@ func (c *cluster) breakDLQ(t *testing.T) (repair func()) {
 	return func() { set(nil) }
 }
 
+// holdDLQ keeps kfake from answering writes to the dead-letter topic until
+// the returned function is called: a topic that is healthy but slow. It
+// returns as well a channel closed when the first write arrived.
+func (c *cluster) holdDLQ(t *testing.T) (arrived <-chan struct{}, release func()) {
+	t.Helper()
+	if c.kf == nil {
+		t.Skip("holds requests with kfake")
+	}
+	id := c.kf.TopicInfo(c.dlq).TopicID // Produce v13 names topics by ID
+	seen, free := make(chan struct{}), make(chan struct{})
+	var once, freeOnce sync.Once
+	c.kf.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.kf.KeepControl()
+		for _, tp := range r.(*kmsg.ProduceRequest).Topics {
+			if tp.Topic == c.dlq || tp.TopicID == id {
+				once.Do(func() { close(seen) })
+				c.kf.SleepControl(func() { <-free })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+	release = func() { freeOnce.Do(func() { close(free) }) }
+	t.Cleanup(release)
+	return seen, release
+}
+
+// overlapFor sets how long a dead-letter write may be in flight while its
+// partition goes on, for one test.
+func overlapFor(t *testing.T, d time.Duration) {
+	was := deadLetterOverlap
+	deadLetterOverlap = d
+	t.Cleanup(func() { deadLetterOverlap = was })
+}
+
 // waitStable waits until the group has members members and is stable.
 func (c *cluster) waitStable(t *testing.T, members int) {
 	t.Helper()

@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ type lane struct {
 	ctx     context.Context             // p.ctx, naming the lane in Stalls when there are several
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
+	letters laneLetters                 // under p.letters.mu
 }
 
 // add queues r; p.mu is held.
@@ -50,6 +52,9 @@ func (l *lane) run() {
 		case <-p.halt:
 			return // start no batch once stopped
 		default:
+		}
+		if !p.letters.healthy(l) {
+			return // stopped or canceled while its dead-letter writes were failing
 		}
 		p.mu.Lock()
 		// While fetching is paused this partition's share of the buffer
@@ -88,7 +93,7 @@ func (l *lane) run() {
 		release()
 		p.finish(recs, b.Done)
 		if n, size := b.Letters(); n > 0 {
-			if !p.letters.send(p, b, recs, size) {
+			if !p.letters.send(l, b, recs, size) {
 				return // canceled
 			}
 			recs = nil // the write keeps the batch
@@ -107,15 +112,29 @@ func (l *lane) run() {
 // counted in the partition's buffered bytes while the write is in flight.
 const pendingOverhead = 64
 
+// deadLetterOverlap is how long a dead-letter write may be in flight while
+// the lane that sent it starts further batches. A healthy acks=all write
+// takes milliseconds; one that takes longer is retrying (the client retries
+// a produce for up to its delivery timeout before it reports an error).
+// A variable for tests.
+var deadLetterOverlap = time.Second
+
 // letters is a partition's dead-letter writes in flight: a lane hands over
 // a batch's copies and goes on; the write finishes the records once the
 // brokers acknowledged them, so the commit never passes a record whose copy
-// is not acknowledged. The writes in flight are bounded in bytes (the
-// failed records' keys and values plus pendingOverhead per record of their
-// batches) by BATCH_MAX_BYTES, one write always allowed: a lane that would
-// pass the bound waits, so an unavailable dead-letter topic stops a lane
-// that dead-letters after a bounded amount of work, as it did when every
-// batch waited for its copies.
+// is not acknowledged.
+//
+// A lane goes on only while its own writes are healthy: once one of them
+// has failed an attempt, or has been in flight for deadLetterOverlap, the
+// lane starts no batch until its writes in flight end. Records handled past
+// an unacknowledged copy are redone after a crash, so an outage of the
+// dead-letter topic must not let them grow: it stops the lane after its
+// batch in flight, as when every batch waited for its copies. Other lanes
+// of the partition go on until they have a copy to write themselves.
+//
+// The writes in flight are bounded in bytes as well (the failed records'
+// keys and values plus pendingOverhead per record of their batches) by
+// BATCH_MAX_BYTES, one write always allowed.
 type letters struct {
 	limit int64
 	wg    sync.WaitGroup // one per write in flight
@@ -125,21 +144,63 @@ type letters struct {
 	freed chan struct{} // closed and replaced when a write ends
 }
 
+// laneLetters is a lane's share of letters, under letters.mu.
+type laneLetters struct {
+	starts []time.Time // of the lane's writes in flight, oldest first
+	failed bool        // one of them failed an attempt
+}
+
 func (l *letters) init(limit int64) {
 	l.limit = max(limit, 1)
 	l.freed = make(chan struct{})
 }
 
-// send starts the write of b's copies (recs is b's batch, handed over) once
-// the bound allows, and reports false if p was canceled first (b is then
-// closed, its records not finished).
-func (l *letters) send(p *partition, b *process.Pending, recs []*kgo.Record, size int64) bool {
+// healthy waits until ln's dead-letter writes let it start a batch, and
+// reports false if its partition was stopped or canceled first.
+func (l *letters) healthy(ln *lane) bool {
+	p := ln.p
+	for {
+		l.mu.Lock()
+		w := &ln.letters
+		ok := !w.failed && (len(w.starts) == 0 || time.Since(w.starts[0]) < deadLetterOverlap)
+		freed := l.freed
+		l.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-p.halt:
+			return false
+		case <-p.ctx.Done():
+			return false
+		}
+	}
+}
+
+// attemptFailed records that an attempt of one of ln's writes in flight
+// failed: the client reported an error and the write retries.
+func (l *letters) attemptFailed(ln *lane) {
+	l.mu.Lock()
+	ln.letters.failed = len(ln.letters.starts) > 0
+	l.mu.Unlock()
+}
+
+// send starts the write of b's copies (recs is b's batch, handed over by
+// ln) once the bound allows, and reports false if the partition was
+// canceled first (b is then closed, its records not finished).
+func (l *letters) send(ln *lane, b *process.Pending, recs []*kgo.Record, size int64) bool {
+	p := ln.p
+	w := &ln.letters
 	work := int64(len(recs)) * pendingOverhead
 	cost := size + work
+	var start time.Time
 	for {
 		l.mu.Lock()
 		if l.bytes == 0 || l.bytes+cost <= l.limit {
 			l.bytes += cost
+			start = time.Now()
+			w.starts = append(w.starts, start)
 			l.wg.Add(1)
 			l.mu.Unlock()
 			break
@@ -156,13 +217,18 @@ func (l *letters) send(p *partition, b *process.Pending, recs []*kgo.Record, siz
 	p.flow.add(p, work)
 	go func() {
 		defer l.wg.Done()
-		if err := b.Write(p.ctx); err == nil {
+		err := b.Write(p.ctx)
+		if err == nil {
 			p.finish(recs, b.Done)
 		}
 		b.Close()
 		p.flow.add(p, -work)
 		l.mu.Lock()
 		l.bytes -= cost
+		i := slices.Index(w.starts, start)
+		w.starts = slices.Delete(w.starts, i, i+1)
+		// A write that succeeded shows the topic takes writes again.
+		w.failed = w.failed && err != nil && len(w.starts) > 0
 		close(l.freed)
 		l.freed = make(chan struct{})
 		l.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"msk-consumer/handler"
@@ -256,13 +257,13 @@ func TestCommitStopsAtHeldLane(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, "the other lanes to handle every later record", func() bool {
-		n := 0
+		seen := map[int64]bool{}
 		for _, d := range log.snapshot() {
 			if free[d.offset] {
-				n++
+				seen[d.offset] = true
 			}
 		}
-		return n >= len(free)
+		return len(seen) == len(free)
 	})
 	time.Sleep(600 * time.Millisecond) // three commit intervals
 	if got := committed(t, c, cl)[0]; got != held {
@@ -331,44 +332,144 @@ func TestMemoryBoundedWithOneLaneStuck(t *testing.T) {
 	t.Logf("stuck: %d of %d records handled, %d tracked, buffered peak %d (bound %d)", last, p.total(), tracked, peak, bound)
 }
 
-// TestDeadLetterWritesOverlap: while the dead-letter topic refuses writes,
-// lanes go on past the poison record (in partition order too) and the
-// commit stops at it; once writes succeed, everything is committed.
+// TestDeadLetterWritesOverlap: while a dead-letter write is in flight and
+// healthy (not answered yet, no attempt failed), the lanes go on with later
+// records, and the commit stops at the record whose copy is not
+// acknowledged.
 func TestDeadLetterWritesOverlap(t *testing.T) {
 	for _, order := range []string{"partition", "key"} {
 		t.Run(order, func(t *testing.T) {
+			overlapFor(t, time.Minute)
 			c := startCluster(t, 1)
 			cl := newClient(t, c)
-			repair := c.breakDLQ(t)
-			p := produce(t, c, cl, 200, func(i int) []byte {
-				if i == 40 {
-					return []byte("not json")
-				}
-				return nil
-			})
+			_, release := c.holdDLQ(t)
+			p := produce(t, c, cl, 200, poisonAt(40))
 			poison := p[0][40].Offset
 			var log sharedLog
-			start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "10", "PROCESSING_ORDER": order, "PARTITION_CONCURRENCY": "4"}),
-				log.recorder("a"), kgo.RecordDeliveryTimeout(time.Second))
-			waitFor(t, 20*time.Second, "every other record handled while the copy is not written", func() bool {
+			start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "10", "PROCESSING_ORDER": order, "PARTITION_CONCURRENCY": "4"}), log.recorder("a"))
+			waitFor(t, 20*time.Second, "every other record handled while the copy is not acknowledged", func() bool {
 				return len(log.snapshot()) >= len(p[0])-1
 			})
 			time.Sleep(500 * time.Millisecond)
 			if got := committed(t, c, cl)[0]; got != poison {
-				t.Fatalf("committed offset during the outage: got %d, want %d (the poison record)", got, poison)
+				t.Fatalf("committed offset while the copy is in flight: got %d, want %d (the poison record)", got, poison)
 			}
-			repair()
+			release()
 			if dead := readDLQ(t, c, 1); string(dead[0].Value) != "not json" {
 				t.Fatalf("dead letter value: got %q", dead[0].Value)
 			}
 			checkCommittedAtEnd(t, c, cl, p)
-			if order == "partition" {
-				checkAllDelivered(t, p, log.snapshot(), map[int32]map[int64]bool{0: {poison: true}})
-				return
-			}
 			checkDelivered(t, p, log.snapshot(), map[int64]bool{poison: true})
 		})
 	}
+}
+
+// poisonAt makes record i of produce undecodable.
+func poisonAt(i int) func(int) []byte {
+	return func(n int) []byte {
+		if n == i {
+			return []byte("not json")
+		}
+		return nil
+	}
+}
+
+// TestDeadLetterOutageStopsLaterWork: once a lane's dead-letter write has
+// failed an attempt, the lane starts no further batch until the write
+// succeeds, so a crash during a dead-letter outage redoes only the batches
+// that were in flight when it began. Records of that lane produced after
+// the first failed attempt must not be handled before the topic is
+// repaired; with key order, the other lanes go on.
+func TestDeadLetterOutageStopsLaterWork(t *testing.T) {
+	for _, order := range []string{"partition", "key"} {
+		t.Run(order, func(t *testing.T) {
+			overlapFor(t, time.Minute) // the failure alone must stop the lane
+			c := startCluster(t, 1)
+			cl := newClient(t, c)
+			repair := c.breakDLQ(t)
+			first := produce(t, c, cl, 50, poisonAt(40))
+			var log sharedLog
+			m := start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "10", "PROCESSING_ORDER": order, "PARTITION_CONCURRENCY": "4"}),
+				log.recorder("a"), kgo.RecordDeliveryTimeout(time.Second))
+			waitFor(t, 20*time.Second, "a failed dead-letter write", func() bool {
+				return testutil.ToFloat64(m.metrics.DLQProduceErrors) > 0
+			})
+			later := produce(t, c, cl, 100, nil)
+			checkLaneHeld(t, c, cl, &log, first[0][40], later[0], order == "key", "the dead-letter topic refuses writes")
+			repair()
+			checkResumed(t, c, cl, &log, first, later, first[0][40].Offset)
+		})
+	}
+}
+
+// TestSlowDeadLetterWriteStopsLaterWork: a dead-letter write in flight for
+// longer than deadLetterOverlap stops its lane as a failed one does: the
+// client may be retrying it for up to its delivery timeout before it
+// reports an error.
+func TestSlowDeadLetterWriteStopsLaterWork(t *testing.T) {
+	overlapFor(t, 200*time.Millisecond)
+	c := startCluster(t, 1)
+	cl := newClient(t, c)
+	arrived, release := c.holdDLQ(t)
+	first := produce(t, c, cl, 50, poisonAt(40))
+	var log sharedLog
+	start(t, c.config(t, map[string]string{"BATCH_MAX_RECORDS": "10"}), log.recorder("a"))
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no dead-letter write within 20s")
+	}
+	time.Sleep(400 * time.Millisecond)
+	later := produce(t, c, cl, 100, nil)
+	checkLaneHeld(t, c, cl, &log, first[0][40], later[0], false, "the dead-letter write is slow")
+	release()
+	checkResumed(t, c, cl, &log, first, later, first[0][40].Offset)
+}
+
+// checkLaneHeld checks that no record of later in the poison record's lane
+// was handled after a second (with byKey, in the lane of its key among 4,
+// while the records of the other lanes are handled; else none of later),
+// and that the commit did not pass the poison record.
+func checkLaneHeld(t *testing.T, c *cluster, cl *kgo.Client, log *sharedLog, poison *kgo.Record, later []*kgo.Record, byKey bool, why string) {
+	t.Helper()
+	held, free := map[int64]bool{}, map[int64]bool{}
+	for _, r := range later {
+		if !byKey || keyHash(r.Key)%4 == keyHash(poison.Key)%4 {
+			held[r.Offset] = true
+		} else {
+			free[r.Offset] = true
+		}
+	}
+	waitFor(t, 20*time.Second, "the records of the other lanes handled", func() bool {
+		seen := map[int64]bool{}
+		for _, d := range log.snapshot() {
+			if free[d.offset] {
+				seen[d.offset] = true
+			}
+		}
+		return len(seen) == len(free)
+	})
+	time.Sleep(time.Second)
+	for _, d := range log.snapshot() {
+		if held[d.offset] {
+			t.Fatalf("offset %d handled in the poison record's lane while %s (it arrived after that began)", d.offset, why)
+		}
+	}
+	if got := committed(t, c, cl)[0]; got > poison.Offset {
+		t.Fatalf("committed offset while %s: got %d, past the poison record %d", why, got, poison.Offset)
+	}
+}
+
+// checkResumed checks that the poison record's copy lands and that every
+// other record of first and later is handled and committed.
+func checkResumed(t *testing.T, c *cluster, cl *kgo.Client, log *sharedLog, first, later produced, poison int64) {
+	t.Helper()
+	if dead := readDLQ(t, c, 1); string(dead[0].Value) != "not json" {
+		t.Fatalf("dead letter value: got %q", dead[0].Value)
+	}
+	all := produced{0: append(append([]*kgo.Record(nil), first[0]...), later[0]...)}
+	checkCommittedAtEnd(t, c, cl, all)
+	checkDelivered(t, all, log.snapshot(), map[int64]bool{poison: true})
 }
 
 // TestNoOrderDeliversEverything: PROCESSING_ORDER=none handles every record
