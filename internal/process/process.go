@@ -97,6 +97,11 @@ type Processor struct {
 	d    Deps
 	log  *zap.Logger
 	pool sync.Pool // of *work
+	// bufs holds the decoding buffers of batches that wait for their
+	// dead-letter copies, for the next batch: they no longer need them,
+	// and a batch that grew its buffer from nothing would copy its
+	// decoded records about twice.
+	bufs sync.Pool // of *[]byte
 }
 
 // New returns a Processor.
@@ -167,6 +172,7 @@ func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.T
 	}
 	// The decoded records are no longer needed: what waits for its
 	// dead-letter write keeps only the raw records and their failures.
+	p.putBuf(w.buf)
 	w.buf = nil
 	clear(w.records)
 	for _, f := range w.fails {
@@ -318,6 +324,11 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	w.m, w.recs, w.start = m, recs, time.Now()
 	w.partKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
 	w.stallKey = w.partKey
+	if w.buf == nil {
+		if b, ok := p.bufs.Get().(*[]byte); ok {
+			w.buf = *b
+		}
+	}
 	w.buf = w.buf[:0]
 	w.spans = resize(w.spans, n)
 	w.states = resize(w.states, n)
@@ -344,6 +355,14 @@ func (p *Processor) put(w *work) {
 		w.buf = nil
 	}
 	p.pool.Put(w)
+}
+
+// putBuf keeps buf for the next batch unless it is larger than maxKeptBuf.
+func (p *Processor) putBuf(buf []byte) {
+	if cap(buf) > 0 && cap(buf) <= maxKeptBuf {
+		buf = buf[:0]
+		p.bufs.Put(&buf)
+	}
 }
 
 func resize[T any](s []T, n int) []T {

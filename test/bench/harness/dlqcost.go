@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
+
+var dlqRecords = flag.Int("dlq-records", 1_000_000, "records of each dead-letter cost topic: enough that key/32's last partial batches (6 × 32 × 500 records, waiting BATCH_MAX_WAIT) are a tenth of them")
 
 // What 1% undecodable records cost (issue 14, item 4): make bench's case
 // 3 (1 KB Avro, decoded, the discard handler, bin/consumer) on a clean
@@ -23,7 +26,7 @@ func dlqOnly(ctx context.Context, adm *kadm.Client) error {
 		if _, err := adm.CreateTopic(ctx, 1, 1, nil, t+".dlq"); err != nil {
 			return fmt.Errorf("create %s.dlq: %w", t, err)
 		}
-		if _, err := preload(ctx, t, *storeRecords, 1024, bad); err != nil {
+		if _, err := preload(ctx, t, *dlqRecords, 1024, bad); err != nil {
 			return err
 		}
 	}
@@ -41,7 +44,7 @@ func dlqOnly(ctx context.Context, adm *kadm.Client) error {
 	rates := make([][]float64, len(cases))
 	for r := 1; r <= *storeRounds; r++ {
 		for i, c := range cases {
-			res := service(c.topic, int64(*storeRecords), "avro", "discard", nil, c.env)
+			res := service(c.topic, int64(*dlqRecords), "avro", "discard", nil, c.env)
 			logf("dlq %s round %d: %.0f records/s %s", c.name, r, res.Rate, res.Err)
 			if res.Err == "" {
 				rates[i] = append(rates[i], res.Rate)

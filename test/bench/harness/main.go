@@ -695,7 +695,9 @@ func service(topic string, n int64, format, handler string, sink *sink, extra []
 	// first that counts all but the last partial batch of each partition:
 	// those wait BATCH_MAX_WAIT by design at the end of a backlog, which is
 	// latency, not throughput. Completion still waits for all n.
-	tail := n - int64(*partitions)*500
+	// With PROCESSING_ORDER key or none every lane has its last partial
+	// batch: PARTITION_CONCURRENCY of them per partition.
+	tail := n - int64(*partitions)*int64(lanesOf(extra))*500
 	var (
 		first    time.Time
 		firstCnt int64
@@ -740,6 +742,28 @@ func service(topic string, n int64, format, handler string, sink *sink, extra []
 		r.Rate = float64(bulkCnt-firstCnt) / r.Seconds
 	}
 	return r
+}
+
+// lanesOf returns the lanes per partition that the environment env sets
+// up: PARTITION_CONCURRENCY (default 8) with PROCESSING_ORDER key or none,
+// else 1.
+func lanesOf(env []string) int {
+	order, lanes := "partition", 8
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PROCESSING_ORDER":
+			order = v
+		case "PARTITION_CONCURRENCY":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				lanes = n
+			}
+		}
+	}
+	if order == "partition" {
+		return 1
+	}
+	return lanes
 }
 
 func scrape(hc *http.Client, url string) (int64, error) {
