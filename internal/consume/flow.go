@@ -27,7 +27,7 @@ type pauser interface {
 // over the partitions assigned), so that a partition stuck on its handler,
 // the dead-letter topic or the registry fills only its own share and the
 // others keep flowing. It pauses fetching of a partition at its share and
-// resumes it below. The shares add up to the budget; what the client had
+// resumes it below three quarters of it. The shares add up to the budget; what the client had
 // fetched when a partition paused comes on top, bounded by the fetch
 // sizes (see Consumer.newClient).
 //
@@ -151,10 +151,20 @@ func (f *flow) divideLocked() {
 	f.apply(pause, resume)
 }
 
-// updateLocked pauses or resumes p as its holding says. With nil maps it
-// calls the client at once; otherwise it collects the change.
+// updateLocked pauses or resumes p as its holding says: it pauses at the
+// share and resumes below three quarters of it. With nil maps it calls the
+// client at once; otherwise it collects the change.
+//
+// The gap matters: pausing makes the client drop what it had fetched for
+// the partition and not yet handed over (franz-go discards a paused
+// partition's buffered data and fetches it again after the resume), and a
+// partition that resumed as soon as one batch finished would pause again
+// with the next fetch, every few milliseconds under a backlog.
 func (f *flow) updateLocked(p *partition, pause, resume map[string][]int32) {
 	want := p.held >= f.share
+	if !want && p.paused.Load() {
+		want = p.held >= f.share-f.share/4
+	}
 	if want == p.paused.Load() {
 		return
 	}

@@ -80,6 +80,28 @@ func TestFlowReleaseOnce(t *testing.T) {
 	}
 }
 
+// TestFlowResumesBelowThreeQuarters: a paused partition resumes only once
+// it holds less than three quarters of its share, not as soon as it is
+// under it, so that it is not paused again by the next fetch.
+func TestFlowResumesBelowThreeQuarters(t *testing.T) {
+	f, cl, p := testFlow(1000, 1)
+	for _, step := range []struct {
+		add    int64
+		paused bool
+	}{
+		{1000, true}, // at the share
+		{-200, true}, // 800: under the share, over three quarters
+		{-60, false}, // 740
+		{50, false},  // 790: under the share
+		{250, true},  // 1040
+	} {
+		f.add(p, step.add)
+		if got := cl.is(0); got != step.paused {
+			t.Fatalf("at %d bytes of a 1000-byte share: paused %v, want %v", f.buffered(), got, step.paused)
+		}
+	}
+}
+
 // TestFlowAcquireGivenUp: a worker stopped or canceled while it waits for
 // a slot gives back its batch's bytes, so fetching does not stay paused.
 func TestFlowAcquireGivenUp(t *testing.T) {
