@@ -256,15 +256,7 @@ func TestCommitStopsAtHeldLane(t *testing.T) {
 			free[r.Offset] = true
 		}
 	}
-	waitFor(t, 20*time.Second, "the other lanes to handle every later record", func() bool {
-		seen := map[int64]bool{}
-		for _, d := range log.snapshot() {
-			if free[d.offset] {
-				seen[d.offset] = true
-			}
-		}
-		return len(seen) == len(free)
-	})
+	waitHandled(t, &log, free, "the other lanes to handle every later record")
 	time.Sleep(600 * time.Millisecond) // three commit intervals
 	if got := committed(t, c, cl)[0]; got != held {
 		t.Fatalf("committed offset with the lane of %d held: got %d, want %d", held, got, held)
@@ -440,15 +432,7 @@ func checkLaneHeld(t *testing.T, c *cluster, cl *kgo.Client, log *sharedLog, poi
 			free[r.Offset] = true
 		}
 	}
-	waitFor(t, 20*time.Second, "the records of the other lanes handled", func() bool {
-		seen := map[int64]bool{}
-		for _, d := range log.snapshot() {
-			if free[d.offset] {
-				seen[d.offset] = true
-			}
-		}
-		return len(seen) == len(free)
-	})
+	waitHandled(t, log, free, "the records of the other lanes handled")
 	time.Sleep(time.Second)
 	for _, d := range log.snapshot() {
 		if held[d.offset] {
@@ -458,6 +442,20 @@ func checkLaneHeld(t *testing.T, c *cluster, cl *kgo.Client, log *sharedLog, poi
 	if got := committed(t, c, cl)[0]; got > poison.Offset {
 		t.Fatalf("committed offset while %s: got %d, past the poison record %d", why, got, poison.Offset)
 	}
+}
+
+// waitHandled waits until every offset in want was delivered.
+func waitHandled(t *testing.T, log *sharedLog, want map[int64]bool, what string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, what, func() bool {
+		seen := map[int64]bool{}
+		for _, d := range log.snapshot() {
+			if want[d.offset] {
+				seen[d.offset] = true
+			}
+		}
+		return len(seen) == len(want)
+	})
 }
 
 // checkResumed checks that the poison record's copy lands and that every
