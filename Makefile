@@ -60,13 +60,17 @@ test-kafka-cluster:
 
 ## test-kafka-848: the rebalance, crash and shutdown tests with
 ## KAFKA_GROUP_PROTOCOL=consumer (KIP-848) on one Kafka 4.x node
-## (KAFKA_VERSION, default 4.4.0; KIP-848 needs 4.0+)
+## (KAFKA_VERSION, default 4.4.0; KIP-848 needs 4.0+), and the operator
+## commands' view of such a group's members
 KAFKA_848_TESTS ?= TestGroupProtocolConsumer|TestMembersJoinAndLeaveWhileRecordsFlow|TestStaticMembership|TestSignalDuringRevokeKeepsTheBudget|TestCrashAndRestartLosesNothing|TestShutdownCommitsEverythingHandled|TestShutdownWithinBudgetCommitsFinishedPartitions
+KAFKA_848_OPS_TESTS ?= TestOffsetsMember|TestResetRefusedWithMembersAppliedWithout
 test-kafka-848:
 	./scripts/kafka/up.sh
 	. ./scripts/kafka/env.sh; \
 	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_GROUP_PROTOCOL=consumer \
-	  $(GO) test -race -count=1 -run '^($(KAFKA_848_TESTS))$$' ./internal/consume/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+	  $(GO) test -race -count=1 -run '^($(KAFKA_848_TESTS))$$' ./internal/consume/ && \
+	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_GROUP_PROTOCOL=consumer \
+	  $(GO) test -race -count=1 -run '^($(KAFKA_848_OPS_TESTS))$$' ./internal/ops/; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
 
 ## test-stores: the idempotency stores' tests on Redis (Debian's
 ## redis-server) and on moto's DynamoDB emulator, both started and stopped here

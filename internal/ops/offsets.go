@@ -43,11 +43,17 @@ func (m Member) String() string {
 	return s + " on " + m.Host + " (client " + m.ClientID + ")"
 }
 
-// Group describes a group's members and who owns which partition.
+// Group describes a group's members and who owns which partition, for
+// either group protocol.
 func Group(ctx context.Context, adm *kadm.Client, group string) (members []Member, owners map[string]map[int32]string, err error) {
 	gs, err := adm.DescribeGroups(ctx, group)
 	if err == nil {
 		err = gs[group].Err
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Kafka 4 answers so for a group of the consumer protocol
+		// (KIP-848), as well as for no group at all.
+		return consumerGroup(ctx, adm, group)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("describing group %s: %w", group, err)
@@ -59,20 +65,53 @@ func Group(ctx context.Context, adm *kadm.Client, group string) (members []Membe
 			mb.InstanceID = *m.InstanceID
 		}
 		members = append(members, mb)
-		ca, ok := m.Assigned.AsConsumer()
-		if !ok {
-			continue
-		}
-		for _, t := range ca.Topics {
-			if owners[t.Topic] == nil {
-				owners[t.Topic] = map[int32]string{}
-			}
-			for _, p := range t.Partitions {
-				owners[t.Topic][p] = shortMember(mb)
+		if ca, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range ca.Topics {
+				own(owners, mb, t.Topic, t.Partitions...)
 			}
 		}
 	}
 	return members, owners, nil
+}
+
+// consumerGroup describes a group of the consumer protocol (KIP-848). A
+// group that does not exist, or brokers that do not know the request
+// (before Kafka 3.7), mean no members.
+func consumerGroup(ctx context.Context, adm *kadm.Client, group string) (members []Member, owners map[string]map[int32]string, err error) {
+	cs, err := adm.DescribeConsumerGroups(ctx, group)
+	if err == nil {
+		err = cs[group].Err
+	}
+	owners = map[string]map[int32]string{}
+	switch {
+	case errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, kerr.UnsupportedVersion):
+		return nil, owners, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("describing consumer group %s: %w", group, err)
+	}
+	for _, m := range cs[group].Members {
+		mb := Member{ID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost}
+		if m.InstanceID != nil {
+			mb.InstanceID = *m.InstanceID
+		}
+		members = append(members, mb)
+		for t, ps := range m.Assignment {
+			for p := range ps {
+				own(owners, mb, t, p)
+			}
+		}
+	}
+	return members, owners, nil
+}
+
+// own records that m owns the partitions ps of topic t.
+func own(owners map[string]map[int32]string, m Member, t string, ps ...int32) {
+	if owners[t] == nil {
+		owners[t] = map[int32]string{}
+	}
+	for _, p := range ps {
+		owners[t][p] = shortMember(m)
+	}
 }
 
 func shortMember(m Member) string {

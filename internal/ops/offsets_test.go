@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +64,12 @@ func TestOffsetsList(t *testing.T) {
 // it owns the partitions.
 func joinMember(t *testing.T, c *cluster, group, topic string) *kgo.Client {
 	t.Helper()
-	m, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.ClientID("member-under-test"), kgo.DisableAutoCommit())
+	opts := []kgo.Opt{kgo.SeedBrokers(c.addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ClientID("member-under-test"), kgo.DisableAutoCommit()}
+	if os.Getenv("KAFKA_TEST_GROUP_PROTOCOL") == "consumer" {
+		opts = append(opts, kgo.ServerSideBalancer()) // KIP-848, as make test-kafka-848 runs it
+	}
+	m, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
