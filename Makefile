@@ -51,7 +51,7 @@ test-kafka:
 ## OAUTHBEARER tests on three brokers (a dedicated KRaft controller,
 ## replication factor 3, min.insync.replicas 2, as MSK sets them), on
 ## KAFKA_VERSION (default 4.4.0)
-KAFKA_CLUSTER_TESTS ?= TestMembersJoinAndLeaveWhileRecordsFlow|TestStaticMembership|TestSignalDuringRevokeKeepsTheBudget|TestCrashAndRestartLosesNothing|TestPoisonRecordsDeadLettered|TestHandlerFailuresRetriedThenDeadLettered|TestDLQUnwritable|TestDLQCopyTooLargeForTheTopicOmitsValue|TestShutdownCommitsEverythingHandled|TestShutdownWithinBudgetCommitsFinishedPartitions|TestOAuthBearerRealKafka
+KAFKA_CLUSTER_TESTS ?= TestMembersJoinAndLeaveWhileRecordsFlow|TestStaticMembership|TestSignalDuringRevokeKeepsTheBudget|TestCrashAndRestartLosesNothing|TestPoisonRecordsDeadLettered|TestHandlerFailuresRetriedThenDeadLettered|TestDLQUnwritable|TestDLQCopyTooLargeForTheTopicOmitsValue|TestShutdownCommitsEverythingHandled|TestShutdownWithinBudgetCommitsFinishedPartitions|TestKeyOrderAcrossRebalancesAndCrashes|TestDeadLetterOutageStopsLaterWork|TestOAuthBearerRealKafka
 test-kafka-cluster:
 	KAFKA_NODES=3 ./scripts/kafka/up.sh
 	. ./scripts/kafka/env.sh; \
