@@ -27,9 +27,9 @@ type pauser interface {
 // over the partitions assigned), so that a partition stuck on its handler,
 // the dead-letter topic or the registry fills only its own share and the
 // others keep flowing. It pauses fetching of a partition at its share and
-// resumes it below three quarters of it. The shares add up to the budget; what the client had
-// fetched when a partition paused comes on top, bounded by the fetch
-// sizes (see Consumer.newClient).
+// resumes it below three quarters of it. The shares add up to the budget;
+// what the client had fetched when a partition paused comes on top,
+// bounded by the fetch sizes (see Consumer.newClient).
 //
 // There is deliberately no rule that pauses every partition when the total
 // reaches the budget: a stuck partition's last fetch can take it past its
