@@ -63,7 +63,7 @@ test-kafka-cluster:
 ## (KAFKA_VERSION, default 4.4.0; KIP-848 needs 4.0+), and the operator
 ## commands' view of such a group's members
 KAFKA_848_TESTS ?= TestGroupProtocolConsumer|TestMembersJoinAndLeaveWhileRecordsFlow|TestStaticMembership|TestSignalDuringRevokeKeepsTheBudget|TestCrashAndRestartLosesNothing|TestShutdownCommitsEverythingHandled|TestShutdownWithinBudgetCommitsFinishedPartitions
-KAFKA_848_OPS_TESTS ?= TestOffsetsMember|TestResetRefusedWithMembersAppliedWithout
+KAFKA_848_OPS_TESTS ?= TestOffsetsMember|TestResetRefusedWithMembersAppliedWithout|TestGroupThatNeverExisted
 test-kafka-848:
 	./scripts/kafka/up.sh
 	. ./scripts/kafka/env.sh; \

@@ -29,17 +29,25 @@ var seq atomic.Int64
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{}
 	if seeds := os.Getenv("KAFKA_TEST_BROKERS"); seeds != "" {
-		c.addrs = strings.Split(seeds, ",")
-	} else {
-		kf, err := kfake.NewCluster(kfake.NumBrokers(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(kf.Close)
-		c.kf, c.addrs = kf, kf.ListenAddrs()
+		return connect(t, &cluster{addrs: strings.Split(seeds, ",")})
 	}
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kf.Close)
+	return startClusterAt(t, kf)
+}
+
+// startClusterAt is startCluster on a kfake cluster of the test's own.
+func startClusterAt(t *testing.T, kf *kfake.Cluster) *cluster {
+	t.Helper()
+	return connect(t, &cluster{kf: kf, addrs: kf.ListenAddrs()})
+}
+
+func connect(t *testing.T, c *cluster) *cluster {
+	t.Helper()
 	// Records are produced to the partition they name.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {

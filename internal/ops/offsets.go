@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // PartitionOffsets is one line of `consumer offsets`.
@@ -50,9 +51,10 @@ func Group(ctx context.Context, adm *kadm.Client, group string) (members []Membe
 	if err == nil {
 		err = gs[group].Err
 	}
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		// Kafka 4 answers so for a group of the consumer protocol
-		// (KIP-848), as well as for no group at all.
+	// For a group of the consumer protocol (KIP-848), as for no group at
+	// all, Kafka 4 answers GROUP_ID_NOT_FOUND and Kafka 3.7 to 3.9 a dead
+	// group without members.
+	if errors.Is(err, kerr.GroupIDNotFound) || (err == nil && gs[group].State == "Dead") {
 		return consumerGroup(ctx, adm, group)
 	}
 	if err != nil {
@@ -75,16 +77,21 @@ func Group(ctx context.Context, adm *kadm.Client, group string) (members []Membe
 }
 
 // consumerGroup describes a group of the consumer protocol (KIP-848). A
-// group that does not exist, or brokers that do not know the request
+// group that does not exist, or brokers that do not serve the request
 // (before Kafka 3.7), mean no members.
 func consumerGroup(ctx context.Context, adm *kadm.Client, group string) (members []Member, owners map[string]map[int32]string, err error) {
+	owners = map[string]map[int32]string{}
+	if !servesConsumerGroups(ctx, adm) {
+		return nil, owners, nil
+	}
 	cs, err := adm.DescribeConsumerGroups(ctx, group)
 	if err == nil {
 		err = cs[group].Err
 	}
-	owners = map[string]map[int32]string{}
 	switch {
 	case errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, kerr.UnsupportedVersion):
+		// UNSUPPORTED_VERSION: a 3.x broker that knows the request
+		// but does not run the consumer protocol.
 		return nil, owners, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("describing consumer group %s: %w", group, err)
@@ -102,6 +109,23 @@ func consumerGroup(ctx context.Context, adm *kadm.Client, group string) (members
 		}
 	}
 	return members, owners, nil
+}
+
+// servesConsumerGroups reports whether the brokers serve
+// ConsumerGroupDescribe; if their versions cannot be read, the describe
+// itself is left to answer.
+func servesConsumerGroups(ctx context.Context, adm *kadm.Client) bool {
+	vs, err := adm.ApiVersions(ctx)
+	if err != nil {
+		return true
+	}
+	for _, v := range vs {
+		if v.Err == nil {
+			_, ok := v.KeyMaxVersion(kmsg.ConsumerGroupDescribe.Int16())
+			return ok
+		}
+	}
+	return true
 }
 
 // own records that m owns the partitions ps of topic t.

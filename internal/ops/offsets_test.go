@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // seedTimed writes n records to each of topic's parts partitions, record i
@@ -107,6 +109,35 @@ func TestOffsetsMember(t *testing.T) {
 			t.Errorf("partition %d: got owner %q, want member-under-test@<host>", p.Partition, p.Member)
 		}
 	}
+}
+
+// TestGroupThatNeverExisted: a group nobody joined or committed for has no
+// members and owns nothing, whichever protocol the brokers speak.
+func TestGroupThatNeverExisted(t *testing.T) {
+	c := startCluster(t)
+	members, owners, err := Group(context.Background(), c.adm, c.group(t, "-never"))
+	if err != nil || len(members) != 0 || len(owners) != 0 {
+		t.Fatalf("got members %v, owners %v, error %v; want none and no error", members, owners, err)
+	}
+}
+
+// TestGroupOnBrokersBeforeKIP848: brokers that do not serve
+// ConsumerGroupDescribe (before Kafka 3.7, as many MSK clusters run) still
+// describe a classic group, and a group that never existed has no members.
+func TestGroupOnBrokersBeforeKIP848(t *testing.T) {
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.MaxVersions(kversion.V3_6_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kf.Close)
+	c := startClusterAt(t, kf)
+	topic := c.topic(t, "-src", 2, nil)
+	group := c.group(t, "-g")
+	members, _, err := Group(context.Background(), c.adm, c.group(t, "-never"))
+	if err != nil || len(members) != 0 {
+		t.Fatalf("a group that never existed: got members %v, error %v; want none", members, err)
+	}
+	joinMember(t, c, group, topic) // waits until Group sees it own partitions
 }
 
 func TestResetRefusedWithMembersAppliedWithout(t *testing.T) {
