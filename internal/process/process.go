@@ -171,7 +171,14 @@ func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.T
 		return b, nil
 	}
 	// The decoded records are no longer needed: what waits for its
-	// dead-letter write keeps only the raw records and their failures.
+	// dead-letter write keeps only the raw records and their failures,
+	// whose messages are read now, since an error may point into the
+	// decoded records that the next batch reuses.
+	for i, f := range w.fails {
+		if f.Err != nil {
+			w.fails[i].Err = &settledError{msg: f.Err.Error(), err: f.Err}
+		}
+	}
 	p.putBuf(w.buf)
 	w.buf = nil
 	clear(w.records)
@@ -181,6 +188,16 @@ func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.T
 	b.letters = true
 	return b, nil
 }
+
+// settledError is an error whose message was read when its record was
+// given up on (errors.Is and errors.As still see the original).
+type settledError struct {
+	msg string
+	err error
+}
+
+func (e *settledError) Error() string { return e.msg }
+func (e *settledError) Unwrap() error { return e.err }
 
 // Pending is a handled batch whose dead-letter copies may still have to be
 // written. It is not safe for concurrent use.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -543,5 +544,51 @@ func TestLargeBatchMemoryNotKept(t *testing.T) {
 	p.put(w)
 	if cap(w.buf) != 0 || w.recs != nil || slices.ContainsFunc(w.fails[:cap(w.fails)], func(f dlq.Failure) bool { return f.Record != nil }) {
 		t.Fatalf("after the batch: buffer of %d bytes kept, records referenced %v", cap(w.buf), w.recs != nil)
+	}
+}
+
+// lazyErr formats the decoded value it holds only when asked, as a
+// handler's own error type may.
+type lazyErr struct{ v []byte }
+
+func (e lazyErr) Error() string { return "invalid " + string(e.v) }
+
+// messagesDLQ keeps the message of every failure as it is when written.
+type messagesDLQ struct{ msgs []string }
+
+func (d *messagesDLQ) Write(_ context.Context, fs []dlq.Failure) error {
+	for _, f := range fs {
+		d.msgs = append(d.msgs, f.Err.Error())
+	}
+	return nil
+}
+
+// TestFailureMessageReadBeforeTheNextBatch: a batch waiting for its
+// dead-letter copies gives its decoded records' memory to the next batch,
+// so the message of an error that points into them (a handler's lazy
+// error) is read when the record is given up on, not when its copy is
+// written after the next batch was decoded.
+func TestFailureMessageReadBeforeTheNextBatch(t *testing.T) {
+	h := handlerFunc(func(_ context.Context, b handler.Batch) error {
+		return handler.Permanent(lazyErr{b.Records[0].Value})
+	})
+	d := &messagesDLQ{}
+	p, m := newProc(t, h, d, nil, nil)
+	ctx := context.Background()
+	first, err := p.Handle(ctx, records(1, func(int) []byte { return []byte(`{"v":"AAAA"}`) }), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := p.Handle(ctx, records(1, func(int) []byte { return []byte(`{"v":"BBBB"}`) }), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Write(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	next.Close()
+	if len(d.msgs) != 1 || !strings.Contains(d.msgs[0], "AAAA") {
+		t.Fatalf("dead-letter message of the first batch: got %q, want its own value", d.msgs)
 	}
 }
