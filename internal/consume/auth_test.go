@@ -46,22 +46,6 @@ func newTestPKI(t *testing.T) *testPKI { return &testPKI{kafkaclienttest.NewPKI(
 
 func (p *testPKI) serverTLS(mtls bool) *tls.Config { return p.ServerTLS(mtls) }
 
-// startTLSCluster starts a one-broker kfake cluster with a TLS listener and
-// the source and dead-letter topics.
-func startTLSCluster(t *testing.T, tc *tls.Config, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	all := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.SeedTopics(1, dlqTopic)}, opts...)
-	if tc != nil {
-		all = append(all, kfake.TLS(tc))
-	}
-	c, err := kfake.NewCluster(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
 // authConfig is a valid configuration for c with the given overrides.
 func authConfig(t *testing.T, c *kfake.Cluster, set map[string]string) config.Config {
 	t.Helper()
@@ -128,7 +112,7 @@ func TestIAMWrongSecretIsFatal(t *testing.T) {
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testBadSecret, "")
 	pki := newTestPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 0)
-	c := startTLSCluster(t, pki.serverTLS(false))
+	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	b.Install(c)
 	b.Allow(testKeyID, testSecret, "")
 	cfg := authConfig(t, c, iamEnv(pki))
@@ -167,7 +151,7 @@ func TestIAMAssumeRoleDeniedIsFatal(t *testing.T) {
 	sts.Deny("InvalidClientTokenId")
 	pki := newTestPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 0)
-	c := startTLSCluster(t, pki.serverTLS(false))
+	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	b.Install(c)
 	env := iamEnv(pki)
 	env["KAFKA_IAM_ROLE_ARN"] = testRoleARN
@@ -205,7 +189,7 @@ func TestIAMRevokedMidRunIsFatal(t *testing.T) {
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testSecret, "")
 	pki := newTestPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 2*time.Second)
-	c := startTLSCluster(t, pki.serverTLS(false))
+	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	b.Install(c)
 	b.Allow(testKeyID, testSecret, "")
 	cfg := authConfig(t, c, iamEnv(pki))
@@ -239,7 +223,7 @@ func TestIAMRevokedMidRunIsFatal(t *testing.T) {
 // consumer with a FatalError that names the user, and prints no password.
 func TestSCRAMRefusedIsFatal(t *testing.T) {
 	pki := newTestPKI(t)
-	c := startTLSCluster(t, pki.serverTLS(false), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
+	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
 	c.ControlKey(kmsg.SASLAuthenticate.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		resp := r.(*kmsg.SASLAuthenticateRequest).ResponseKind().(*kmsg.SASLAuthenticateResponse)

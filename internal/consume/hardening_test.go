@@ -19,6 +19,7 @@ import (
 
 	"msk-consumer/handler"
 	"msk-consumer/internal/dlq"
+	"msk-consumer/internal/kafkaclient/kafkaclienttest"
 )
 
 // stuckOn is a handler that never returns for batches of one partition
@@ -332,7 +333,7 @@ func TestStartupTimeout(t *testing.T) {
 // listener is diagnosed as such.
 func TestStartupPlaintextAgainstTLSListener(t *testing.T) {
 	pki := newTestPKI(t)
-	kf := startTLSCluster(t, pki.serverTLS(false))
+	kf := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	cfg := testConfig(t, kf, map[string]string{"STARTUP_TIMEOUT": "2s", "KAFKA_TLS": "false"})
 	m := start(t, cfg, handler.Discard{})
 	err := runErr(t, m)

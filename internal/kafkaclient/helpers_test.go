@@ -2,7 +2,6 @@ package kafkaclient
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,22 +29,6 @@ const (
 	dlqTopic     = "orders.dlq"
 	group        = "orders-test"
 )
-
-// startTLSCluster starts a one-broker kfake cluster with a TLS listener and
-// the source and dead-letter topics.
-func startTLSCluster(t *testing.T, tc *tls.Config, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	all := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.SeedTopics(1, dlqTopic)}, opts...)
-	if tc != nil {
-		all = append(all, kfake.TLS(tc))
-	}
-	c, err := kfake.NewCluster(all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 // authConfig is a valid configuration for c with the given overrides.
 func authConfig(t *testing.T, c *kfake.Cluster, set map[string]string) config.Config {

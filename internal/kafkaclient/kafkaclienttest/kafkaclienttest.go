@@ -374,3 +374,20 @@ func sigv4Escape(s string) string {
 	}
 	return sb.String()
 }
+
+// StartTLSCluster starts a one-broker kfake cluster with a TLS listener
+// (plaintext if tc is nil), topic with three partitions and dlq with one,
+// closed when the test ends.
+func StartTLSCluster(t testing.TB, tc *tls.Config, topic, dlq string, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	all := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.SeedTopics(1, dlq)}, opts...)
+	if tc != nil {
+		all = append(all, kfake.TLS(tc))
+	}
+	c, err := kfake.NewCluster(all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
