@@ -20,11 +20,8 @@ var dlqRecords = flag.Int("dlq-records", 1_000_000, "records of each dead-letter
 func dlqOnly(ctx context.Context, adm *kadm.Client) error {
 	topics := map[string]int{prefix + "-dlqcost-clean": 0, prefix + "-dlqcost-1pct": 100}
 	for t, bad := range topics {
-		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, t); err != nil {
-			return fmt.Errorf("create %s: %w", t, err)
-		}
-		if _, err := adm.CreateTopic(ctx, 1, 1, nil, t+".dlq"); err != nil {
-			return fmt.Errorf("create %s.dlq: %w", t, err)
+		if err := createTopics(ctx, adm, t); err != nil {
+			return err
 		}
 		if _, err := preload(ctx, t, *dlqRecords, 1024, bad); err != nil {
 			return err

@@ -178,11 +178,8 @@ func run() error {
 		all = append(all, topic(fmt.Sprintf("backlog%d", n)))
 	}
 	for _, t := range all {
-		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, t); err != nil {
-			return fmt.Errorf("create %s: %w", t, err)
-		}
-		if _, err := adm.CreateTopic(ctx, 1, 1, nil, t+".dlq"); err != nil {
-			return fmt.Errorf("create %s.dlq: %w", t, err)
+		if err := createTopics(ctx, adm, t); err != nil {
+			return err
 		}
 	}
 	for _, s := range sizes {
@@ -764,6 +761,18 @@ func lanesOf(env []string) int {
 		return 1
 	}
 	return lanes
+}
+
+// createTopics creates topic (*partitions partitions) and its dead-letter
+// topic (one partition).
+func createTopics(ctx context.Context, adm *kadm.Client, topic string) error {
+	if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, topic); err != nil {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic+".dlq"); err != nil {
+		return fmt.Errorf("create %s.dlq: %w", topic, err)
+	}
+	return nil
 }
 
 func scrape(hc *http.Client, url string) (int64, error) {

@@ -240,11 +240,8 @@ func runMemory(ctx context.Context, adm *kadm.Client) error {
 	defer slow.Close()
 	for i, c := range memoryCases() {
 		c.topic = fmt.Sprintf("%s-mem%d-%s", prefix, i, c.codec)
-		if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, c.topic); err != nil {
-			return fmt.Errorf("create %s: %w", c.topic, err)
-		}
-		if _, err := adm.CreateTopic(ctx, 1, 1, nil, c.topic+".dlq"); err != nil {
-			return fmt.Errorf("create %s.dlq: %w", c.topic, err)
+		if err := createTopics(ctx, adm, c.topic); err != nil {
+			return err
 		}
 		if err := preloadMem(ctx, c, *memRecords); err != nil {
 			return err

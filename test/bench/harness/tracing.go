@@ -19,11 +19,8 @@ import (
 // with an empty success and discards it, rounds interleaved.
 func tracingOnly(ctx context.Context, adm *kadm.Client) error {
 	topic := prefix + "-tracing"
-	if _, err := adm.CreateTopic(ctx, int32(*partitions), 1, nil, topic); err != nil {
-		return fmt.Errorf("create %s: %w", topic, err)
-	}
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic+".dlq"); err != nil {
-		return fmt.Errorf("create %s.dlq: %w", topic, err)
+	if err := createTopics(ctx, adm, topic); err != nil {
+		return err
 	}
 	if _, err := preload(ctx, topic, *storeRecords, 1024, 0); err != nil {
 		return err
