@@ -33,14 +33,7 @@ func BenchmarkProcessIdempotency(b *testing.B) {
 		"memory": func(*testing.B) idempotency.Store { return idempotency.NewMemory(nil) },
 	}
 	if url := os.Getenv("REDIS_TEST_URL"); url != "" {
-		stores["redis"] = func(b *testing.B) idempotency.Store {
-			r, err := idempotency.NewRedis(url)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { r.Close() })
-			return r
-		}
+		stores["redis"] = func(b *testing.B) idempotency.Store { return redisStore(b, url) }
 	}
 	if ep := os.Getenv("DYNAMODB_TEST_ENDPOINT"); ep != "" {
 		stores["dynamodb"] = func(b *testing.B) idempotency.Store { return benchDynamo(b, ep) }

@@ -259,16 +259,19 @@ func raceStores(t *testing.T) map[string]func(t *testing.T) idempotency.Store {
 		"memory": func(*testing.T) idempotency.Store { return idempotency.NewMemory(nil) },
 	}
 	if url := os.Getenv("REDIS_TEST_URL"); url != "" {
-		m["redis"] = func(t *testing.T) idempotency.Store {
-			r, err := idempotency.NewRedis(url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
-			return r
-		}
+		m["redis"] = func(t *testing.T) idempotency.Store { return redisStore(t, url) }
 	}
 	return m
+}
+
+// redisStore connects to the Redis at url until the test ends.
+func redisStore(tb testing.TB, url string) idempotency.Store {
+	r, err := idempotency.NewRedis(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r
 }
 
 // TestIdempotencyStoreOutage: a store that cannot be reached holds the
