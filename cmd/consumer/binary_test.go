@@ -19,8 +19,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"msk-consumer/internal/kafkaclient/kafkaclienttest"
 )
 
 // buildBinary builds the consumer once per test run.
@@ -79,11 +80,7 @@ type post struct {
 // handler and its metrics/health endpoints.
 func TestBinary(t *testing.T) {
 	bin := binary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "products"), kfake.SeedTopics(1, "products.dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster := kafkaclienttest.StartCluster(t, nil, "products", "products.dlq")
 
 	// The service behind the HTTP handler: it refuses sku 13 always
 	// (partial failure), and answers 503 to the first request. A 503 says

@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"msk-consumer/internal/kafkaclient/kafkaclienttest"
 )
 
 // TestBinaryRedrive: the service dead-letters records while its HTTP
@@ -26,11 +27,7 @@ import (
 // dlq.* context but the redrive count, and every record handled once.
 func TestBinaryRedrive(t *testing.T) {
 	bin := binary(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "products"), kfake.SeedTopics(1, "products.dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster := kafkaclienttest.StartCluster(t, nil, "products", "products.dlq")
 
 	// The downstream fails every tenth product until it is fixed.
 	var fixed atomic.Bool

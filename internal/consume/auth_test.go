@@ -112,7 +112,7 @@ func TestIAMWrongSecretIsFatal(t *testing.T) {
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testBadSecret, "")
 	pki := newTestPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 0)
-	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	b.Install(c)
 	b.Allow(testKeyID, testSecret, "")
 	cfg := authConfig(t, c, iamEnv(pki))
@@ -151,7 +151,7 @@ func TestIAMAssumeRoleDeniedIsFatal(t *testing.T) {
 	sts.Deny("InvalidClientTokenId")
 	pki := newTestPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 0)
-	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	b.Install(c)
 	env := iamEnv(pki)
 	env["KAFKA_IAM_ROLE_ARN"] = testRoleARN
@@ -189,7 +189,7 @@ func TestIAMRevokedMidRunIsFatal(t *testing.T) {
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testSecret, "")
 	pki := newTestPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 2*time.Second)
-	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	b.Install(c)
 	b.Allow(testKeyID, testSecret, "")
 	cfg := authConfig(t, c, iamEnv(pki))
@@ -223,7 +223,7 @@ func TestIAMRevokedMidRunIsFatal(t *testing.T) {
 // consumer with a FatalError that names the user, and prints no password.
 func TestSCRAMRefusedIsFatal(t *testing.T) {
 	pki := newTestPKI(t)
-	c := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
+	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
 	c.ControlKey(kmsg.SASLAuthenticate.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		resp := r.(*kmsg.SASLAuthenticateRequest).ResponseKind().(*kmsg.SASLAuthenticateResponse)

@@ -333,7 +333,7 @@ func TestStartupTimeout(t *testing.T) {
 // listener is diagnosed as such.
 func TestStartupPlaintextAgainstTLSListener(t *testing.T) {
 	pki := newTestPKI(t)
-	kf := kafkaclienttest.StartTLSCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	kf := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
 	cfg := testConfig(t, kf, map[string]string{"STARTUP_TIMEOUT": "2s", "KAFKA_TLS": "false"})
 	m := start(t, cfg, handler.Discard{})
 	err := runErr(t, m)

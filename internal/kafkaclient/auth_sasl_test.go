@@ -27,7 +27,7 @@ func TestSASLMechanisms(t *testing.T) {
 	} {
 		t.Run(tc.auth, func(t *testing.T) {
 			pki := kafkaclienttest.NewPKI(t)
-			c := kafkaclienttest.StartTLSCluster(t, pki.ServerTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser(tc.method, saslUser, saslPassword),
+			c := kafkaclienttest.StartCluster(t, pki.ServerTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser(tc.method, saslUser, saslPassword),
 				kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "1500"}))
 			cfg := authConfig(t, c, map[string]string{
 				"KAFKA_AUTH":          tc.auth,
@@ -100,7 +100,7 @@ func TestTLSVerification(t *testing.T) {
 				opts = append(opts, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, saslPassword))
 				env = map[string]string{"KAFKA_AUTH": "scram-sha-512", "KAFKA_SASL_USERNAME": saslUser, "KAFKA_SASL_PASSWORD": saslPassword}
 			}
-			c := kafkaclienttest.StartTLSCluster(t, pki.ServerTLS(tc.mtls), topic, dlqTopic, opts...)
+			c := kafkaclienttest.StartCluster(t, pki.ServerTLS(tc.mtls), topic, dlqTopic, opts...)
 			for k, v := range tc.env {
 				env[k] = v
 			}

@@ -375,10 +375,10 @@ func sigv4Escape(s string) string {
 	return sb.String()
 }
 
-// StartTLSCluster starts a one-broker kfake cluster with a TLS listener
+// StartCluster starts a one-broker kfake cluster with a TLS listener
 // (plaintext if tc is nil), topic with three partitions and dlq with one,
 // closed when the test ends.
-func StartTLSCluster(t testing.TB, tc *tls.Config, topic, dlq string, opts ...kfake.Opt) *kfake.Cluster {
+func StartCluster(t testing.TB, tc *tls.Config, topic, dlq string, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	all := append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, topic), kfake.SeedTopics(1, dlq)}, opts...)
 	if tc != nil {
