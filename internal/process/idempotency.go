@@ -15,7 +15,7 @@ import (
 // completed before are skipped as duplicates, and those in progress under
 // another member are waited for. A record is marked completed in the store
 // as soon as the handler succeeded for it, and a dead-lettered one once its
-// copy was acknowledged: before Process returns, so before its offset can
+// copy was acknowledged: before the record is Done, so before its offset can
 // be committed. A store that cannot be reached is unavailable
 // infrastructure: every call is retried without limit, the partition is
 // reported stuck meanwhile, and no record is handled, skipped or committed

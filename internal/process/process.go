@@ -119,36 +119,16 @@ func New(cfg Config, d Deps) *Processor {
 	return &Processor{cfg: cfg, d: d, log: d.Logger}
 }
 
-// Process processes recs, records of one partition in offset order, and
-// returns how many of them, from the first, are finished: handled, or
-// dead-lettered with an acknowledgement. It returns len(recs) and nil unless
-// ctx ends first, in which case it returns ctx's error and the finished
-// prefix, which the caller may commit.
+// Handle processes recs, records of one partition (or of one lane of it) in
+// offset order, except that it does not write the dead-letter copies of the
+// records given up on: it returns once every record is handled or given up
+// on, or ctx ends (with ctx's error). The Pending it returns (never nil)
+// says which records are finished (handled, skipped as duplicates, or
+// dead-lettered with an acknowledgement), and writes the copies of the
+// others; the caller calls Close once it is done with it.
 //
 // Records are identified by offset: a handler may reorder or filter the
 // batch it is given without changing which records are taken as failed.
-//
-// Process is Handle followed by Pending.Write: it waits for the dead-letter
-// copies.
-func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (int, error) {
-	if len(recs) == 0 {
-		return 0, nil
-	}
-	b, err := p.Handle(ctx, recs, m)
-	if err == nil {
-		err = b.Write(ctx)
-	}
-	n := b.w.finished()
-	b.Close()
-	return n, err
-}
-
-// Handle processes recs, records of one partition (or of one lane of it) in
-// offset order, like Process, except that it does not write the dead-letter
-// copies of the records given up on: it returns once every record is handled
-// or given up on, or ctx ends (with ctx's error). The Pending it returns
-// (never nil) says which records are finished, and writes the copies of the
-// others; the caller calls Close once it is done with it.
 //
 // A caller may go on with later records while the copies are written: a
 // record given up on is not finished, so not committed, until Write
@@ -178,13 +158,11 @@ func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.T
 		if f.Err != nil {
 			w.fails[i].Err = &settledError{msg: f.Err.Error(), err: f.Err}
 		}
+		b.bytes += int64(len(f.Record.Key) + len(f.Record.Value))
 	}
 	p.putBuf(w.buf)
 	w.buf = nil
 	clear(w.records)
-	for _, f := range w.fails {
-		b.bytes += int64(len(f.Record.Key) + len(f.Record.Value))
-	}
 	b.letters = true
 	return b, nil
 }
@@ -438,17 +416,6 @@ func (w *work) observe(err error) {
 	}
 	w.m.BatchRecords.Observe(float64(len(w.recs)))
 	w.m.BatchDuration.Observe(time.Since(w.start).Seconds())
-}
-
-// finished returns how many records from the first are handled,
-// acknowledged in the dead-letter topic, or skipped as duplicates.
-func (w *work) finished() int {
-	for i, st := range w.states {
-		if st != handled && st != lettered && st != skipped {
-			return i
-		}
-	}
-	return len(w.states)
 }
 
 // giveUp queues record i for the dead-letter topic.
