@@ -12,6 +12,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"msk-consumer/internal/backoff"
 )
 
 // DynamoDB is a Store on a DynamoDB table (IDEMPOTENCY_TABLE) whose
@@ -163,7 +165,7 @@ func (d *DynamoDB) read(ctx context.Context, keys []string) (map[string]map[stri
 				return errors.New("BatchGetItem: keys left unprocessed (throttled)")
 			}
 			if round > 0 {
-				if err := sleep(ctx, round); err != nil {
+				if err := backoff.Sleep(ctx, unprocessedWait(round)); err != nil {
 					return err
 				}
 			}
@@ -204,7 +206,6 @@ func (d *DynamoDB) claim(ctx context.Context, keys []string, owner string, ttl t
 		":nowS":  numAttr(now.Unix()),
 		":nowMS": numAttr(now.UnixMilli()),
 	}
-	names := map[string]string{"#i": attrID, "#s": attrStatus, "#o": attrOwner, "#e": attrExpiration, "#p": attrInProgress}
 	cond := aws.String("attribute_not_exists(#i) OR (#s = :c AND #e <= :nowS) OR (#s = :ip AND (#p <= :nowMS OR #o = :me))")
 	err := parallel(len(keys), 1, maxParallelPuts, func(lo, _ int) error {
 		_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
@@ -217,7 +218,7 @@ func (d *DynamoDB) claim(ctx context.Context, keys []string, owner string, ttl t
 				attrInProgress: numAttr(until.UnixMilli()),
 			},
 			ConditionExpression:       cond,
-			ExpressionAttributeNames:  names,
+			ExpressionAttributeNames:  exprNames,
 			ExpressionAttributeValues: vals,
 		})
 		if _, ok := errors.AsType[*types.ConditionalCheckFailedException](err); ok {
@@ -252,7 +253,7 @@ func (d *DynamoDB) Complete(ctx context.Context, keys []string, ttl time.Duratio
 				return errors.New("BatchWriteItem: items left unprocessed (throttled)")
 			}
 			if round > 0 {
-				if err := sleep(ctx, round); err != nil {
+				if err := backoff.Sleep(ctx, unprocessedWait(round)); err != nil {
 					return err
 				}
 			}
@@ -325,17 +326,9 @@ func parallel(n, size, limit int, fn func(lo, hi int) error) error {
 	return errors.Join(errs...)
 }
 
-// sleep waits before retry round n of unprocessed items: 50ms, 100ms, ...
-func sleep(ctx context.Context, n int) error {
-	t := time.NewTimer(time.Duration(25<<n) * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// unprocessedWait is the wait before retry round n of unprocessed items:
+// 50ms, 100ms, ...
+func unprocessedWait(n int) time.Duration { return time.Duration(25<<n) * time.Millisecond }
 
 func keyList(keys []string) []map[string]types.AttributeValue {
 	out := make([]map[string]types.AttributeValue, len(keys))
