@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,10 +63,7 @@ func Group(ctx context.Context, adm *kadm.Client, group string) (members []Membe
 	}
 	owners = map[string]map[int32]string{}
 	for _, m := range gs[group].Members {
-		mb := Member{ID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost}
-		if m.InstanceID != nil {
-			mb.InstanceID = *m.InstanceID
-		}
+		mb := member(m.MemberID, m.ClientID, m.ClientHost, m.InstanceID)
 		members = append(members, mb)
 		if ca, ok := m.Assigned.AsConsumer(); ok {
 			for _, t := range ca.Topics {
@@ -97,10 +95,7 @@ func consumerGroup(ctx context.Context, adm *kadm.Client, group string) (members
 		return nil, nil, fmt.Errorf("describing consumer group %s: %w", group, err)
 	}
 	for _, m := range cs[group].Members {
-		mb := Member{ID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost}
-		if m.InstanceID != nil {
-			mb.InstanceID = *m.InstanceID
-		}
+		mb := member(m.MemberID, m.ClientID, m.ClientHost, m.InstanceID)
 		members = append(members, mb)
 		for t, ps := range m.Assignment {
 			for p := range ps {
@@ -126,6 +121,14 @@ func servesConsumerGroups(ctx context.Context, adm *kadm.Client) bool {
 		}
 	}
 	return true
+}
+
+func member(id, client, host string, instance *string) Member {
+	m := Member{ID: id, ClientID: client, Host: host}
+	if instance != nil {
+		m.InstanceID = *instance
+	}
+	return m
 }
 
 // own records that m owns the partitions ps of topic t.
@@ -207,7 +210,7 @@ func positions(ctx context.Context, adm *kadm.Client, group string, topics []str
 	}
 	var pos []PartitionOffsets
 	for _, t := range slices.Sorted(slices.Values(topics)) {
-		for _, p := range slices.Sorted(keysOf(td[t].Partitions)) {
+		for _, p := range slices.Sorted(maps.Keys(td[t].Partitions)) {
 			s, _ := starts.Lookup(t, p)
 			e, _ := ends.Lookup(t, p)
 			po := PartitionOffsets{Topic: t, Partition: p, Committed: -1, Start: s.Offset, End: e.Offset}
@@ -403,12 +406,5 @@ func Apply(ctx context.Context, adm *kadm.Client, group string, plan []Move) err
 	for _, m := range plan {
 		os.Add(kadm.Offset{Topic: m.Topic, Partition: m.Partition, At: m.New, LeaderEpoch: -1})
 	}
-	resp, err := adm.CommitOffsets(ctx, group, os)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("committing to group %s: %w", group, err)
-	}
-	return nil
+	return commitOffsets(ctx, adm, group, os)
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,7 +190,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 	}
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{o.From: consume})
 
-	next := cloneOffsets(plan.From)
+	next := maps.Clone(plan.From)
 	var done int64
 	for len(consume) > 0 && !sum.Limited {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -202,7 +203,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 			return sum, err
 		}
 		if fetches.NumRecords() == 0 {
-			return sum, fmt.Errorf("no records read from %s for 30s below its end offsets (partitions %v)", o.From, slices.Sorted(keysOf(consume)))
+			return sum, fmt.Errorf("no records read from %s for 30s below its end offsets (partitions %v)", o.From, slices.Sorted(maps.Keys(consume)))
 		}
 		var out []*kgo.Record
 		round := map[int32]int64{}
@@ -258,26 +259,6 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 		}
 	}
 	return sum, nil
-}
-
-// cloneOffsets copies per-partition offsets.
-func cloneOffsets(m map[int32]int64) map[int32]int64 {
-	c := make(map[int32]int64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-// keysOf iterates over m's partitions.
-func keysOf[V any](m map[int32]V) func(func(int32) bool) {
-	return func(yield func(int32) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // fetchError returns the first error of fetches that is not a timeout of
@@ -361,11 +342,11 @@ func (o Redrive) decide(r *kgo.Record, sum *RedriveSummary, report io.Writer) *k
 	for _, hd := range r.Headers {
 		h[hd.Key] = string(hd.Value)
 	}
-	where := fmt.Sprintf("%s/%d@%d", r.Topic, r.Partition, r.Offset)
 	if !o.matches(h) {
 		sum.NotMatching++
 		return nil
 	}
+	where := fmt.Sprintf("%s/%d@%d", r.Topic, r.Partition, r.Offset)
 	dest := o.To
 	if dest == "" {
 		dest = h[dlq.HeaderTopic]
@@ -476,6 +457,11 @@ func commit(ctx context.Context, adm *kadm.Client, group, topic string, offsets 
 	for p, at := range offsets {
 		os.Add(kadm.Offset{Topic: topic, Partition: p, At: at, LeaderEpoch: -1})
 	}
+	return commitOffsets(ctx, adm, group, os)
+}
+
+// commitOffsets commits os in group as a client outside of any generation.
+func commitOffsets(ctx context.Context, adm *kadm.Client, group string, os kadm.Offsets) error {
 	resp, err := adm.CommitOffsets(ctx, group, os)
 	if err == nil {
 		err = resp.Error()
