@@ -23,13 +23,11 @@ import (
 // the service's configuration, checked as `run` checks it, its logger and
 // the client options it connects with.
 type opsEnv struct {
-	cfg    config.Config
-	log    *zap.Logger
-	opts   []kgo.Opt
-	stdout io.Writer
-	stderr io.Writer
-	ctx    context.Context // canceled by SIGTERM/SIGINT (signalContext)
-	stop   context.CancelFunc
+	cfg  config.Config
+	log  *zap.Logger
+	opts []kgo.Opt
+	ctx  context.Context // canceled by SIGTERM/SIGINT (signalContext)
+	stop context.CancelFunc
 }
 
 // done stops the signal handling and flushes the log.
@@ -42,7 +40,7 @@ func (e *opsEnv) done() {
 // the signal handling (env.ctx; call env.done when finished); on a
 // problem it returns the exit code (2 for the configuration, 1 for files
 // or credentials that cannot be loaded).
-func (a *app) opsSetup(lookup func(string) (string, bool), stdout, stderr io.Writer) (*opsEnv, int, bool) {
+func (a *app) opsSetup(lookup func(string) (string, bool), stderr io.Writer) (*opsEnv, int, bool) {
 	cfg, warnings, err := a.loadConfig(lookup)
 	if err != nil {
 		return nil, configFailed(stderr, err, warnings), false
@@ -60,7 +58,7 @@ func (a *app) opsSetup(lookup func(string) (string, bool), stdout, stderr io.Wri
 	// The client logs only errors: the commands print what they do.
 	opts = append(opts, kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgo.LogLevelError))))
 	ctx, stop := signalContext(a.ctx, log)
-	return &opsEnv{cfg: cfg, log: log, opts: opts, stdout: stdout, stderr: stderr, ctx: ctx, stop: stop}, exitOK, true
+	return &opsEnv{cfg: cfg, log: log, opts: opts, ctx: ctx, stop: stop}, exitOK, true
 }
 
 // newFlags returns a flag set for a command that reports its errors to
@@ -111,7 +109,7 @@ func (a *app) checkCommand(args []string, lookup func(string) (string, bool), st
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	env, code, ok := a.opsSetup(lookup, stdout, stderr)
+	env, code, ok := a.opsSetup(lookup, stderr)
 	if !ok {
 		return code
 	}

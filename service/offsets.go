@@ -27,7 +27,7 @@ func (a *app) offsetsCommand(args []string, lookup func(string) (string, bool), 
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	env, code, ok := a.opsSetup(lookup, stdout, stderr)
+	env, code, ok := a.opsSetup(lookup, stderr)
 	if !ok {
 		return code
 	}
@@ -102,7 +102,7 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	env, code, ok := a.opsSetup(lookup, stdout, stderr)
+	env, code, ok := a.opsSetup(lookup, stderr)
 	if !ok {
 		return code
 	}

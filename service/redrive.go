@@ -33,7 +33,7 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	env, code, ok := a.opsSetup(lookup, stdout, stderr)
+	env, code, ok := a.opsSetup(lookup, stderr)
 	if !ok {
 		return code
 	}

@@ -144,9 +144,6 @@ func New(name string, store Store, cfg Config, m Metrics) *Guard {
 // Name names the store.
 func (g *Guard) Name() string { return g.name }
 
-// Config returns the Guard's configuration, with defaults applied.
-func (g *Guard) Config() Config { return g.cfg }
-
 // Owner returns a new owner token: one per batch, so that a batch never
 // takes for its own a record that another batch of this process (one
 // abandoned on a rebalance, still running) holds, while a retried Begin of

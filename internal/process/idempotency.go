@@ -96,7 +96,7 @@ func (w *work) claim(ctx context.Context) error {
 		// that no claim of ours runs out while we wait.
 		waits++
 		w.m.InProgressWaits.Inc()
-		_ = g.Release(ctx, w.keysWhere(idempotency.Handle, func(int) bool { return true }), d.owner)
+		_ = g.Release(ctx, w.keysWhere(func(int) bool { return true }), d.owner)
 		if waits == 1 || waits%20 == 0 {
 			w.p.log.Info("records in progress under another member; waiting for it to complete them or for its claims to expire",
 				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
@@ -124,13 +124,13 @@ func (w *work) claim(ctx context.Context) error {
 }
 
 // keysWhere collects into d.scratch the keys of the records claimed for
-// this batch (verdict v) for which ok holds and that are not completed in
-// the store yet.
-func (w *work) keysWhere(v idempotency.Verdict, ok func(i int) bool) []string {
+// this batch (verdict Handle) for which ok holds and that are not completed
+// in the store yet.
+func (w *work) keysWhere(ok func(i int) bool) []string {
 	d := &w.idem
 	d.scratch = d.scratch[:0]
 	for i, k := range d.keys {
-		if d.verdicts[i] == v && !d.done[i] && ok(i) {
+		if d.verdicts[i] == idempotency.Handle && !d.done[i] && ok(i) {
 			d.scratch = append(d.scratch, k)
 		}
 	}
@@ -144,7 +144,7 @@ func (w *work) keysWhere(v idempotency.Verdict, ok func(i int) bool) []string {
 // handled again, as without the store.
 func (w *work) complete(ctx context.Context, st state) error {
 	g, d := w.p.d.Idempotency, &w.idem
-	keys := w.keysWhere(idempotency.Handle, func(i int) bool { return w.states[i] == st })
+	keys := w.keysWhere(func(i int) bool { return w.states[i] == st })
 	if len(keys) == 0 {
 		return nil
 	}
@@ -175,7 +175,7 @@ func (w *work) complete(ctx context.Context, st state) error {
 // wait for them to expire. Records the handler was given keep their
 // claims until they expire: a call cut short may have had effects.
 func (w *work) release(ctx context.Context) {
-	keys := w.keysWhere(idempotency.Handle, func(i int) bool {
+	keys := w.keysWhere(func(i int) bool {
 		return w.attempts[i] == 0 && (w.states[i] == pending || w.states[i] == dead)
 	})
 	if len(keys) == 0 {
