@@ -44,7 +44,7 @@ func (c *pauses) is(p int32) bool {
 func testFlow(limit int64, slots int) (*flow, *pauses, *partition) {
 	cl := &pauses{paused: map[int32]bool{}}
 	f := newFlow(limit, slots, cl, prometheus.NewGauge(prometheus.GaugeOpts{Name: "b"}))
-	p := &partition{topic: "t", id: 0, wake: make(chan struct{}, 1)}
+	p := &partition{topic: "t", id: 0}
 	f.attach(p)
 	return f, cl, p
 }

@@ -51,7 +51,6 @@ type partition struct {
 	cancel context.CancelFunc
 	halt   chan struct{} // closed to finish the in-flight batches and stop
 	once   sync.Once
-	wake   chan struct{} // the first lane's wake-up: a record arrived, or fetching paused
 	done   chan struct{} // closed when every lane and dead-letter write returned
 
 	lanes   []*lane
@@ -81,7 +80,6 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		ctx:       ctx,
 		cancel:    cancel,
 		halt:      make(chan struct{}),
-		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		base:      -1,
 		next:      -1,
@@ -99,11 +97,7 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	}
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		wake := p.wake
-		if i > 0 {
-			wake = make(chan struct{}, 1)
-		}
-		p.lanes[i] = &lane{p: p, ctx: p.ctx, wake: wake, batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, ctx: p.ctx, wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
 		if n > 1 {
 			p.lanes[i].ctx = process.WithStallKey(p.ctx, laneKey(topic, id, i))
 		}
@@ -163,11 +157,7 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 
 // poke wakes the lanes to look at their queues again.
 func (p *partition) poke() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-	for _, l := range p.lanes[min(1, len(p.lanes)):] {
+	for _, l := range p.lanes {
 		l.poke()
 	}
 }
