@@ -147,7 +147,7 @@ func CheckNames(environ []string) (Warnings, error) {
 			}
 			continue
 		}
-		known, dk := nearest(upper, knownVars())
+		known, dk := nearest(upper, knownVars)
 		unsupported, du := nearest(upper, unsupportedVars)
 		switch {
 		case dk <= maxNameEdits && dk < du:
@@ -168,7 +168,7 @@ func CheckNames(environ []string) (Warnings, error) {
 }
 
 // knownVars are the names Load reads: the table's, then their fallbacks.
-func knownVars() []string {
+var knownVars = func() []string {
 	names := slices.Clone(varOrder)
 	for _, v := range variables {
 		if v.Fallback != "" {
@@ -176,10 +176,10 @@ func knownVars() []string {
 		}
 	}
 	return names
-}
+}()
 
 func isKnownVar(name string) bool {
-	return slices.Contains(knownVars(), name)
+	return slices.Contains(knownVars, name)
 }
 
 func isUnsupported(name string) bool {
@@ -193,7 +193,7 @@ func otelWarning(name, upper string) (Warning, bool) {
 		return Warning{}, false
 	}
 	var ours []string
-	for _, v := range knownVars() {
+	for _, v := range knownVars {
 		if strings.HasPrefix(v, otelPrefix) {
 			ours = append(ours, v)
 		}

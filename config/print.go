@@ -25,7 +25,7 @@ func (c Config) Print(w io.Writer) error {
 			val = v.Print(&c)
 		case v.Secret && val != "":
 			val = redacted
-		case v.URL:
+		case isURLVar(v.Name):
 			val = RedactURL(val)
 		}
 		b.WriteString(v.Name)

@@ -127,9 +127,6 @@ type variable struct {
 	// Secret values are never shown: Print writes <redacted>, problems
 	// leave the value out, and Load takes the value untrimmed.
 	Secret bool
-	// URL values are shown with a userinfo password, every query value
-	// and the fragment redacted (RedactURL).
-	URL bool
 	// Extension marks a variable the operator contract does not name; the
 	// README says so.
 	Extension bool
@@ -314,7 +311,7 @@ var variables = []variable{
 		value: choice[Registry]{at: func(c *Config) *Registry { return &c.Value.Registry }, def: RegistryNone, choices: registries}},
 	{Name: envKeySchemaRegistry, Section: sectionDecoding, SameRow: " / ",
 		value: choice[Registry]{at: func(c *Config) *Registry { return &c.Key.Registry }, def: RegistryNone, choices: registries}},
-	{Name: envSchemaRegistryURL, Section: sectionDecoding, Default: "unset", URL: true,
+	{Name: envSchemaRegistryURL, Section: sectionDecoding, Default: "unset",
 		Help:  "Confluent-compatible registry",
 		value: str{at: func(c *Config) *string { return &c.Registry.URL }, expect: httpURLExpect}},
 	{Name: envSchemaRegistryUser, Section: sectionDecoding, Default: "unset",
@@ -328,7 +325,7 @@ var variables = []variable{
 		Help: "`log`, `http`, `discard`, or the name of a Go handler compiled into the binary (`example` ships)",
 		value: choice[string]{at: func(c *Config) *string { return &c.Handler.Name }, def: DefaultHandler,
 			choices: builtins, caseSensitive: true, orHandlers: true}},
-	{Name: envHTTPHandlerURL, Section: sectionHandler, Default: "unset", URL: true,
+	{Name: envHTTPHandlerURL, Section: sectionHandler, Default: "unset",
 		Help:  "required with `http`",
 		value: str{at: func(c *Config) *string { return &c.Handler.HTTPURL }, expect: httpURLExpect}},
 	{Name: envHTTPHandlerTimeout, Section: sectionHandler, Default: "`30s`",
@@ -367,7 +364,7 @@ var variables = []variable{
 			return printDefaulted(durationOrEmpty(c.Idempotency.InProgressTTL), c.IdempotencyInProgressTTL().String(), "HTTP_HANDLER_TIMEOUT + 10s")
 		},
 		value: duration{at: func(c *Config) *time.Duration { return &c.Idempotency.InProgressTTL }, optional: true}},
-	{Name: envRedisURL, Section: sectionIdem, Default: "unset", URL: true,
+	{Name: envRedisURL, Section: sectionIdem, Default: "unset",
 		Help:   "with `redis`: `redis://` or, for TLS, `rediss://`, with user and password (ACL) and the database, e.g. `rediss://consumer:PASSWORD@master.example.cache.amazonaws.com:6379/0`; the password is a secret (printed as `xxxxx`)",
 		Unused: func(c *Config) string { return storeUnused(c, StoreRedis) },
 		value:  str{at: func(c *Config) *string { return &c.Idempotency.RedisURL }, expect: redisURLExpect}},
@@ -524,12 +521,5 @@ func isSecret(name string) bool {
 
 // isURLVar reports whether a variable holds a URL whose secrets (a userinfo
 // password, query values, a fragment) must be redacted wherever the value
-// is shown. A name not in the table goes by its suffix, so that a URL
-// variable of the contract this version does not read (REDIS_URL) is
-// covered as well.
-func isURLVar(name string) bool {
-	if v := lookupVar(name); v != nil {
-		return v.URL
-	}
-	return strings.HasSuffix(name, "_URL")
-}
+// is shown (RedactURL): every *_URL variable, and nothing else.
+func isURLVar(name string) bool { return strings.HasSuffix(name, "_URL") }
