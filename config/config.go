@@ -7,6 +7,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -265,6 +266,19 @@ func (d DLQ) TopicFor(source string) string {
 		return d.Topic
 	}
 	return source + DefaultDLQSuffix
+}
+
+// DLQTopics returns the distinct dead-letter topics of the topics to
+// consume, sorted.
+func (c Config) DLQTopics() []string {
+	var dlqs []string
+	for _, t := range c.Kafka.Topics {
+		if dt := c.DLQ.TopicFor(t); !slices.Contains(dlqs, dt) {
+			dlqs = append(dlqs, dt)
+		}
+	}
+	slices.Sort(dlqs)
+	return dlqs
 }
 
 // Idempotency is the idempotency check: a store shared by the group's

@@ -46,15 +46,10 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	}
 	var problems []string
 	if o.From == "" {
-		dlqs := map[string]bool{}
-		for _, t := range env.cfg.Kafka.Topics {
-			dlqs[env.cfg.DLQ.TopicFor(t)] = true
-		}
-		if len(dlqs) != 1 {
+		if dlqs := env.cfg.DLQTopics(); len(dlqs) == 1 {
+			o.From = dlqs[0]
+		} else {
 			problems = append(problems, "--from: KAFKA_TOPICS has several dead-letter topics; name one")
-		}
-		for t := range dlqs {
-			o.From = t
 		}
 	}
 	if o.Group == "" {

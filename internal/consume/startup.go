@@ -67,12 +67,10 @@ const missingConfirmations = 4
 // consume, and the set of the topics themselves.
 func (c *Consumer) dlqTopics() (dlqs []string, source map[string]bool) {
 	source = map[string]bool{}
-	set := map[string]bool{}
 	for _, t := range c.cfg.Kafka.Topics {
 		source[t] = true
-		set[c.cfg.DLQ.TopicFor(t)] = true
 	}
-	return sorted(set), source
+	return c.cfg.DLQTopics(), source
 }
 
 // checkTopics verifies that the topics to consume and their dead-letter

@@ -250,14 +250,7 @@ func clusterChecks(cfg config.Config) []string {
 // topics returns the source topics and the distinct dead-letter topics,
 // sorted.
 func topics(cfg config.Config) (sources, dlqs []string) {
-	sources = slices.Sorted(slices.Values(cfg.Kafka.Topics))
-	for _, t := range sources {
-		if dt := cfg.DLQ.TopicFor(t); !slices.Contains(dlqs, dt) {
-			dlqs = append(dlqs, dt)
-		}
-	}
-	slices.Sort(dlqs)
-	return sources, dlqs
+	return slices.Sorted(slices.Values(cfg.Kafka.Topics)), cfg.DLQTopics()
 }
 
 // principal says who the client authenticated as.
