@@ -219,7 +219,8 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	for attempt := 1; ; attempt++ {
 		results := w.d.Producer.ProduceSync(ctx, pending...)
 		failed := pending[:0]
-		again := false // retry at once: a copy changed, the topic is fine
+		again := false             // retry at once: a copy changed, the topic is fine
+		var fresh map[string]int32 // limits read again in this attempt, 0 if unknown
 		for _, res := range results {
 			src := sources[res.Record]
 			if res.Err == nil {
@@ -239,7 +240,10 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 			r := res.Record
 			if errors.Is(res.Err, kerr.MessageTooLarge) {
 				var now bool
-				r, now = w.tooLarge(ctx, r, whole[src], src)
+				if fresh == nil {
+					fresh = map[string]int32{}
+				}
+				r, now = w.tooLarge(ctx, r, whole[src], src, fresh)
 				again = again || now
 			}
 			r = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
@@ -263,11 +267,19 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 // too large: the copy without its value (at once) when that is what makes
 // it fit, else the whole copy (after the backoff: the topic refuses even
 // the headers, or was fixed since). The topic's limit is read again if
-// RefreshMaxBytes allows; otherwise the value is dropped once and, if that
-// did not help, restored.
-func (w *Writer) tooLarge(ctx context.Context, sent, whole, src *kgo.Record) (next *kgo.Record, now bool) {
+// RefreshMaxBytes allows, once per attempt (fresh holds what this attempt
+// read); otherwise the value is dropped once and, if that did not help,
+// restored.
+func (w *Writer) tooLarge(ctx context.Context, sent, whole, src *kgo.Record, fresh map[string]int32) (next *kgo.Record, now bool) {
 	if w.d.RefreshMaxBytes != nil {
-		if limit, err := w.d.RefreshMaxBytes(ctx, sent.Topic); err == nil && limit > 0 {
+		limit, read := fresh[sent.Topic]
+		if !read {
+			if l, err := w.d.RefreshMaxBytes(ctx, sent.Topic); err == nil {
+				limit = l
+			}
+			fresh[sent.Topic] = limit
+		}
+		if limit > 0 {
 			switch o := withoutValue(whole, src); {
 			case BatchSize(whole) <= int(limit):
 				return whole, false

@@ -337,3 +337,36 @@ func TestBuildTraceContext(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitReadOncePerAttempt: when several copies for one topic are
+// refused as too large in one attempt, the topic's limit is read once for
+// all of them, not once per copy (each read is a round trip to the
+// brokers).
+func TestLimitReadOncePerAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &limited{max: 700}
+		cfg := testConfig()
+		cfg.MaxBytes = func(string) int32 { return 0 } // unknown at start
+		var reads int
+		w := NewWriter(cfg, Deps{
+			Producer: p,
+			RefreshMaxBytes: func(context.Context, string) (int32, error) {
+				reads++
+				return 700, nil
+			},
+		})
+		var fs []Failure
+		for i := range 5 {
+			fs = append(fs, Failure{Record: &kgo.Record{Topic: "t", Offset: int64(i), Value: make([]byte, 1000)}, Kind: KindDecode, Err: errors.New("bad")})
+		}
+		if err := w.Write(context.Background(), fs); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.produced) != 5 || headerOf(p.produced[0], HeaderValueOmitted) == nil {
+			t.Fatalf("got %d copies (first %+v), want 5 without their values", len(p.produced), p.produced[0])
+		}
+		if reads != 1 {
+			t.Fatalf("got %d reads of the topic's limit for 5 copies refused in one attempt, want 1", reads)
+		}
+	})
+}
