@@ -208,11 +208,7 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	for i, f := range fs {
 		r := Build(w.cfg.TopicFor(f.Record.Topic), w.cfg.Group, f, at)
 		whole[f.Record] = r
-		if limit := w.limit(r.Topic); BatchSize(r) > int(limit) {
-			if o := withoutValue(r, f.Record); BatchSize(o) <= int(limit) {
-				r = o
-			}
-		}
+		r = fit(r, f.Record, w.limit(r.Topic))
 		pending[i] = r
 		sources[r] = f.Record
 	}
@@ -280,22 +276,30 @@ func (w *Writer) tooLarge(ctx context.Context, sent, whole, src *kgo.Record, fre
 			fresh[sent.Topic] = limit
 		}
 		if limit > 0 {
-			switch o := withoutValue(whole, src); {
-			case BatchSize(whole) <= int(limit):
-				return whole, false
-			case BatchSize(o) <= int(limit):
-				// At once, unless this very copy was just refused:
-				// the brokers and the limit disagree for a moment.
-				return o, !valueOmitted(sent)
-			default:
+			if next = fit(whole, src, limit); next == whole {
 				return whole, false
 			}
+			// At once, unless this very copy was just refused: the
+			// brokers and the limit disagree for a moment.
+			return next, !valueOmitted(sent)
 		}
 	}
 	if !valueOmitted(sent) {
 		return withoutValue(sent, src), true
 	}
 	return whole, false
+}
+
+// fit returns whole if it fits in a record batch of limit bytes, else
+// whole without its value if that fits, else whole.
+func fit(whole, src *kgo.Record, limit int32) *kgo.Record {
+	if BatchSize(whole) <= int(limit) {
+		return whole
+	}
+	if o := withoutValue(whole, src); BatchSize(o) <= int(limit) {
+		return o
+	}
+	return whole
 }
 
 // withoutValue returns r without its value and with HeaderValueOmitted.
