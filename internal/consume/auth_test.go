@@ -2,7 +2,6 @@ package consume
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -38,14 +37,6 @@ const (
 	saslPassword  = "s3cret-Pa55word-for-tests"
 )
 
-// testPKI is kafkaclienttest.PKI under the names the pipeline tests use
-// (hardening_test.go's TLS listener too).
-type testPKI struct{ *kafkaclienttest.PKI }
-
-func newTestPKI(t *testing.T) *testPKI { return &testPKI{kafkaclienttest.NewPKI(t)} }
-
-func (p *testPKI) serverTLS(mtls bool) *tls.Config { return p.ServerTLS(mtls) }
-
 // authConfig is a valid configuration for c with the given overrides.
 func authConfig(t *testing.T, c *kfake.Cluster, set map[string]string) config.Config {
 	t.Helper()
@@ -56,7 +47,7 @@ func authConfig(t *testing.T, c *kfake.Cluster, set map[string]string) config.Co
 	return cfg
 }
 
-func iamEnv(pki *testPKI) map[string]string {
+func iamEnv(pki *kafkaclienttest.PKI) map[string]string {
 	return map[string]string{
 		"KAFKA_AUTH":        "iam",
 		"AWS_REGION":        testRegion,
@@ -110,9 +101,9 @@ func runConsumer(t *testing.T, cfg config.Config, cp *kafkaclienttest.Capture, t
 func TestIAMWrongSecretIsFatal(t *testing.T) {
 	kafkaclienttest.IsolateAWS(t)
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testBadSecret, "")
-	pki := newTestPKI(t)
+	pki := kafkaclienttest.NewPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 0)
-	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	c := kafkaclienttest.StartCluster(t, pki.ServerTLS(false), topic, dlqTopic)
 	b.Install(c)
 	b.Allow(testKeyID, testSecret, "")
 	cfg := authConfig(t, c, iamEnv(pki))
@@ -149,9 +140,9 @@ func TestIAMAssumeRoleDeniedIsFatal(t *testing.T) {
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testBadSecret, "")
 	sts := kafkaclienttest.NewSTS(t)
 	sts.Deny("InvalidClientTokenId")
-	pki := newTestPKI(t)
+	pki := kafkaclienttest.NewPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 0)
-	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	c := kafkaclienttest.StartCluster(t, pki.ServerTLS(false), topic, dlqTopic)
 	b.Install(c)
 	env := iamEnv(pki)
 	env["KAFKA_IAM_ROLE_ARN"] = testRoleARN
@@ -187,9 +178,9 @@ func TestIAMAssumeRoleDeniedIsFatal(t *testing.T) {
 func TestIAMRevokedMidRunIsFatal(t *testing.T) {
 	kafkaclienttest.IsolateAWS(t)
 	kafkaclienttest.SetStaticCreds(t, testKeyID, testSecret, "")
-	pki := newTestPKI(t)
+	pki := kafkaclienttest.NewPKI(t)
 	b := kafkaclienttest.NewIAMBroker(testRegion, 2*time.Second)
-	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	c := kafkaclienttest.StartCluster(t, pki.ServerTLS(false), topic, dlqTopic)
 	b.Install(c)
 	b.Allow(testKeyID, testSecret, "")
 	cfg := authConfig(t, c, iamEnv(pki))
@@ -222,8 +213,8 @@ func TestIAMRevokedMidRunIsFatal(t *testing.T) {
 // SASL_AUTHENTICATION_FAILED (as Kafka does for a wrong password) stops the
 // consumer with a FatalError that names the user, and prints no password.
 func TestSCRAMRefusedIsFatal(t *testing.T) {
-	pki := newTestPKI(t)
-	c := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
+	pki := kafkaclienttest.NewPKI(t)
+	c := kafkaclienttest.StartCluster(t, pki.ServerTLS(false), topic, dlqTopic, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", saslUser, "another-password"))
 	c.ControlKey(kmsg.SASLAuthenticate.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		resp := r.(*kmsg.SASLAuthenticateRequest).ResponseKind().(*kmsg.SASLAuthenticateResponse)

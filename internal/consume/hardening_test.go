@@ -332,8 +332,8 @@ func TestStartupTimeout(t *testing.T) {
 // TestStartupPlaintextAgainstTLSListener: KAFKA_TLS=false against a TLS
 // listener is diagnosed as such.
 func TestStartupPlaintextAgainstTLSListener(t *testing.T) {
-	pki := newTestPKI(t)
-	kf := kafkaclienttest.StartCluster(t, pki.serverTLS(false), topic, dlqTopic)
+	pki := kafkaclienttest.NewPKI(t)
+	kf := kafkaclienttest.StartCluster(t, pki.ServerTLS(false), topic, dlqTopic)
 	cfg := testConfig(t, kf, map[string]string{"STARTUP_TIMEOUT": "2s", "KAFKA_TLS": "false"})
 	m := start(t, cfg, handler.Discard{})
 	err := runErr(t, m)
