@@ -29,7 +29,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath \
-      -ldflags "-s -w -X msk-consumer/service.version=${VERSION} -X msk-consumer/service.commit=${COMMIT}" \
+      -ldflags "-s -w -X github.com/msk-consumer/msk-consumer/service.version=${VERSION} -X github.com/msk-consumer/msk-consumer/service.commit=${COMMIT}" \
       -o /out/consumer ./cmd/consumer
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/consumer
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS     := -s -w -X msk-consumer/service.version=$(VERSION) -X msk-consumer/service.commit=$(COMMIT)
+LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(VERSION) -X github.com/msk-consumer/msk-consumer/service.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image bench bench-memory bench-micro fuzz clean kafka-up kafka-down chaos

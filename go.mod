@@ -1,4 +1,4 @@
-module msk-consumer
+module github.com/msk-consumer/msk-consumer
 
 go 1.26.0
 

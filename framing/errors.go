@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strings"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // Callers classify errors with errors.Is and errors.As, never by their

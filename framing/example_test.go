@@ -3,8 +3,8 @@ package framing_test
 import (
 	"fmt"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 func ExampleUnframe() {

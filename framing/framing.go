@@ -29,7 +29,7 @@ import (
 	"strconv"
 	"sync"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 const (

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // Fuzzers of the framing parsers. Every input either parses or fails with

@@ -4,7 +4,7 @@
 // Typed decodes each record into the handler's own type.
 //
 // A team writes a handler in its own module against this package and runs
-// it with the whole service through msk-consumer/service (see
+// it with the whole service through github.com/msk-consumer/msk-consumer/service (see
 // examples/own-binary), or compiles it into the stock binary under
 // handlers/<name> (see handlers/example). The built-in handlers (log, http,
 // discard) are built on the same API.
@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // Record is one decoded record of a batch. Its memory belongs to the

@@ -7,7 +7,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 // RecordContext returns ctx with the record's producer span context,

@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 // TypedRecord is a record whose value was decoded into a T by a Typed

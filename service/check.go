@@ -14,9 +14,9 @@ import (
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/kafkaclient"
-	"msk-consumer/internal/preflight"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/preflight"
 )
 
 // opsEnv is what an operator command (check, redrive, offsets) runs with:

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
 )
 
 // opsCluster is a kfake cluster with the topic orders (3 partitions) and

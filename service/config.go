@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
 )
 
 // loadConfig reads and checks the configuration as both `run` and `config`

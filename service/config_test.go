@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 const protoSet = "../internal/codec/testdata/product.pb"

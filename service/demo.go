@@ -17,10 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/demo"
-	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/demo"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 const (

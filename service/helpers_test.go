@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"msk-consumer/handlers/example"
+	"github.com/msk-consumer/msk-consumer/handlers/example"
 )
 
 // testHandlers are the Go handlers the tests' commands know, as the stock

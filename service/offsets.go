@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/ops"
+	"github.com/msk-consumer/msk-consumer/internal/ops"
 )
 
 // offsetsCommand is `consumer offsets` (list) and `consumer offsets

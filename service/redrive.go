@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/internal/ops"
+	"github.com/msk-consumer/msk-consumer/internal/ops"
 )
 
 const redriveSynopsis = `redrive [--from TOPIC] [--to TOPIC] [--kind decode,handler,validation,expired] [--group GROUP|*]

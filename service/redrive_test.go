@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
 )
 
 func TestRedriveCommand(t *testing.T) {

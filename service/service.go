@@ -13,7 +13,7 @@
 //
 // See examples/own-binary and the README ("Writing your own handler").
 //
-// It does not handle records itself: msk-consumer/handler is the API a
+// It does not handle records itself: github.com/msk-consumer/msk-consumer/handler is the API a
 // handler is written against.
 package service
 
@@ -45,20 +45,20 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
-	"msk-consumer/internal/builtin"
-	"msk-consumer/internal/codec"
-	"msk-consumer/internal/consume"
-	"msk-consumer/internal/health"
-	"msk-consumer/internal/idempotency"
-	"msk-consumer/internal/metrics"
-	"msk-consumer/internal/tracing"
-	"msk-consumer/internal/tracing/provider"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/builtin"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/internal/consume"
+	"github.com/msk-consumer/msk-consumer/internal/health"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/internal/tracing/provider"
 )
 
 // Set at build time with
-// -ldflags "-X msk-consumer/service.version=... -X msk-consumer/service.commit=...".
+// -ldflags "-X github.com/msk-consumer/msk-consumer/service.version=... -X github.com/msk-consumer/msk-consumer/service.commit=...".
 var (
 	version = "dev"
 	commit  = "unknown"

@@ -17,10 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/handler"
-	"msk-consumer/internal/demo"
-	"msk-consumer/internal/tracing"
-	"msk-consumer/service"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/demo"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/service"
 )
 
 // TestTracingThroughput is `make bench` case 3 (Avro product events,

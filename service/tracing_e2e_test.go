@@ -17,9 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
-	"msk-consumer/internal/tracing"
-	"msk-consumer/internal/tracing/tracingtest"
-	"msk-consumer/service"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/internal/tracing/tracingtest"
+	"github.com/msk-consumer/msk-consumer/service"
 )
 
 // sinkRequest is what the HTTP handler's downstream received.

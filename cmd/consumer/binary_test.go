@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/kafkaclient/kafkaclienttest"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
 )
 
 // buildBinary builds the consumer once per test run.

@@ -9,8 +9,8 @@
 package main
 
 import (
-	"msk-consumer/handlers/example"
-	"msk-consumer/service"
+	"github.com/msk-consumer/msk-consumer/handlers/example"
+	"github.com/msk-consumer/msk-consumer/service"
 )
 
 func main() {

@@ -3,11 +3,11 @@ module example.com/own-binary
 go 1.26.0
 
 require (
+	github.com/msk-consumer/msk-consumer v0.0.0
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	go.uber.org/zap v1.28.0
-	msk-consumer v0.0.0
 )
 
 require (
@@ -79,4 +79,4 @@ require (
 // The service is not published; this module builds against the
 // repository it sits in. In a module of your own, point the replace at
 // your checkout (or a vendored copy) of msk-consumer.
-replace msk-consumer => ../..
+replace github.com/msk-consumer/msk-consumer => ../..

@@ -2,11 +2,11 @@
 // whole service (every command, variable, metric and guarantee of the stock
 // binary) with the team's handler compiled in, selected by HANDLER=orders.
 //
-// Only msk-consumer/handler and msk-consumer/service are used: the handler
+// Only github.com/msk-consumer/msk-consumer/handler and github.com/msk-consumer/msk-consumer/service are used: the handler
 // API and the entry point.
 package main
 
-import "msk-consumer/service"
+import "github.com/msk-consumer/msk-consumer/service"
 
 func main() {
 	service.Main(service.Handlers{

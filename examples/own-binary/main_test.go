@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/handler"
-	"msk-consumer/service"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/service"
 )
 
 // memStore keeps the orders it is given.

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // Order is the value of a record of the orders topic.

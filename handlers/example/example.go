@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // ErrInvalidProduct is wrapped by the error of the records this handler

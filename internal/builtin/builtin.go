@@ -1,12 +1,12 @@
 // Package builtin holds the handlers that ship with the service, selected
 // by HANDLER: log (a line per record) and http (a POST per batch, with
 // Lambda-style partial failures), plus discard from the public package. They
-// use only the public msk-consumer/handler API.
+// use only the public github.com/msk-consumer/msk-consumer/handler API.
 package builtin
 
 import (
-	"msk-consumer/config"
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // Builtin returns the factory of the built-in handler called name (log, http

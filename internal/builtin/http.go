@@ -21,10 +21,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
-	"msk-consumer/internal/jsonx"
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/jsonx"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 const (

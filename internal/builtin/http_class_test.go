@@ -18,8 +18,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // class is what a Handle error means to the caller, as the operator

@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 const testAuth = "Bearer s3cr3t-t0ken-value"

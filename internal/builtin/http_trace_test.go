@@ -9,7 +9,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 // TestHTTPTraceparent: the request carries the traceparent of the attempt

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // Log writes one structured log line per record, at info level, with the

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 func TestLog(t *testing.T) {

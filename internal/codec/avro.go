@@ -11,8 +11,8 @@ import (
 
 	"github.com/twmb/avro"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 // avroDecoder decodes Avro binary written with one schema (no framing).

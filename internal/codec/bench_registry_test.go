@@ -6,7 +6,7 @@ import (
 
 	"github.com/twmb/avro"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // BenchmarkDecodeFramed measures the formats behind registry framing, with

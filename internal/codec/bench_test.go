@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // BenchmarkDecode measures one record's key or value per op, appending to a

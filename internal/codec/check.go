@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 // Check builds the key and value decoders of cfg as NewKeyValue does, but

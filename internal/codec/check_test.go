@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 func TestCheck(t *testing.T) {

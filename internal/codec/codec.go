@@ -22,8 +22,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/twmb/avro"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 // Decoder decodes one side (key or value) of records.

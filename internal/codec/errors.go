@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strings"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // Callers classify errors with errors.Is against these sentinels and never by

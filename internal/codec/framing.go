@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 // unframe is framing.Unframe for the decoders of this package: its errors

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"msk-consumer/config"
-	"msk-consumer/framing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/framing"
 )
 
 // Fuzzers of the Protobuf decoder and of whole framed inputs through the

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // The golden vectors of every format (avro, protobuf, json) x framing

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // The golden Avro vectors in testdata/ are made by TestGenerateGolden:

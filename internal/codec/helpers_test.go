@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/avro"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 const productSchemaFile = "testdata/product.avsc"

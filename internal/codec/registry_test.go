@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 func goldenVec(tb testing.TB, name string) []byte {

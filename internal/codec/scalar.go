@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/jsonx"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/jsonx"
 )
 
 // jsonDecoder passes through a value that is already JSON.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // decodeCase is one row of a format's table: src decodes to want, or fails

@@ -11,7 +11,7 @@ import (
 
 	"github.com/twmb/avro"
 
-	"msk-consumer/internal/jsonx"
+	"github.com/msk-consumer/msk-consumer/internal/jsonx"
 )
 
 // The Avro binary to JSON transcoder. A schema is compiled once into a graph

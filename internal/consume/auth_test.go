@@ -13,13 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
-	"msk-consumer/internal/codec"
-	"msk-consumer/internal/health"
-	"msk-consumer/internal/kafkaclient"
-	"msk-consumer/internal/kafkaclient/kafkaclienttest"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/internal/health"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // The consumer's side of authentication: a refusal or a credentials

@@ -65,17 +65,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
-	"msk-consumer/internal/backoff"
-	"msk-consumer/internal/codec"
-	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/health"
-	"msk-consumer/internal/idempotency"
-	"msk-consumer/internal/kafkaclient"
-	"msk-consumer/internal/metrics"
-	"msk-consumer/internal/process"
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/health"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/process"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 // Deps is what the consumer is built from besides its configuration.

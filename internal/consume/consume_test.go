@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/handler"
-	"msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
 )
 
 func TestHappyPathSeveralPartitions(t *testing.T) {

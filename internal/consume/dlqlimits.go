@@ -7,8 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/preflight"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/preflight"
 )
 
 // dlqLimits holds the max.message.bytes of each dead-letter topic: read at

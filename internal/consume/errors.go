@@ -8,7 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 )
 
 // MissingTopicsError says which configured topics do not exist. The service

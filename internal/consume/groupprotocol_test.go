@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // requestCounter counts the requests the client writes, by API key.

@@ -17,9 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"msk-consumer/handler"
-	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/kafkaclient/kafkaclienttest"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
 )
 
 // stuckOn is a handler that never returns for batches of one partition

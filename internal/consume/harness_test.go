@@ -24,11 +24,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
-	"msk-consumer/internal/codec"
-	"msk-consumer/internal/health"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/internal/health"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // The names of the kfake tests' topics and group (the auth tests use them

@@ -8,8 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/batch"
-	"msk-consumer/internal/process"
+	"github.com/msk-consumer/msk-consumer/internal/batch"
+	"github.com/msk-consumer/msk-consumer/internal/process"
 )
 
 // lane is one worker of a partition: its own queue, cut into batches by

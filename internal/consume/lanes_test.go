@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 func TestTracker(t *testing.T) {

@@ -14,9 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/kafkaclient"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // unsecuredJWT is a token Apache Kafka's built-in unsecured OAUTHBEARER

@@ -10,11 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/batch"
-	"msk-consumer/internal/health"
-	"msk-consumer/internal/metrics"
-	"msk-consumer/internal/process"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/batch"
+	"github.com/msk-consumer/msk-consumer/internal/health"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/process"
 )
 
 // recordOverhead is what a buffered record costs besides its key and value:

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
-	"msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
 )
 
 // Three versions of one Avro schema: v2 adds price, v3 adds a currency.

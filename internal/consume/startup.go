@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"msk-consumer/internal/backoff"
-	"msk-consumer/internal/kafkaclient"
-	"msk-consumer/internal/preflight"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/preflight"
 )
 
 // preflight checks the cluster before the member joins the group, with a

@@ -19,8 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
-	"msk-consumer/internal/backoff"
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 // Kind is why a record was dead-lettered: the dlq.error.kind header.

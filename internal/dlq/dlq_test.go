@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
-	"msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
 )
 
 func TestBuild(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // FromConfig builds the Guard IDEMPOTENCY_STORE names, or returns nil for

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
 )
 
 // DynamoDB is a Store on a DynamoDB table (IDEMPOTENCY_TABLE) whose

@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // The kinds of authentication counted in consumer_kafka_auth_total.

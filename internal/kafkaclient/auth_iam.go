@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 // How long before their expiry cached AWS credentials are refreshed. A

@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/kafkaclient/kafkaclienttest"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // TestSASLMechanisms: SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN over TLS

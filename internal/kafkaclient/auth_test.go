@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/kafkaclient/kafkaclienttest"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // TestIAMAuthenticatesAndConsumes: with static credentials from the

@@ -10,9 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/kafkaclient/kafkaclienttest"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 const (

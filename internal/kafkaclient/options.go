@@ -25,8 +25,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"go.uber.org/zap"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // Deps is what the options are built with besides the configuration.

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // The dashboard and the alert rules live in deploy/observability and query

@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
 )
 
 // HeaderRedriveCount counts how many times a record was redriven from a

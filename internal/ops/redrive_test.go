@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
 )
 
 var (

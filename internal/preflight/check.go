@@ -19,9 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/idempotency"
-	"msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 )
 
 // Status is the outcome of one check.

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 var seq atomic.Int64

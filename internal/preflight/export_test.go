@@ -3,8 +3,8 @@ package preflight
 import (
 	"crypto/tls"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 )
 
 // TLSConfigForTest is the brokers' TLS configuration as the service builds it.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // The synchronous form of Handle, for the tests: the service's lanes use

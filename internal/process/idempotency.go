@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"msk-consumer/internal/backoff"
-	"msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 )
 
 // The idempotency phase (Deps.Idempotency, IDEMPOTENCY_STORE): before

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 )
 
 // benchDynamo creates a table on the emulator at endpoint and returns the

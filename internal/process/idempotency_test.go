@@ -17,12 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/config"
-	"msk-consumer/handler"
-	"msk-consumer/internal/backoff"
-	"msk-consumer/internal/codec"
-	"msk-consumer/internal/idempotency"
-	"msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
 // newIdemProc is newProc with an idempotency store; header, if set, keys

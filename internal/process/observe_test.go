@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // TestMetricsOnEveryExit: records the handler succeeded on are counted as

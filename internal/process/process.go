@@ -39,14 +39,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"msk-consumer/handler"
-	"msk-consumer/internal/backoff"
-	"msk-consumer/internal/codec"
-	"msk-consumer/internal/dlq"
-	"msk-consumer/internal/health"
-	"msk-consumer/internal/idempotency"
-	"msk-consumer/internal/metrics"
-	"msk-consumer/internal/tracing"
+	"github.com/msk-consumer/msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/internal/backoff"
+	"github.com/msk-consumer/msk-consumer/internal/codec"
+	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/health"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
 // DeadLetterer writes failed records and returns once they are acknowledged.

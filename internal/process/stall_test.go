@@ -7,7 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"msk-consumer/handler"
+	"github.com/msk-consumer/msk-consumer/handler"
 )
 
 // TestStallsPerLane: two lanes of one partition find the handler

@@ -15,7 +15,7 @@ import (
 	"os"
 	"strings"
 
-	"msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/config"
 )
 
 func main() {

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 
-	"msk-consumer/config"
-	"msk-consumer/internal/tracing/tracingtest"
+	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/tracing/tracingtest"
 )
 
 // load returns the tracing configuration of kv, as Load reads it.

@@ -36,7 +36,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"msk-consumer/internal/demo"
+	"github.com/msk-consumer/msk-consumer/internal/demo"
 )
 
 var (
