@@ -195,8 +195,8 @@ PY
 # --- Go-side checks ---------------------------------------------------------------
 
 step "go test: example configurations, ECS environment, IAM policies, dashboard/alert metric names"
-"$GO" test -count=1 -run 'TestExampleEnvFiles|TestDeployEnvFilesMatchExamples|TestECSTaskDefinition|TestIAMPolicies|TestObservabilityUsesExportedMetrics|TestMetricNamesExtraction' \
-  ./config/ ./internal/metrics/ || fail "go test (deploy checks)"
+GO=$GO scripts/gotest-named.sh ./config/ 'TestExampleEnvFiles|TestDeployEnvFilesMatchExamples|TestECSTaskDefinition|TestIAMPolicies' || fail "go test (deploy checks in config)"
+GO=$GO scripts/gotest-named.sh ./internal/metrics/ 'TestObservabilityUsesExportedMetrics|TestMetricNamesExtraction' || fail "go test (deploy checks in internal/metrics)"
 
 echo
 if ((${#failures[@]})); then

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // cluster is where a test runs: an in-process kfake cluster, or the real
@@ -30,7 +31,13 @@ var seq atomic.Int64
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	if seeds := os.Getenv("KAFKA_TEST_BROKERS"); seeds != "" {
-		return connect(t, &cluster{addrs: strings.Split(seeds, ",")})
+		c := connect(t, &cluster{addrs: strings.Split(seeds, ",")})
+		if os.Getenv("KAFKA_TEST_GROUP_PROTOCOL") == "consumer" && !serves848(t, c.adm) {
+			// franz-go would fall back to the classic protocol: a KIP-848
+			// tier that passed here would claim coverage it lacks.
+			t.Fatal("KAFKA_TEST_GROUP_PROTOCOL=consumer, but the broker does not serve KIP-848 (ConsumerGroupHeartbeat v1, Kafka 4.0+)")
+		}
+		return c
 	}
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
@@ -145,4 +152,20 @@ func header(r *kgo.Record, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// serves848 reports whether a broker serves KIP-848's ConsumerGroupHeartbeat v1.
+func serves848(t *testing.T, adm *kadm.Client) bool {
+	t.Helper()
+	vs, err := adm.ApiVersions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := false
+	vs.Each(func(v kadm.BrokerApiVersions) {
+		if mx, has := v.KeyMaxVersion(int16(kmsg.ConsumerGroupHeartbeat)); has && mx >= 1 {
+			ok = true
+		}
+	})
+	return ok
 }
