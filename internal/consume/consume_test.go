@@ -79,6 +79,9 @@ func TestPoisonRecordsDeadLettered(t *testing.T) {
 	dead := readDLQ(t, c, nBad)
 	checkCommittedAtEnd(t, c, cl, p)
 	checkAllDelivered(t, p, log.snapshot(), bad)
+	// Every poison record has its own copy: as many copies as poison
+	// records could still hide one missing behind another's duplicate.
+	seen := map[[2]int64]bool{}
 	for _, d := range dead {
 		part, _ := strconv.Atoi(header(d, dlq.HeaderPartition))
 		off, _ := strconv.ParseInt(header(d, dlq.HeaderOffset), 10, 64)
@@ -86,6 +89,10 @@ func TestPoisonRecordsDeadLettered(t *testing.T) {
 		if orig == nil || !bad[int32(part)][off] {
 			t.Fatalf("dead letter for %d/%d is not a poison record", part, off)
 		}
+		if seen[[2]int64{int64(part), off}] {
+			t.Fatalf("dead letter for %d/%d written twice", part, off)
+		}
+		seen[[2]int64{int64(part), off}] = true
 		if string(d.Key) != string(orig.Key) || string(d.Value) != string(orig.Value) {
 			t.Fatalf("dead letter %d/%d: got key %q value %q, want %q %q", part, off, d.Key, d.Value, orig.Key, orig.Value)
 		}
