@@ -64,7 +64,7 @@ type Failure struct {
 	Record   *kgo.Record
 	Kind     Kind
 	Err      error
-	Attempts int // handler attempts made; 0 for decode failures
+	Attempts int // handler attempts that failed the record (not those that found it unavailable); 0 for decode failures
 	// Trace is the context of the span that gave up on the record; the
 	// zero value (tracing off) adds no header.
 	Trace trace.SpanContext

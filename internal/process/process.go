@@ -276,7 +276,8 @@ type work struct {
 	buf      []byte
 	spans    []span
 	states   []state
-	attempts []int            // handler attempts per record
+	attempts []int            // handler calls given each record
+	unavail  []int            // of those, calls that found the handler unavailable
 	records  []handler.Record // the batch handed to the handler
 	fails    []dlq.Failure
 	unit     []int // indexes of the decoded records, the first unit handled
@@ -330,6 +331,8 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	clear(w.states) // all pending
 	w.attempts = resize(w.attempts, n)
 	clear(w.attempts)
+	w.unavail = resize(w.unavail, n)
+	clear(w.unavail)
 	w.fails, w.unit = w.fails[:0], w.unit[:0]
 	w.processed, w.decodeFailed, w.stalled = 0, false, false
 	w.tspan, w.giving = tracing.Span{}, trace.SpanContext{}
@@ -421,7 +424,13 @@ func (w *work) observe(err error) {
 // giveUp queues record i for the dead-letter topic.
 func (w *work) giveUp(i int, kind dlq.Kind, err error) {
 	w.states[i] = dead
-	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.attempts[i], Trace: w.giving})
+	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.failedAttempts(i), Trace: w.giving})
+}
+
+// failedAttempts returns the handler attempts that failed record i (its
+// dlq.attempts): those that found the handler unavailable do not count.
+func (w *work) failedAttempts(i int) int {
+	return w.attempts[i] - w.unavail[i]
 }
 
 // --- decode ---
@@ -612,7 +621,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 			for _, i := range unit {
 				w.giveUp(i, dlq.KindHandler, err)
 				p.log.Error("record failed every handler attempt; dead-lettering it",
-					recordFields(w.recs[i], zap.Int("attempts", w.attempts[i]), zap.Error(err))...)
+					recordFields(w.recs[i], zap.Int("attempts", w.failedAttempts(i)), zap.Error(err))...)
 			}
 			return nil
 		}
@@ -669,6 +678,11 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 	err := w.p.callHandler(actx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
 	clear(w.records) // the handler may have kept the slice: drop the references
 	cls, err := w.apply(unit, err)
+	if cls == classUnavailable {
+		for _, i := range unit {
+			w.unavail[i]++
+		}
+	}
 	asp.SetOutcome(cls.String())
 	asp.End(err)
 	if w.p.d.Idempotency != nil {
