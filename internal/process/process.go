@@ -591,7 +591,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 		}
 		if cls == classUnavailable {
 			unavailable++
-			if unit = w.expire(unit, err); len(unit) == 0 {
+			if unit = w.expire(unit, cls, err); len(unit) == 0 {
 				break
 			}
 			if err := w.waitUnavailable(ctx, unit, unavailable, err); err != nil {
@@ -605,7 +605,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 		}
 		attempt++
 		unit = w.pendingOf(unit)
-		unit = w.expire(unit, err)
+		unit = w.expire(unit, cls, err)
 		if len(unit) == 0 {
 			return nil
 		}
@@ -619,9 +619,10 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 				zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
 				zap.Int("attempt", attempt), zap.Bool("rejected", cls == classRejected), zap.Error(err))
 			for _, i := range unit {
-				w.giveUp(i, dlq.KindHandler, err)
+				rerr := w.reason(cls, err, i)
+				w.giveUp(i, dlq.KindHandler, rerr)
 				p.log.Error("record failed every handler attempt; dead-lettering it",
-					recordFields(w.recs[i], zap.Int("attempts", w.failedAttempts(i)), zap.Error(err))...)
+					recordFields(w.recs[i], zap.Int("attempts", w.failedAttempts(i)), zap.Error(rerr))...)
 			}
 			return nil
 		}
@@ -711,8 +712,9 @@ func (w *work) apply(unit []int, err error) (class, error) {
 		}
 		for _, o := range items.Invalid {
 			if i := w.find(unit, o); w.states[i] == pending {
-				w.giveUp(i, dlq.KindValidation, err)
-				w.p.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(err))...)
+				rerr := w.reason(classItems, err, i)
+				w.giveUp(i, dlq.KindValidation, rerr)
+				w.p.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(rerr))...)
 			}
 		}
 		failed := make(map[int]bool, len(items.Offsets))
@@ -733,6 +735,33 @@ func (w *work) apply(unit []int, err error) (class, error) {
 	default:
 		return classFailed, err
 	}
+}
+
+// The errors of records an *handler.ItemFailures names without a reason.
+var (
+	errItemFailed  = errors.New("the handler reported the record failed")
+	errItemInvalid = errors.New("the handler reported the record invalid")
+)
+
+// reason returns the error of record i in the handler's answer err, of
+// class cls: for item failures, the record's own error (RecordErrs), else
+// the handler's reason (Err), never the list of the batch's failed
+// offsets nor another record's error; for the other classes, err.
+func (w *work) reason(cls class, err error, i int) error {
+	var items *handler.ItemFailures
+	if cls != classItems || !errors.As(err, &items) {
+		return err
+	}
+	off := w.recs[i].Offset
+	switch {
+	case items.RecordErrs[off] != nil:
+		return items.RecordErrs[off]
+	case items.Err != nil:
+		return items.Err
+	case slices.Contains(items.Invalid, off):
+		return errItemInvalid
+	}
+	return errItemFailed
 }
 
 func (w *work) succeed(i int) {
@@ -777,8 +806,8 @@ func (w *work) pendingOf(unit []int) []int {
 
 // expire queues for the dead-letter topic, as expired, the records of unit
 // older than HANDLER_MAX_RECORD_AGE, whose handling has just failed with
-// err, and returns the others, filtered in place.
-func (w *work) expire(unit []int, err error) []int {
+// err, of class cls, and returns the others, filtered in place.
+func (w *work) expire(unit []int, cls class, err error) []int {
 	age := w.p.cfg.MaxRecordAge
 	if age <= 0 {
 		return unit
@@ -789,9 +818,10 @@ func (w *work) expire(unit []int, err error) []int {
 		if now.Sub(r.Timestamp) <= age {
 			return false
 		}
-		w.giveUp(i, dlq.KindExpired, fmt.Errorf("older than HANDLER_MAX_RECORD_AGE (%s) and its handling failed: %w", age, err))
+		rerr := w.reason(cls, err, i)
+		w.giveUp(i, dlq.KindExpired, fmt.Errorf("older than HANDLER_MAX_RECORD_AGE (%s) and its handling failed: %w", age, rerr))
 		w.p.log.Error("record expired while its handling failed; dead-lettering it",
-			recordFields(r, zap.Time("timestamp", r.Timestamp), zap.Error(err))...)
+			recordFields(r, zap.Time("timestamp", r.Timestamp), zap.Error(rerr))...)
 		return true
 	})
 }
