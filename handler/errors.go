@@ -63,6 +63,12 @@ type ItemFailures struct {
 	Invalid []int64
 	// Err says why, when the handler knows; it may be nil.
 	Err error
+	// RecordErrs, if not nil, holds the errors of single records of
+	// Offsets or Invalid, by offset. A record's own error is the message
+	// of its dead-letter copy (dlq.error.message); a record without one
+	// gets Err's, or, without Err, one saying that the handler reported
+	// it failed or invalid. Error does not list them.
+	RecordErrs map[int64]error
 }
 
 func (e *ItemFailures) Error() string {

@@ -62,7 +62,8 @@ type Batch struct {
 //   - *ItemFailures: the records at Offsets failed and are retried, up to
 //     HANDLER_MAX_ATTEMPTS attempts in all, then dead-lettered as
 //     "handler"; those at Invalid are dead-lettered at once as
-//     "validation"; the others succeeded.
+//     "validation"; the others succeeded. Each dead-letter copy carries
+//     its own record's error (RecordErrs), else Err.
 //   - an error wrapping ErrPermanent (see Permanent): the batch was
 //     rejected, some record in it is at fault and retrying the same batch
 //     cannot help. It is bisected at once, down to single records; a

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,12 @@ type Validator interface {
 // bytes as fetched: the fast path, see AvroValue and ProtoValue).
 type DecodeFunc[T any] func(r *Record) (T, error)
 
+// The errors of records fn reported without a reason.
+var (
+	errItemFailed  = errors.New("the handler reported the record failed")
+	errItemInvalid = errors.New("the handler reported the record invalid")
+)
+
 // ErrNotDecodable is wrapped by the error of a record a Typed handler could
 // not decode into its type.
 var ErrNotDecodable = errors.New("value does not decode into the handler's type")
@@ -60,7 +67,8 @@ var ErrNotDecodable = errors.New("value does not decode into the handler's type"
 // validates it when T (or *T) is a Validator, and hands the rest to fn.
 //
 // A record that does not decode into T, or fails validation, is reported
-// as Invalid in an *ItemFailures: dead-lettered at once with
+// as Invalid in an *ItemFailures, with its own error in RecordErrs (the
+// message of its dead-letter copy): dead-lettered at once with
 // dlq.error.kind=validation and never retried. (The bytes did decode in
 // the configured format, or the record would never reach a handler; not
 // fitting this handler's type is a rejection by the handler, like a
@@ -70,7 +78,8 @@ var ErrNotDecodable = errors.New("value does not decode into the handler's type"
 // records it was given:
 //   - nil: they succeeded; the invalid ones are reported in an
 //     *ItemFailures;
-//   - *ItemFailures: merged with the invalid records;
+//   - *ItemFailures: merged with the invalid records (each of fn's
+//     records keeps its own error, or fn's Err);
 //   - an error wrapping ErrUnavailable (see Unavailable), wrapping
 //     ErrPermanent (see Permanent), or any other error: returned as it is,
 //     for the whole batch, invalid records included. The batch is then
@@ -96,6 +105,7 @@ func (h *typed[T]) Handle(ctx context.Context, b Batch) error {
 	tb := TypedBatch[T]{Topic: b.Topic, Partition: b.Partition, Records: make([]TypedRecord[T], 0, len(b.Records))}
 	var (
 		invalid  []int64
+		errs     map[int64]error // each invalid record's own error
 		firstErr error
 	)
 	for i := range b.Records {
@@ -115,6 +125,10 @@ func (h *typed[T]) Handle(ctx context.Context, b Batch) error {
 		if err != nil {
 			off := offsetOf(r)
 			invalid = append(invalid, off)
+			if errs == nil {
+				errs = make(map[int64]error)
+			}
+			errs[off] = err
 			if firstErr == nil {
 				firstErr = fmt.Errorf("offset %d: %w", off, err)
 			}
@@ -134,12 +148,21 @@ func (h *typed[T]) Handle(ctx context.Context, b Batch) error {
 	var items *ItemFailures
 	switch {
 	case err == nil:
-		return &ItemFailures{Invalid: invalid, Err: why}
+		return &ItemFailures{Invalid: invalid, Err: why, RecordErrs: errs}
 	case errors.As(err, &items):
+		// fn's records keep their own errors, or fn's reason: not the
+		// joined one, which names the first invalid record.
+		for _, o := range items.Offsets {
+			errs[o] = cmp.Or(items.RecordErrs[o], items.Err, errItemFailed)
+		}
+		for _, o := range items.Invalid {
+			errs[o] = cmp.Or(items.RecordErrs[o], items.Err, errItemInvalid)
+		}
 		return &ItemFailures{
-			Offsets: items.Offsets,
-			Invalid: append(invalid, items.Invalid...),
-			Err:     errors.Join(items.Err, why),
+			Offsets:    items.Offsets,
+			Invalid:    append(invalid, items.Invalid...),
+			Err:        errors.Join(items.Err, why),
+			RecordErrs: errs,
 		}
 	default:
 		return err

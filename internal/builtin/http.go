@@ -279,10 +279,12 @@ func (h *HTTP) location(loc string) string {
 	return truncate(config.RedactURL(u.String()), maxErrorBody)
 }
 
-// batchResponse is AWS Lambda's partial batch response.
+// batchResponse is AWS Lambda's partial batch response, whose items may
+// also carry an errorMessage of their own (an extension).
 type batchResponse struct {
 	BatchItemFailures []struct {
 		ItemIdentifier json.RawMessage `json:"itemIdentifier"`
+		ErrorMessage   json.RawMessage `json:"errorMessage"`
 	} `json:"batchItemFailures"`
 }
 
@@ -308,6 +310,7 @@ func (h *HTTP) outcome(b *handler.Batch, code int, data []byte) error {
 		return nil
 	}
 	offsets := make([]int64, 0, len(resp.BatchItemFailures))
+	var errs map[int64]error
 	for i, f := range resp.BatchItemFailures {
 		off, reason := parseItemIdentifier(f.ItemIdentifier)
 		if reason == "" && !hasOffset(b.Records, off) {
@@ -317,6 +320,14 @@ func (h *HTTP) outcome(b *handler.Batch, code int, data []byte) error {
 			return h.invalid(code, data, "batchItemFailures["+strconv.Itoa(i)+"].itemIdentifier "+reason)
 		}
 		offsets = append(offsets, off)
+		if msg := h.itemMessage(f.ErrorMessage); msg != "" {
+			if errs == nil {
+				errs = make(map[int64]error)
+			}
+			if errs[off] == nil { // the first message for an offset
+				errs[off] = fmt.Errorf("http handler: POST %s: the service reported the record failed: %s", h.target, msg)
+			}
+		}
 	}
 	slices.Sort(offsets)
 	offsets = slices.Compact(offsets)
@@ -324,7 +335,30 @@ func (h *HTTP) outcome(b *handler.Batch, code int, data []byte) error {
 		Offsets: offsets,
 		Err: fmt.Errorf("http handler: POST %s: the service reported %d of %d records failed",
 			h.target, len(offsets), len(b.Records)),
+		RecordErrs: errs,
 	}
+}
+
+// itemMessage returns an item's errorMessage for an error message: a
+// string's text, or any other JSON value as compact JSON text, as one
+// line without the credentials (see snippet); "" when it is missing, null
+// or empty. It never fails the response: it only says why.
+func (h *HTTP) itemMessage(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var text []byte
+	var s string
+	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		text = []byte(s)
+	} else {
+		var buf bytes.Buffer
+		if json.Compact(&buf, raw) != nil {
+			return ""
+		}
+		text = buf.Bytes()
+	}
+	return h.snippet(text)
 }
 
 // invalid logs and returns the failure of a batch whose 2xx response cannot

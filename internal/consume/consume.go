@@ -275,6 +275,12 @@ func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
 		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("value_bytes", len(src.Value)))
 }
 
+func (c *Consumer) dlqHeadersOmitted(src *kgo.Record, dest string, limit int32) {
+	c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
+		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
+		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("headers", len(src.Headers)))
+}
+
 // fail reports a fatal error to Run; the first one wins.
 func (c *Consumer) fail(err error) {
 	select {
@@ -320,7 +326,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		TopicFor: c.cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
 		MaxBytes: limits.get,
-	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, RefreshMaxBytes: limits.refresh})
+	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:  c.cfg.Batch.HandlerMaxAttempts,

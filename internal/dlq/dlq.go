@@ -11,6 +11,7 @@ package dlq
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,7 +65,7 @@ type Failure struct {
 	Record   *kgo.Record
 	Kind     Kind
 	Err      error
-	Attempts int // handler attempts made; 0 for decode failures
+	Attempts int // handler attempts that failed the record (not those that found it unavailable); 0 for decode failures
 	// Trace is the context of the span that gave up on the record; the
 	// zero value (tracing off) adds no header.
 	Trace trace.SpanContext
@@ -126,6 +127,11 @@ const DefaultMaxMessageBytes = 1048588
 // fit the dead-letter topic's max.message.bytes.
 const HeaderValueOmitted = "dlq.value.omitted"
 
+// HeaderHeadersOmitted is added, with the number of the original's headers
+// left out, to a dead-letter copy written without them (its dlq.* headers
+// kept) because the copy would not fit the dead-letter topic otherwise.
+const HeaderHeadersOmitted = "dlq.headers.omitted"
+
 // Producer is the part of *kgo.Client that Writer uses.
 type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
@@ -151,6 +157,9 @@ type Deps struct {
 	// OnValueOmitted, if set, is called for every copy acknowledged without
 	// its value because it would not fit the dead-letter topic.
 	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
+	// OnHeadersOmitted, if set, is called for every copy acknowledged
+	// without the original's headers (HeaderHeadersOmitted).
+	OnHeadersOmitted func(source *kgo.Record, dest string, limit int32)
 	// RefreshMaxBytes, if set, reads a dead-letter topic's current
 	// max.message.bytes again when a copy was refused as too large, so
 	// that a copy loses its value only if the topic's limit, as it is now,
@@ -189,28 +198,36 @@ func (w *Writer) limit(topic string) int32 {
 // is done, in which case it returns ctx's error and the caller must not
 // treat any of fs as finished.
 //
-// A copy that cannot fit the dead-letter topic is written without its value
-// (see HeaderValueOmitted), both when its size says so before it is sent and
-// when the client or the brokers refuse it as too large: a record that can
-// never be written must not hold its partition forever. The value is dropped
-// only when that is what makes the copy fit: a topic that refuses even the
-// copy without its value is misconfigured, which is an outage like any
-// other, and the next attempt sends the whole copy again, so that the copy
-// written once the topic is fixed keeps its value.
+// A copy that cannot fit the dead-letter topic leaves out what it must, in
+// this order (see form): its value (HeaderValueOmitted), else the
+// original's headers (HeaderHeadersOmitted), else both, both when its size
+// says so before it is sent and when the client or the brokers refuse it
+// as too large (MESSAGE_TOO_LARGE, or RECORD_LIST_TOO_LARGE: a batch above
+// the topic's segment.bytes, which its size cannot predict): a record that
+// can never be written must not hold its partition forever. Something is
+// left out only when that is what makes the copy fit. A copy whose key and
+// dlq.* headers alone do not fit (a topic whose limit is below the key) is
+// an outage like any other: retried, with an error that says so (the
+// reason /readyz shows), and the next attempt sends the whole copy again,
+// so that the copy written once the topic is fixed is whole.
 func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	if len(fs) == 0 {
 		return nil
 	}
 	at := w.d.Now()
 	pending := make([]*kgo.Record, len(fs))
-	sources := make(map[*kgo.Record]*kgo.Record, len(fs)) // copy -> source
-	whole := make(map[*kgo.Record]*kgo.Record, len(fs))   // source -> copy with its value
+	sent := make(map[*kgo.Record]sentCopy, len(fs))     // copy -> its source and form
+	whole := make(map[*kgo.Record]*kgo.Record, len(fs)) // source -> copy with everything
 	for i, f := range fs {
 		r := Build(w.cfg.TopicFor(f.Record.Topic), w.cfg.Group, f, at)
 		whole[f.Record] = r
-		r = fit(r, f.Record, w.limit(r.Topic))
+		fm, ok := fit(r, f.Record, w.limit(r.Topic))
+		if !ok {
+			fm = formWhole // the limit as known may be stale
+		}
+		r = shrink(r, f.Record, fm)
 		pending[i] = r
-		sources[r] = f.Record
+		sent[r] = sentCopy{f.Record, fm}
 	}
 	for attempt := 1; ; attempt++ {
 		results := w.d.Producer.ProduceSync(ctx, pending...)
@@ -218,32 +235,31 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 		again := false             // retry at once: a copy changed, the topic is fine
 		var fresh map[string]int32 // limits read again in this attempt, 0 if unknown
 		for _, res := range results {
-			src := sources[res.Record]
+			c := sent[res.Record]
 			if res.Err == nil {
-				if w.d.OnValueOmitted != nil && valueOmitted(res.Record) {
-					w.d.OnValueOmitted(src, res.Record.Topic, w.limit(res.Record.Topic))
-				}
+				w.acknowledged(c, res.Record.Topic)
 				continue
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if w.d.OnError != nil {
-				w.d.OnError(src, res.Err)
-			}
-			// The failed records are produced again as new records: a
-			// record that failed is not reused by the client.
-			r := res.Record
-			if errors.Is(res.Err, kerr.MessageTooLarge) {
+			next, err := c.form, res.Err
+			if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
 				var now bool
 				if fresh == nil {
 					fresh = map[string]int32{}
 				}
-				r, now = w.tooLarge(ctx, r, whole[src], src, fresh)
+				next, now, err = w.tooLarge(ctx, c, whole[c.src], err, fresh)
 				again = again || now
 			}
+			if w.d.OnError != nil {
+				w.d.OnError(c.src, err)
+			}
+			// The failed records are produced again as new records: a
+			// record that failed is not reused by the client.
+			r := shrink(whole[c.src], c.src, next)
 			r = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
-			sources[r] = src
+			sent[r] = sentCopy{c.src, next}
 			failed = append(failed, r)
 		}
 		if len(failed) == 0 {
@@ -259,63 +275,163 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 	}
 }
 
-// tooLarge decides what to send after sent, a copy of src, was refused as
-// too large: the copy without its value (at once) when that is what makes
-// it fit, else the whole copy (after the backoff: the topic refuses even
-// the headers, or was fixed since). The topic's limit is read again if
+// sentCopy is what a copy in flight is: the copy of src in form.
+type sentCopy struct {
+	src  *kgo.Record
+	form form
+}
+
+// acknowledged reports a copy acknowledged without part of its source.
+func (w *Writer) acknowledged(c sentCopy, dest string) {
+	if c.form.valueOmitted() && w.d.OnValueOmitted != nil {
+		w.d.OnValueOmitted(c.src, dest, w.limit(dest))
+	}
+	if c.form.headersOmitted() && w.d.OnHeadersOmitted != nil {
+		w.d.OnHeadersOmitted(c.src, dest, w.limit(dest))
+	}
+}
+
+// tooLarge decides what to send after c was refused as too large with
+// err: the form that fits (at once) when leaving out more makes it fit,
+// else the whole copy (after the backoff: the topic refuses even the key
+// and the dlq.* headers, or was fixed since), with an error that says
+// why. With MESSAGE_TOO_LARGE, the topic's limit is read again if
 // RefreshMaxBytes allows, once per attempt (fresh holds what this attempt
-// read); otherwise the value is dropped once and, if that did not help,
-// restored.
-func (w *Writer) tooLarge(ctx context.Context, sent, whole, src *kgo.Record, fresh map[string]int32) (next *kgo.Record, now bool) {
-	if w.d.RefreshMaxBytes != nil {
-		limit, read := fresh[sent.Topic]
+// read), and decides; otherwise (the limit unknown, or
+// RECORD_LIST_TOO_LARGE, which the limit does not explain) the next
+// smaller form is sent, and after the smallest, the whole copy again.
+func (w *Writer) tooLarge(ctx context.Context, c sentCopy, whole *kgo.Record, err error, fresh map[string]int32) (next form, now bool, _ error) {
+	if errors.Is(err, kerr.MessageTooLarge) && w.d.RefreshMaxBytes != nil {
+		limit, read := fresh[whole.Topic]
 		if !read {
-			if l, err := w.d.RefreshMaxBytes(ctx, sent.Topic); err == nil {
+			if l, err := w.d.RefreshMaxBytes(ctx, whole.Topic); err == nil {
 				limit = l
 			}
-			fresh[sent.Topic] = limit
+			fresh[whole.Topic] = limit
 		}
 		if limit > 0 {
-			if next = fit(whole, src, limit); next == whole {
-				return whole, false
+			fm, ok := fit(whole, c.src, limit)
+			if !ok {
+				return formWhole, false, &TooLargeError{Topic: whole.Topic, Source: c.src, Limit: limit, Bytes: BatchSize(shrink(whole, c.src, fm)), Err: err}
 			}
-			// At once, unless this very copy was just refused: the
+			// At once, unless this very form was just refused: the
 			// brokers and the limit disagree for a moment.
-			return next, !valueOmitted(sent)
+			return fm, fm != c.form, err
 		}
 	}
-	if !valueOmitted(sent) {
-		return withoutValue(sent, src), true
+	if fm, ok := c.form.smaller(c.src); ok {
+		return fm, true, err
 	}
-	return whole, false
+	return formWhole, false, &TooLargeError{Topic: whole.Topic, Source: c.src, Limit: w.limit(whole.Topic), Bytes: BatchSize(shrink(whole, c.src, c.form)), Err: err}
 }
 
-// fit returns whole if it fits in a record batch of limit bytes, else
-// whole without its value if that fits, else whole.
-func fit(whole, src *kgo.Record, limit int32) *kgo.Record {
-	if BatchSize(whole) <= int(limit) {
+// TooLargeError is the error of a copy that its dead-letter topic refuses
+// even in its smallest form: its key and dlq.* headers alone (Bytes) are
+// above the topic's max.message.bytes (Limit, as the writer knows it) or
+// its segment.bytes. Raising the topic's limit fixes it; the copy is
+// retried until then.
+type TooLargeError struct {
+	Topic  string      // the dead-letter topic
+	Source *kgo.Record // the record whose copy it is
+	Limit  int32       // the topic's max.message.bytes, as known
+	Bytes  int         // the smallest copy's record batch, as estimated (BatchSize)
+	Err    error       // the refusal
+}
+
+func (e *TooLargeError) Error() string {
+	var b strings.Builder
+	b.WriteString("the copy of ")
+	b.WriteString(e.Source.Topic)
+	b.WriteByte('/')
+	b.WriteString(strconv.FormatInt(int64(e.Source.Partition), 10))
+	b.WriteByte('@')
+	b.WriteString(strconv.FormatInt(e.Source.Offset, 10))
+	b.WriteString(" does not fit dead-letter topic ")
+	b.WriteString(e.Topic)
+	b.WriteString(" even without its value and headers: its key and dlq.* headers take up to ")
+	b.WriteString(strconv.Itoa(e.Bytes))
+	b.WriteString(" bytes")
+	if errors.Is(e.Err, kerr.RecordListTooLarge) {
+		b.WriteString(", above the topic's segment.bytes; raise it")
+	} else {
+		b.WriteString(", max.message.bytes is ")
+		b.WriteString(strconv.FormatInt(int64(e.Limit), 10))
+		b.WriteString("; raise it")
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *TooLargeError) Unwrap() error { return e.Err }
+
+// form is how much of its source a dead-letter copy holds. A copy is sent
+// in the first form, in this order, that fits the dead-letter topic.
+type form uint8
+
+const (
+	formWhole     form = iota // everything
+	formNoValue               // without the value (HeaderValueOmitted)
+	formNoHeaders             // with the value, without the original's headers (HeaderHeadersOmitted)
+	formBare                  // without both: the key and the dlq.* headers
+)
+
+func (f form) valueOmitted() bool   { return f == formNoValue || f == formBare }
+func (f form) headersOmitted() bool { return f == formNoHeaders || f == formBare }
+
+// applies reports whether f leaves out something that src has.
+func (f form) applies(src *kgo.Record) bool {
+	return (!f.valueOmitted() || len(src.Value) > 0) && (!f.headersOmitted() || len(src.Headers) > 0)
+}
+
+// smaller returns the next form after f that leaves out something more of
+// src, if there is one.
+func (f form) smaller(src *kgo.Record) (form, bool) {
+	for n := f + 1; n <= formBare; n++ {
+		if n.applies(src) {
+			return n, true
+		}
+	}
+	return f, false
+}
+
+// fit returns the first form of whole, the copy of src, that fits in a
+// record batch of limit bytes, and whether one does; if none does, the
+// smallest.
+func fit(whole, src *kgo.Record, limit int32) (form, bool) {
+	f := formWhole
+	for {
+		if BatchSize(shrink(whole, src, f)) <= int(limit) {
+			return f, true
+		}
+		n, ok := f.smaller(src)
+		if !ok {
+			return f, false
+		}
+		f = n
+	}
+}
+
+// shrink returns whole, the copy of src, in form f.
+func shrink(whole, src *kgo.Record, f form) *kgo.Record {
+	if f == formWhole {
 		return whole
 	}
-	if o := withoutValue(whole, src); BatchSize(o) <= int(limit) {
-		return o
+	headers := whole.Headers
+	if f.headersOmitted() {
+		headers = headers[len(src.Headers):] // the dlq.* headers
 	}
-	return whole
-}
-
-// withoutValue returns r without its value and with HeaderValueOmitted.
-func withoutValue(r, src *kgo.Record) *kgo.Record {
-	headers := append(r.Headers[:len(r.Headers):len(r.Headers)],
-		kgo.RecordHeader{Key: HeaderValueOmitted, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)})
-	return &kgo.Record{Topic: r.Topic, Key: r.Key, Headers: headers}
-}
-
-func valueOmitted(r *kgo.Record) bool {
-	for _, h := range r.Headers {
-		if h.Key == HeaderValueOmitted {
-			return true
-		}
+	headers = slices.Clip(headers)
+	r := &kgo.Record{Topic: whole.Topic, Key: whole.Key, Value: whole.Value}
+	if f.valueOmitted() {
+		r.Value = nil
+		headers = append(headers, kgo.RecordHeader{Key: HeaderValueOmitted, Value: strconv.AppendInt(nil, int64(len(src.Value)), 10)})
 	}
-	return false
+	if f.headersOmitted() {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderHeadersOmitted, Value: strconv.AppendInt(nil, int64(len(src.Headers)), 10)})
+	}
+	r.Headers = headers
+	return r
 }
 
 // BatchSize returns the size of a record batch holding r alone, as Kafka

@@ -370,3 +370,21 @@ func TestLimitReadOncePerAttempt(t *testing.T) {
 		}
 	})
 }
+
+// TestCopyFittingNoFormIsSentWhole: when the limit the writer knows says
+// no form of the copy fits, the whole copy is sent first: the limit may be
+// stale (the topic fixed since), and nothing is left out of a copy unless
+// that is what makes it fit.
+func TestCopyFittingNoFormIsSentWhole(t *testing.T) {
+	p := &limited{max: 1 << 20} // the topic as it is now
+	cfg := testConfig()
+	cfg.MaxBytes = func(string) int32 { return 64 } // as it was read
+	w := NewWriter(cfg, Deps{Producer: p})
+	src := &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json"), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}
+	if err := w.Write(context.Background(), []Failure{{Record: src, Kind: KindDecode, Err: errors.New("bad")}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.produced) != 1 || string(p.produced[0].Value) != "not json" || string(headerOf(p.produced[0], "h")) != "x" {
+		t.Fatalf("got %+v, want the whole copy", p.produced)
+	}
+}

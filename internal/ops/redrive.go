@@ -362,6 +362,12 @@ func (o Redrive) decide(r *kgo.Record, sum *RedriveSummary, report io.Writer) *k
 			where, size, h[dlq.HeaderTopic], h[dlq.HeaderPartition], h[dlq.HeaderOffset])
 		return nil
 	}
+	if n, ok := h[dlq.HeaderHeadersOmitted]; ok {
+		sum.Invalid++
+		fmt.Fprintf(report, "skipped %s: its headers (%s) were left out of the dead-letter copy; the original is %s/%s@%s\n",
+			where, n, h[dlq.HeaderTopic], h[dlq.HeaderPartition], h[dlq.HeaderOffset])
+		return nil
+	}
 	count, _ := strconv.Atoi(h[HeaderRedriveCount])
 	if count >= o.MaxRedrives {
 		sum.LoopGuarded++

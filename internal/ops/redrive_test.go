@@ -183,12 +183,15 @@ func TestRedriveSkips(t *testing.T) {
 	omitted := build(3)
 	omitted.Value = nil
 	omitted.Headers = append(omitted.Headers, kgo.RecordHeader{Key: dlq.HeaderValueOmitted, Value: []byte("2000000")})
+	noHeaders := build(5)
+	noHeaders.Headers = append(noHeaders.Headers, kgo.RecordHeader{Key: dlq.HeaderHeadersOmitted, Value: []byte("2")})
 	c.produce(t,
 		build(0, kgo.RecordHeader{Key: HeaderRedriveCount, Value: []byte("3")}), // at the guard
 		build(1, kgo.RecordHeader{Key: HeaderRedriveCount, Value: []byte("2")}), // one more allowed
 		build(2), // never redriven
 		omitted,
 		noTopic,
+		noHeaders,
 	)
 	var report bytes.Buffer
 	o := Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: c.group(t, "-g.redrive")}
@@ -196,8 +199,8 @@ func TestRedriveSkips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Sent != 2 || sum.LoopGuarded != 1 || sum.Invalid != 2 || sum.Read != 5 {
-		t.Errorf("got %s, want 2 sent, 1 skipped by the loop guard, 2 not redrivable, of 5", sum)
+	if sum.Sent != 2 || sum.LoopGuarded != 1 || sum.Invalid != 3 || sum.Read != 6 {
+		t.Errorf("got %s, want 2 sent, 1 skipped by the loop guard, 3 not redrivable, of 6", sum)
 	}
 	var counts []string
 	for _, r := range c.readAll(t, source) {
@@ -212,6 +215,7 @@ func TestRedriveSkips(t *testing.T) {
 		"@0: already redriven 3 times (--max-redrives 3)",
 		"@3: its value (2000000 bytes) was left out",
 		"@4: no dlq.original.topic header",
+		"@5: its headers (2) were left out",
 	} {
 		if !strings.Contains(report.String(), want) {
 			t.Errorf("got report\n%s\nwant a line with %q", report.String(), want)

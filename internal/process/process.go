@@ -276,7 +276,8 @@ type work struct {
 	buf      []byte
 	spans    []span
 	states   []state
-	attempts []int            // handler attempts per record
+	attempts []int            // handler calls given each record
+	unavail  []int            // of those, calls that found the handler unavailable
 	records  []handler.Record // the batch handed to the handler
 	fails    []dlq.Failure
 	unit     []int // indexes of the decoded records, the first unit handled
@@ -330,6 +331,8 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	clear(w.states) // all pending
 	w.attempts = resize(w.attempts, n)
 	clear(w.attempts)
+	w.unavail = resize(w.unavail, n)
+	clear(w.unavail)
 	w.fails, w.unit = w.fails[:0], w.unit[:0]
 	w.processed, w.decodeFailed, w.stalled = 0, false, false
 	w.tspan, w.giving = tracing.Span{}, trace.SpanContext{}
@@ -421,7 +424,13 @@ func (w *work) observe(err error) {
 // giveUp queues record i for the dead-letter topic.
 func (w *work) giveUp(i int, kind dlq.Kind, err error) {
 	w.states[i] = dead
-	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.attempts[i], Trace: w.giving})
+	w.fails = append(w.fails, dlq.Failure{Record: w.recs[i], Kind: kind, Err: err, Attempts: w.failedAttempts(i), Trace: w.giving})
+}
+
+// failedAttempts returns the handler attempts that failed record i (its
+// dlq.attempts): those that found the handler unavailable do not count.
+func (w *work) failedAttempts(i int) int {
+	return w.attempts[i] - w.unavail[i]
 }
 
 // --- decode ---
@@ -582,7 +591,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 		}
 		if cls == classUnavailable {
 			unavailable++
-			if unit = w.expire(unit, err); len(unit) == 0 {
+			if unit = w.expire(unit, cls, err); len(unit) == 0 {
 				break
 			}
 			if err := w.waitUnavailable(ctx, unit, unavailable, err); err != nil {
@@ -596,7 +605,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 		}
 		attempt++
 		unit = w.pendingOf(unit)
-		unit = w.expire(unit, err)
+		unit = w.expire(unit, cls, err)
 		if len(unit) == 0 {
 			return nil
 		}
@@ -610,9 +619,10 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 				zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
 				zap.Int("attempt", attempt), zap.Bool("rejected", cls == classRejected), zap.Error(err))
 			for _, i := range unit {
-				w.giveUp(i, dlq.KindHandler, err)
+				rerr := w.reason(cls, err, i)
+				w.giveUp(i, dlq.KindHandler, rerr)
 				p.log.Error("record failed every handler attempt; dead-lettering it",
-					recordFields(w.recs[i], zap.Int("attempts", w.attempts[i]), zap.Error(err))...)
+					recordFields(w.recs[i], zap.Int("attempts", w.failedAttempts(i)), zap.Error(rerr))...)
 			}
 			return nil
 		}
@@ -669,6 +679,11 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 	err := w.p.callHandler(actx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
 	clear(w.records) // the handler may have kept the slice: drop the references
 	cls, err := w.apply(unit, err)
+	if cls == classUnavailable {
+		for _, i := range unit {
+			w.unavail[i]++
+		}
+	}
 	asp.SetOutcome(cls.String())
 	asp.End(err)
 	if w.p.d.Idempotency != nil {
@@ -697,8 +712,9 @@ func (w *work) apply(unit []int, err error) (class, error) {
 		}
 		for _, o := range items.Invalid {
 			if i := w.find(unit, o); w.states[i] == pending {
-				w.giveUp(i, dlq.KindValidation, err)
-				w.p.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(err))...)
+				rerr := w.reason(classItems, err, i)
+				w.giveUp(i, dlq.KindValidation, rerr)
+				w.p.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(rerr))...)
 			}
 		}
 		failed := make(map[int]bool, len(items.Offsets))
@@ -719,6 +735,33 @@ func (w *work) apply(unit []int, err error) (class, error) {
 	default:
 		return classFailed, err
 	}
+}
+
+// The errors of records an *handler.ItemFailures names without a reason.
+var (
+	errItemFailed  = errors.New("the handler reported the record failed")
+	errItemInvalid = errors.New("the handler reported the record invalid")
+)
+
+// reason returns the error of record i in the handler's answer err, of
+// class cls: for item failures, the record's own error (RecordErrs), else
+// the handler's reason (Err), never the list of the batch's failed
+// offsets nor another record's error; for the other classes, err.
+func (w *work) reason(cls class, err error, i int) error {
+	var items *handler.ItemFailures
+	if cls != classItems || !errors.As(err, &items) {
+		return err
+	}
+	off := w.recs[i].Offset
+	switch {
+	case items.RecordErrs[off] != nil:
+		return items.RecordErrs[off]
+	case items.Err != nil:
+		return items.Err
+	case slices.Contains(items.Invalid, off):
+		return errItemInvalid
+	}
+	return errItemFailed
 }
 
 func (w *work) succeed(i int) {
@@ -763,8 +806,8 @@ func (w *work) pendingOf(unit []int) []int {
 
 // expire queues for the dead-letter topic, as expired, the records of unit
 // older than HANDLER_MAX_RECORD_AGE, whose handling has just failed with
-// err, and returns the others, filtered in place.
-func (w *work) expire(unit []int, err error) []int {
+// err, of class cls, and returns the others, filtered in place.
+func (w *work) expire(unit []int, cls class, err error) []int {
 	age := w.p.cfg.MaxRecordAge
 	if age <= 0 {
 		return unit
@@ -775,9 +818,10 @@ func (w *work) expire(unit []int, err error) []int {
 		if now.Sub(r.Timestamp) <= age {
 			return false
 		}
-		w.giveUp(i, dlq.KindExpired, fmt.Errorf("older than HANDLER_MAX_RECORD_AGE (%s) and its handling failed: %w", age, err))
+		rerr := w.reason(cls, err, i)
+		w.giveUp(i, dlq.KindExpired, fmt.Errorf("older than HANDLER_MAX_RECORD_AGE (%s) and its handling failed: %w", age, rerr))
 		w.p.log.Error("record expired while its handling failed; dead-lettering it",
-			recordFields(r, zap.Time("timestamp", r.Timestamp), zap.Error(err))...)
+			recordFields(r, zap.Time("timestamp", r.Timestamp), zap.Error(rerr))...)
 		return true
 	})
 }
