@@ -15,24 +15,21 @@ const (
 	classAmbiguous   class = "unavailable and something else"
 )
 
-// classOf classifies err in the order the Handler documentation gives:
-// unavailable, *ItemFailures, rejected, and any other error. An error that
-// is both unavailable and something else is reported as ambiguous: the
-// handlers of this package never return one.
+// classOf is the class Classify, the service's one classifier, gives
+// err, in the names of the operator contract. An error that is unavailable
+// and something else besides is reported as ambiguous: Classify takes it as
+// unavailable, but the handlers under test never return one.
 func classOf(err error) class {
+	cls, _ := Classify(err)
 	var items *ItemFailures
-	unavailable := errors.Is(err, ErrUnavailable)
-	switch {
-	case err == nil:
-		return classOK
-	case unavailable && (errors.As(err, &items) || errors.Is(err, ErrPermanent)):
+	if cls == ClassUnavailable && (errors.As(err, &items) || errors.Is(err, ErrPermanent)) {
 		return classAmbiguous
-	case unavailable:
-		return classUnavailable
-	case errors.As(err, &items):
-		return classPartial
-	case errors.Is(err, ErrPermanent):
-		return classRejected
 	}
-	return classFailed
+	return map[Class]class{
+		ClassOK:          classOK,
+		ClassItems:       classPartial,
+		ClassUnavailable: classUnavailable,
+		ClassRejected:    classRejected,
+		ClassFailed:      classFailed,
+	}[cls]
 }

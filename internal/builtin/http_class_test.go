@@ -35,26 +35,23 @@ const (
 	classAmbiguous   class = "unavailable and something else"
 )
 
-// classOf classifies err in the order the Handler documentation gives:
-// unavailable, *ItemFailures, rejected, and any other error. An error that
-// is both unavailable and something else is reported as ambiguous: the
-// handlers of this package never return one.
+// classOf is the class handler.Classify, the service's one classifier, gives
+// err, in the names of the operator contract. An error that is unavailable
+// and something else besides is reported as ambiguous: Classify takes it as
+// unavailable, but the handlers under test never return one.
 func classOf(err error) class {
+	cls, _ := handler.Classify(err)
 	var items *handler.ItemFailures
-	unavailable := errors.Is(err, handler.ErrUnavailable)
-	switch {
-	case err == nil:
-		return classOK
-	case unavailable && (errors.As(err, &items) || errors.Is(err, handler.ErrPermanent)):
+	if cls == handler.ClassUnavailable && (errors.As(err, &items) || errors.Is(err, handler.ErrPermanent)) {
 		return classAmbiguous
-	case unavailable:
-		return classUnavailable
-	case errors.As(err, &items):
-		return classPartial
-	case errors.Is(err, handler.ErrPermanent):
-		return classRejected
 	}
-	return classFailed
+	return map[handler.Class]class{
+		handler.ClassOK:          classOK,
+		handler.ClassItems:       classPartial,
+		handler.ClassUnavailable: classUnavailable,
+		handler.ClassRejected:    classRejected,
+		handler.ClassFailed:      classFailed,
+	}[cls]
 }
 
 // rawServer answers every request with the same bytes written on the

@@ -550,31 +550,17 @@ func (w *work) countDecodeFailures() {
 
 // --- handle ---
 
-// class is what a handler's answer means for the records it was given.
-type class uint8
+// class is what a handler's answer means for the records it was given,
+// as handler.Classify decides it.
+type class = handler.Class
 
 const (
-	classOK          class = iota // every record succeeded
-	classItems                    // some records failed or were invalid, the others succeeded
-	classUnavailable              // the handler could not work at all
-	classRejected                 // the records were rejected: bisect at once
-	classFailed                   // the batch failed: retry, then bisect
+	classOK          = handler.ClassOK
+	classItems       = handler.ClassItems
+	classUnavailable = handler.ClassUnavailable
+	classRejected    = handler.ClassRejected
+	classFailed      = handler.ClassFailed
 )
-
-// String names the class on attempt spans (consumer.outcome).
-func (c class) String() string {
-	switch c {
-	case classOK:
-		return "ok"
-	case classItems:
-		return "partial"
-	case classUnavailable:
-		return "unavailable"
-	case classRejected:
-		return "rejected"
-	}
-	return "failed"
-}
 
 // handle hands unit (indexes of pending records, in offset order) to the
 // handler until every one of them is handled or queued for the dead-letter
@@ -697,16 +683,14 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 // classifies it. Records are found by offset in unit, never by their place
 // in the slice the handler was given.
 func (w *work) apply(unit []int, err error) (class, error) {
-	var items *handler.ItemFailures
-	switch {
-	case err == nil:
+	cls, items := handler.Classify(err)
+	switch cls {
+	case classOK:
 		for _, i := range unit {
 			w.succeed(i)
 		}
 		return classOK, nil
-	case errors.Is(err, handler.ErrUnavailable):
-		return classUnavailable, err
-	case errors.As(err, &items):
+	case classItems:
 		if !w.knows(unit, items.Offsets) || !w.knows(unit, items.Invalid) {
 			return classFailed, fmt.Errorf("handler reported failures at offsets not in the batch, so the whole batch failed: %w", err)
 		}
@@ -730,11 +714,8 @@ func (w *work) apply(unit []int, err error) (class, error) {
 			return classOK, nil
 		}
 		return classItems, err
-	case errors.Is(err, handler.ErrPermanent):
-		return classRejected, err
-	default:
-		return classFailed, err
 	}
+	return cls, err
 }
 
 // The errors of records an *handler.ItemFailures names without a reason.
