@@ -257,12 +257,12 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 	c.log.Error("dead-letter write failed; retrying, the partition waits",
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
 		zap.String("dlq_topic", dest), zap.Error(err))
-	c.health.Stuck(health.PartitionKey(src.Topic, src.Partition), "cannot write to dead-letter topic "+dest+": "+err.Error())
 	c.mu.Lock()
 	p := c.parts[tp{src.Topic, src.Partition}]
 	c.mu.Unlock()
 	if p != nil {
-		p.letters.attemptFailed(p.laneOf(src)) // the lane waits for its write
+		// The lane waits for its write, and is reported stuck on it.
+		p.letters.attemptFailed(p.laneOf(src), src, "cannot write to dead-letter topic "+dest+": "+err.Error())
 	}
 	if kafkaclient.IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
@@ -601,11 +601,9 @@ func (c *Consumer) forget(parts []*partition) {
 		p.cancel()
 		p.drain()
 		c.metrics.DeleteLag(p.topic, p.id)
-		c.health.Unstuck(health.PartitionKey(p.topic, p.id))
-		if len(p.lanes) > 1 {
-			for i := range p.lanes {
-				c.health.Unstuck(laneKey(p.topic, p.id, i))
-			}
+		for _, l := range p.lanes {
+			c.health.Unstuck(l.name)
+			c.health.Unstuck(deadLetterKey(l.name))
 		}
 	}
 	c.flow.detach(parts...)

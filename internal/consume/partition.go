@@ -55,6 +55,7 @@ type partition struct {
 
 	lanes   []*lane
 	letters letters
+	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
 
 	mu        sync.Mutex
 	track     tracker
@@ -85,6 +86,9 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		next:      -1,
 		committed: -1,
 	}
+	if c.health != nil {
+		p.stalls = c.health
+	}
 	p.letters.init(int64(c.cfg.Batch.MaxBytes))
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
@@ -97,9 +101,10 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	}
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		p.lanes[i] = &lane{p: p, ctx: p.ctx, wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, ctx: p.ctx, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
 		if n > 1 {
-			p.lanes[i].ctx = process.WithStallKey(p.ctx, laneKey(topic, id, i))
+			p.lanes[i].name = laneKey(topic, id, i)
+			p.lanes[i].ctx = process.WithStallKey(p.ctx, p.lanes[i].name)
 		}
 	}
 	return p

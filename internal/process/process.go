@@ -270,7 +270,6 @@ type work struct {
 	m        *metrics.Topic
 	recs     []*kgo.Record
 	stallKey string // this batch's work in Stalls: its lane, or its partition
-	partKey  string // its partition, for dead-letter stalls
 	start    time.Time
 
 	buf      []byte
@@ -304,8 +303,8 @@ type stallKeyType struct{}
 // WithStallKey returns ctx naming the work a batch belongs to in Stalls
 // (a lane of a partition): a lane that recovers clears its own stall, not
 // another lane's. Without it, the key is the batch's partition
-// (health.PartitionKey). Dead-letter stalls stay per partition: the
-// partition's writes share one producer path.
+// (health.PartitionKey). Dead-letter stalls are the consumer's: each lane
+// reports and clears its own (internal/consume).
 func WithStallKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, stallKeyType{}, key)
 }
@@ -317,8 +316,7 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	}
 	n := len(recs)
 	w.m, w.recs, w.start = m, recs, time.Now()
-	w.partKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
-	w.stallKey = w.partKey
+	w.stallKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
 	if w.buf == nil {
 		if b, ok := p.bufs.Get().(*[]byte); ok {
 			w.buf = *b
@@ -840,9 +838,6 @@ func (w *work) deadLetter(ctx context.Context) (err error) {
 	slices.SortFunc(w.fails, func(a, b dlq.Failure) int { return int(a.Record.Offset - b.Record.Offset) })
 	if err := w.p.d.DLQ.Write(ctx, w.fails); err != nil {
 		return err
-	}
-	if w.p.d.Stalls != nil {
-		w.p.d.Stalls.Unstuck(w.partKey)
 	}
 	// One line per batch: each record's failure was logged with its
 	// offset and error when it failed.
