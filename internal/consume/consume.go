@@ -269,6 +269,18 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 	}
 }
 
+// handlerTimeout is the handler's own bound on a call: HTTP_HANDLER_TIMEOUT
+// for the http handler, none for a Go handler (or log, discard).
+func handlerTimeout(cfg config.Handler) time.Duration {
+	if cfg.Name != config.HandlerHTTP {
+		return 0
+	}
+	if cfg.HTTPTimeout <= 0 {
+		return config.DefaultHTTPHandlerTimeout
+	}
+	return cfg.HTTPTimeout
+}
+
 func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
 	c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
@@ -323,12 +335,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, RefreshMaxBytes: limits.refresh})
 	d := c.deps
 	c.proc = process.New(process.Config{
-		MaxAttempts:  c.cfg.Batch.HandlerMaxAttempts,
-		Backoff:      backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
-		MaxRecordAge: c.cfg.Batch.HandlerMaxRecordAge,
-		HandlerName:  c.cfg.Handler.Name,
+		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
+		Backoff:        backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
+		MaxRecordAge:   c.cfg.Batch.HandlerMaxRecordAge,
+		HandlerName:    c.cfg.Handler.Name,
+		HandlerTimeout: handlerTimeout(c.cfg.Handler),
 	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
+	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
+	if c.health != nil {
+		c.health.AddCheck(c.proc.Overdue)
+	}
 	close(c.built)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)

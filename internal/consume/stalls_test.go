@@ -116,3 +116,42 @@ func readDLQPartition(t *testing.T, c *cluster, part int32) int64 {
 	o, _ := ends.Lookup(c.dlq, part)
 	return o.Offset
 }
+
+// TestHungHandlerIsAStall: a Go handler call that does not return (it
+// ignores its context) holds its lane forever; once it has been in flight
+// for UNREADY_AFTER, /readyz answers 503 naming its topic, partition and
+// lane, and consumer_oldest_batch_in_flight_seconds shows its age. Once it
+// returns, the member is ready again.
+func TestHungHandlerIsAStall(t *testing.T) {
+	c := startCluster(t, 1)
+	cl := newClient(t, c)
+	var log sharedLog
+	h := newHoldKey(t, "hold", log.recorder("a"))
+	m := start(t, c.config(t, map[string]string{
+		"PROCESSING_ORDER": "key", "PARTITION_CONCURRENCY": "2", "UNREADY_AFTER": "1s",
+	}), h)
+	waitFor(t, 20*time.Second, "the member to be ready", func() bool { ok, _ := m.health.Ready(); return ok })
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: c.topic, Key: []byte("hold"), Value: []byte(`{"n":1}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.entered
+	lane := fmt.Sprintf("%s/0 lane %d", c.topic, keyHash([]byte("hold"))%2)
+	waitFor(t, 10*time.Second, "/readyz to turn 503 on the call in flight", func() bool {
+		ok, _ := m.health.Ready()
+		return !ok
+	})
+	if _, why := m.health.Ready(); !strings.Contains(why, lane) || !strings.Contains(why, "has not returned") {
+		t.Fatalf("/readyz: %q; want %s named, its handler call not returned", why, lane)
+	}
+	if age := testutil.ToFloat64(m.metrics.OldestBatchInFlight); age < 1 {
+		t.Fatalf("consumer_oldest_batch_in_flight_seconds: %v, want at least UNREADY_AFTER (1s)", age)
+	}
+	h.unblock()
+	waitFor(t, 10*time.Second, "/readyz to be 200 once the call returned", func() bool {
+		ok, _ := m.health.Ready()
+		return ok
+	})
+	if age := testutil.ToFloat64(m.metrics.OldestBatchInFlight); age != 0 {
+		t.Fatalf("consumer_oldest_batch_in_flight_seconds with nothing in flight: %v, want 0", age)
+	}
+}

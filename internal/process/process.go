@@ -70,6 +70,10 @@ type Config struct {
 	MaxRecordAge time.Duration
 	// HandlerName names the handler in readiness reasons and logs.
 	HandlerName string
+	// HandlerTimeout is the handler's own bound on a call
+	// (HTTP_HANDLER_TIMEOUT); 0 for a Go handler, which has none. A call
+	// in flight for longer than it is reported (Overdue).
+	HandlerTimeout time.Duration
 }
 
 // Deps is what a Processor works with.
@@ -101,7 +105,8 @@ type Processor struct {
 	// dead-letter copies, for the next batch: they no longer need them,
 	// and a batch that grew its buffer from nothing would copy its
 	// decoded records about twice.
-	bufs sync.Pool // of *[]byte
+	bufs  sync.Pool // of *[]byte
+	calls calls     // the handler calls in flight
 }
 
 // New returns a Processor.
@@ -664,7 +669,9 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 	r := w.recs[unit[0]]
 	actx, asp := w.p.d.Tracer.StartAttempt(ctx, w.attempts[unit[0]], len(unit))
 	w.giving = asp.SpanContext()
+	w.p.begin(w, unit)
 	err := w.p.callHandler(actx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
+	w.p.end(w)
 	clear(w.records) // the handler may have kept the slice: drop the references
 	cls, err := w.apply(unit, err)
 	asp.SetOutcome(cls.String())
