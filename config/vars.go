@@ -385,7 +385,7 @@ var variables = []variable{
 		Help:  "`json` or `console`",
 		value: choice[LogFormat]{at: func(c *Config) *LogFormat { return &c.Ops.LogFormat }, def: DefaultLogFormat, choices: logFormats}},
 	{Name: envUnreadyAfter, Section: sectionOps, Default: "`30s`", Extension: true,
-		Help:  "how long a condition (a partition stuck on the dead-letter topic, a schema registry or the idempotency store, brokers unreachable, group errors) may last before `/readyz` answers 503",
+		Help:  "how long a condition (a partition stuck on the dead-letter topic, a schema registry or the idempotency store, an unavailable handler, brokers unreachable, group errors, a handler call that has not returned) may last before `/readyz` answers 503. A Go handler has no timeout of its own: a call of it in flight for longer than `UNREADY_AFTER` is such a condition, named with its topic, partition and lane; the HTTP handler's calls end at `HTTP_HANDLER_TIMEOUT` and count from there",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Ops.UnreadyAfter }, def: DefaultUnreadyAfter}},
 
 	// Tracing: the OpenTelemetry SDK's variables. Set with

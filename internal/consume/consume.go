@@ -257,16 +257,28 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 	c.log.Error("dead-letter write failed; retrying, the partition waits",
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
 		zap.String("dlq_topic", dest), zap.Error(err))
-	c.health.Stuck(health.PartitionKey(src.Topic, src.Partition), "cannot write to dead-letter topic "+dest+": "+err.Error())
 	c.mu.Lock()
 	p := c.parts[tp{src.Topic, src.Partition}]
 	c.mu.Unlock()
 	if p != nil {
-		p.letters.attemptFailed(p.laneOf(src)) // the lane waits for its write
+		// The lane waits for its write, and is reported stuck on it.
+		p.letters.attemptFailed(p.laneOf(src), src, "cannot write to dead-letter topic "+dest+": "+err.Error())
 	}
 	if kafkaclient.IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
 	}
+}
+
+// handlerTimeout is the handler's own bound on a call: HTTP_HANDLER_TIMEOUT
+// for the http handler, none for a Go handler (or log, discard).
+func handlerTimeout(cfg config.Handler) time.Duration {
+	if cfg.Name != config.HandlerHTTP {
+		return 0
+	}
+	if cfg.HTTPTimeout <= 0 {
+		return config.DefaultHTTPHandlerTimeout
+	}
+	return cfg.HTTPTimeout
 }
 
 func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
@@ -329,12 +341,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
 	d := c.deps
 	c.proc = process.New(process.Config{
-		MaxAttempts:  c.cfg.Batch.HandlerMaxAttempts,
-		Backoff:      backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
-		MaxRecordAge: c.cfg.Batch.HandlerMaxRecordAge,
-		HandlerName:  c.cfg.Handler.Name,
+		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
+		Backoff:        backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
+		MaxRecordAge:   c.cfg.Batch.HandlerMaxRecordAge,
+		HandlerName:    c.cfg.Handler.Name,
+		HandlerTimeout: handlerTimeout(c.cfg.Handler),
 	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
+	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
+	if c.health != nil {
+		c.health.AddCheck(c.proc.Overdue)
+	}
 	close(c.built)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
@@ -607,11 +624,9 @@ func (c *Consumer) forget(parts []*partition) {
 		p.cancel()
 		p.drain()
 		c.metrics.DeleteLag(p.topic, p.id)
-		c.health.Unstuck(health.PartitionKey(p.topic, p.id))
-		if len(p.lanes) > 1 {
-			for i := range p.lanes {
-				c.health.Unstuck(laneKey(p.topic, p.id, i))
-			}
+		for _, l := range p.lanes {
+			c.health.Unstuck(l.name)
+			c.health.Unstuck(deadLetterKey(l.name))
 		}
 	}
 	c.flow.detach(parts...)

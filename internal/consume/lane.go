@@ -19,6 +19,7 @@ import (
 type lane struct {
 	p       *partition
 	ctx     context.Context             // p.ctx, naming the lane in Stalls when there are several
+	name    string                      // in /readyz: the partition's key, with " lane N" when there are several
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	letters laneLetters                 // under p.letters.mu
@@ -146,9 +147,32 @@ type letters struct {
 
 // laneLetters is a lane's share of letters, under letters.mu.
 type laneLetters struct {
-	starts []time.Time // of the lane's writes in flight, oldest first
-	failed bool        // one of them failed an attempt
+	writes []*letterWrite // the lane's writes in flight, oldest first
 }
+
+// letterWrite is one dead-letter write in flight: the copies of one batch.
+type letterWrite struct {
+	start  time.Time
+	recs   []*kgo.Record // the batch
+	failed bool          // an attempt of it failed, and no later one succeeded
+}
+
+// failing reports whether one of the lane's writes in flight is failing.
+func (w *laneLetters) failing() bool {
+	for _, lw := range w.writes {
+		if lw.failed {
+			return true
+		}
+	}
+	return false
+}
+
+// deadLetterKey names a lane's dead-letter stall in /readyz. The lane owns
+// it: only its own writes set and clear it, so a lane whose copies go to a
+// dead-letter partition that takes writes does not hide one whose copies
+// go to a partition that refuses them. It differs from the lane's handler
+// stalls (its name alone), which its batch in flight sets and clears.
+func deadLetterKey(name string) string { return name + " dead-letter" }
 
 func (l *letters) init(limit int64) {
 	l.limit = max(limit, 1)
@@ -162,7 +186,7 @@ func (l *letters) healthy(ln *lane) bool {
 	for {
 		l.mu.Lock()
 		w := &ln.letters
-		ok := !w.failed && (len(w.starts) == 0 || time.Since(w.starts[0]) < deadLetterOverlap)
+		ok := len(w.writes) == 0 || (!w.failing() && time.Since(w.writes[0].start) < deadLetterOverlap)
 		freed := l.freed
 		l.mu.Unlock()
 		if ok {
@@ -178,12 +202,22 @@ func (l *letters) healthy(ln *lane) bool {
 	}
 }
 
-// attemptFailed records that an attempt of one of ln's writes in flight
-// failed: the client reported an error and the write retries.
-func (l *letters) attemptFailed(ln *lane) {
+// attemptFailed records that an attempt of the write of src's copy (one of
+// ln's writes in flight) failed for reason: the client reported an error
+// and the write retries. The lane is reported stuck until none of its
+// writes is failing.
+func (l *letters) attemptFailed(ln *lane, src *kgo.Record, reason string) {
 	l.mu.Lock()
-	ln.letters.failed = len(ln.letters.starts) > 0
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	for _, lw := range ln.letters.writes {
+		if slices.Contains(lw.recs, src) {
+			lw.failed = true
+			if s := ln.p.stalls; s != nil {
+				s.Stuck(deadLetterKey(ln.name), reason)
+			}
+			return
+		}
+	}
 }
 
 // send starts the write of b's copies (recs is b's batch, handed over by
@@ -194,13 +228,13 @@ func (l *letters) send(ln *lane, b *process.Pending, recs []*kgo.Record, size in
 	w := &ln.letters
 	work := int64(len(recs)) * pendingOverhead
 	cost := size + work
-	var start time.Time
+	lw := &letterWrite{recs: recs}
 	for {
 		l.mu.Lock()
 		if l.bytes == 0 || l.bytes+cost <= l.limit {
 			l.bytes += cost
-			start = time.Now()
-			w.starts = append(w.starts, start)
+			lw.start = time.Now()
+			w.writes = append(w.writes, lw)
 			l.wg.Add(1)
 			l.mu.Unlock()
 			break
@@ -225,10 +259,14 @@ func (l *letters) send(ln *lane, b *process.Pending, recs []*kgo.Record, size in
 		p.flow.add(p, -work)
 		l.mu.Lock()
 		l.bytes -= cost
-		i := slices.Index(w.starts, start)
-		w.starts = slices.Delete(w.starts, i, i+1)
-		// A write that succeeded shows the topic takes writes again.
-		w.failed = w.failed && err != nil && len(w.starts) > 0
+		i := slices.Index(w.writes, lw)
+		w.writes = slices.Delete(w.writes, i, i+1)
+		// The lane's stall ends when none of its writes is failing: a
+		// write that succeeded says nothing of the others, whose copies
+		// may go to another partition of the dead-letter topic.
+		if lw.failed && !w.failing() && p.stalls != nil {
+			p.stalls.Unstuck(deadLetterKey(ln.name))
+		}
 		close(l.freed)
 		l.freed = make(chan struct{})
 		l.mu.Unlock()

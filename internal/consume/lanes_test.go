@@ -16,8 +16,12 @@ import (
 
 func TestTracker(t *testing.T) {
 	var tr tracker
-	for _, off := range []int64{10, 11, 13, 14, 20} { // gaps: compaction, transaction markers
-		tr.push(off, 1)
+	recs := map[int64]*kgo.Record{}
+	for _, off := range []int64{10, 11, 12, 13, 14, 20} { // gaps: compaction, transaction markers
+		recs[off] = &kgo.Record{Offset: off, LeaderEpoch: 1}
+		if off != 12 {
+			tr.push(recs[off])
+		}
 	}
 	steps := []struct {
 		name    string
@@ -36,7 +40,7 @@ func TestTracker(t *testing.T) {
 		{name: "passed", off: 10},
 	}
 	for _, s := range steps {
-		ok, n, last := tr.finish(s.off)
+		ok, n, last := tr.finish(recs[s.off])
 		if ok != s.wantOK || n != s.wantN || (n > 0 && last.off+1 != s.wantEnd) {
 			t.Fatalf("%s: finish(%d) got ok %v, n %d, end %d; want %v, %d, %d", s.name, s.off, ok, n, last.off+1, s.wantOK, s.wantN, s.wantEnd)
 		}
@@ -46,8 +50,9 @@ func TestTracker(t *testing.T) {
 	}
 	// Memory follows what is tracked, not what passed through.
 	for i := range int64(10000) {
-		tr.push(100+i, 1)
-		tr.finish(100 + i)
+		r := &kgo.Record{Offset: 100 + i}
+		tr.push(r)
+		tr.finish(r)
 	}
 	if c := cap(tr.ents); c > 64 {
 		t.Fatalf("capacity after 10000 records finished in turn: got %d, want a handful", c)

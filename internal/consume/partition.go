@@ -55,6 +55,7 @@ type partition struct {
 
 	lanes   []*lane
 	letters letters
+	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
 
 	mu        sync.Mutex
 	track     tracker
@@ -62,7 +63,9 @@ type partition struct {
 	base      int64 // first offset fetched, for lag before anything is marked
 	next      int64 // offset to commit: one past the finished prefix; -1 if none
 	epoch     int32 // leader epoch of the last record of the finished prefix
-	committed int64 // last committed offset; -1 if none by this member
+	committed int64 // last committed offset; -1 if none by this member (or since a rewind)
+	rewinds   int   // times the client rewound below offsets delivered before
+	sentAt    int   // rewinds when toCommit last returned an offset
 }
 
 // processor is what a lane hands its batches to (*process.Processor).
@@ -85,6 +88,9 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		next:      -1,
 		committed: -1,
 	}
+	if c.health != nil {
+		p.stalls = c.health
+	}
 	p.letters.init(int64(c.cfg.Batch.MaxBytes))
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
@@ -97,9 +103,10 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	}
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		p.lanes[i] = &lane{p: p, ctx: p.ctx, wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, ctx: p.ctx, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
 		if n > 1 {
-			p.lanes[i].ctx = process.WithStallKey(p.ctx, laneKey(topic, id, i))
+			p.lanes[i].name = laneKey(topic, id, i)
+			p.lanes[i].ctx = process.WithStallKey(p.ctx, p.lanes[i].name)
 		}
 	}
 	return p
@@ -142,7 +149,11 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	for _, r := range recs {
 		size := len(r.Key) + len(r.Value)
 		p.laneOf(r).add(r, size, now)
-		p.track.push(r.Offset, r.LeaderEpoch)
+		if dropped, rewound := p.track.push(r); rewound {
+			// The prefix never passes what was dropped.
+			n -= int64(dropped) * recordOverhead
+			p.rewoundLocked(r.Offset)
+		}
 		n += int64(size) + recordOverhead
 	}
 	p.hwm = hwm
@@ -206,7 +217,7 @@ func (p *partition) finish(recs []*kgo.Record, done func(i int) bool) {
 		if !done(i) {
 			continue
 		}
-		ok, n, last := p.track.finish(r.Offset)
+		ok, n, last := p.track.finish(r)
 		if !ok {
 			continue
 		}
@@ -242,6 +253,24 @@ func (p *partition) setLagLocked() {
 	}
 }
 
+// rewoundLocked follows the client back to off, below offsets it delivered
+// before (tracker.push): the records from off on are new ones, so the
+// offset to commit may not stay past off, and a commit at or past off made
+// before must be followed by one below it, or a restart would skip the new
+// records. p.mu is held.
+func (p *partition) rewoundLocked(off int64) {
+	p.rewinds++
+	if p.next > off {
+		p.next, p.epoch = off, -1
+	}
+	if p.committed >= off {
+		p.committed = -1
+	}
+	if p.next < 0 {
+		p.base = off
+	}
+}
+
 // toCommit returns the marked offset if it moved past the last commit.
 func (p *partition) toCommit() (kgo.EpochOffset, bool) {
 	p.mu.Lock()
@@ -249,11 +278,16 @@ func (p *partition) toCommit() (kgo.EpochOffset, bool) {
 	if p.next < 0 || p.next <= p.committed {
 		return kgo.EpochOffset{}, false
 	}
+	p.sentAt = p.rewinds
 	return kgo.EpochOffset{Epoch: p.epoch, Offset: p.next}, true
 }
 
+// setCommitted records the commit of the offset toCommit returned last,
+// unless the partition rewound since it was taken.
 func (p *partition) setCommitted(offset int64) {
 	p.mu.Lock()
-	p.committed = max(p.committed, offset)
+	if p.sentAt == p.rewinds {
+		p.committed = max(p.committed, offset)
+	}
 	p.mu.Unlock()
 }

@@ -31,8 +31,22 @@ type Health struct {
 	connErrAt   time.Time // first failed broker connection since the last good one
 	connErr     string
 	stuck       map[string]stuckSince
+	checks      []Check
 	onReadiness func(bool)
 }
+
+// Condition is a condition that a Check reports when readiness is
+// computed, rather than one reported as it begins and ends (Stuck): key
+// names the work it holds, and it counts toward UNREADY_AFTER from Since,
+// which may be ahead of now.
+type Condition struct {
+	Key, Reason string
+	Since       time.Time
+}
+
+// Check returns the conditions that hold now. It is called with the
+// Health's lock held, so it must not call the Health.
+type Check func(now time.Time) []Condition
 
 type stuckSince struct {
 	at     time.Time
@@ -130,6 +144,13 @@ func (h *Health) Stuck(key, reason string) {
 	h.mu.Unlock()
 }
 
+// AddCheck adds a check consulted each time readiness is computed.
+func (h *Health) AddCheck(c Check) {
+	h.mu.Lock()
+	h.checks = append(h.checks, c)
+	h.mu.Unlock()
+}
+
 // Unstuck clears a Stuck condition.
 func (h *Health) Unstuck(key string) {
 	h.mu.Lock()
@@ -175,6 +196,13 @@ func (h *Health) readyLocked() (bool, string) {
 	for key, s := range h.stuck {
 		if d := now.Sub(s.at); d >= h.unreadyAfter {
 			stuck = append(stuck, key+" stuck for "+d.Round(time.Second).String()+": "+s.reason)
+		}
+	}
+	for _, check := range h.checks {
+		for _, c := range check(now) {
+			if d := now.Sub(c.Since); d >= h.unreadyAfter {
+				stuck = append(stuck, c.Key+" stuck for "+d.Round(time.Second).String()+": "+c.Reason)
+			}
 		}
 	}
 	sort.Strings(stuck)

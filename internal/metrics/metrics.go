@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,6 +59,12 @@ type Metrics struct {
 	DLQProduceErrors prometheus.Counter
 	BufferedBytes    prometheus.Gauge
 	Ready            prometheus.Gauge
+	// OldestBatchInFlight is the age in seconds of the oldest handler
+	// call in flight (a batch, or part of one, handed to the handler and
+	// not returned), read at each scrape from what SetInFlight set; 0
+	// when none is in flight.
+	OldestBatchInFlight prometheus.GaugeFunc
+	inFlight            atomic.Pointer[func() float64]
 
 	// KafkaAuth counts SASL authentications to the brokers by mechanism
 	// (the KAFKA_AUTH value), kind (AuthKind*) and outcome (OutcomeOK,
@@ -181,8 +188,21 @@ func New(reg prometheus.Registerer) *Metrics {
 	// alerts see a zero rather than nothing.
 	m.Commits.WithLabelValues(OutcomeOK)
 	m.Commits.WithLabelValues(OutcomeError)
+	m.OldestBatchInFlight = f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "consumer_oldest_batch_in_flight_seconds",
+		Help: "Age of the oldest handler call in flight (a batch, or part of one, handed to the handler and not returned); 0 when none is.",
+	}, func() float64 {
+		if fn := m.inFlight.Load(); fn != nil {
+			return (*fn)()
+		}
+		return 0
+	})
 	return m
 }
+
+// SetInFlight sets what consumer_oldest_batch_in_flight_seconds reads: the
+// age in seconds of the oldest handler call in flight.
+func (m *Metrics) SetInFlight(fn func() float64) { m.inFlight.Store(&fn) }
 
 // Topic is the per-topic children of the vectors, looked up once so that the
 // hot path does not hash label values for every batch.

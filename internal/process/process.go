@@ -70,6 +70,10 @@ type Config struct {
 	MaxRecordAge time.Duration
 	// HandlerName names the handler in readiness reasons and logs.
 	HandlerName string
+	// HandlerTimeout is the handler's own bound on a call
+	// (HTTP_HANDLER_TIMEOUT); 0 for a Go handler, which has none. A call
+	// in flight for longer than it is reported (Overdue).
+	HandlerTimeout time.Duration
 }
 
 // Deps is what a Processor works with.
@@ -101,7 +105,8 @@ type Processor struct {
 	// dead-letter copies, for the next batch: they no longer need them,
 	// and a batch that grew its buffer from nothing would copy its
 	// decoded records about twice.
-	bufs sync.Pool // of *[]byte
+	bufs  sync.Pool // of *[]byte
+	calls calls     // the handler calls in flight
 }
 
 // New returns a Processor.
@@ -270,7 +275,6 @@ type work struct {
 	m        *metrics.Topic
 	recs     []*kgo.Record
 	stallKey string // this batch's work in Stalls: its lane, or its partition
-	partKey  string // its partition, for dead-letter stalls
 	start    time.Time
 
 	buf      []byte
@@ -305,8 +309,8 @@ type stallKeyType struct{}
 // WithStallKey returns ctx naming the work a batch belongs to in Stalls
 // (a lane of a partition): a lane that recovers clears its own stall, not
 // another lane's. Without it, the key is the batch's partition
-// (health.PartitionKey). Dead-letter stalls stay per partition: the
-// partition's writes share one producer path.
+// (health.PartitionKey). Dead-letter stalls are the consumer's: each lane
+// reports and clears its own (internal/consume).
 func WithStallKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, stallKeyType{}, key)
 }
@@ -318,8 +322,7 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	}
 	n := len(recs)
 	w.m, w.recs, w.start = m, recs, time.Now()
-	w.partKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
-	w.stallKey = w.partKey
+	w.stallKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
 	if w.buf == nil {
 		if b, ok := p.bufs.Get().(*[]byte); ok {
 			w.buf = *b
@@ -662,7 +665,9 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 	r := w.recs[unit[0]]
 	actx, asp := w.p.d.Tracer.StartAttempt(ctx, w.attempts[unit[0]], len(unit))
 	w.giving = asp.SpanContext()
+	w.p.begin(w, unit)
 	err := w.p.callHandler(actx, handler.Batch{Topic: r.Topic, Partition: r.Partition, Records: w.records})
+	w.p.end(w)
 	clear(w.records) // the handler may have kept the slice: drop the references
 	cls, err := w.apply(unit, err)
 	if cls == classUnavailable {
@@ -865,9 +870,6 @@ func (w *work) deadLetter(ctx context.Context) (err error) {
 	slices.SortFunc(w.fails, func(a, b dlq.Failure) int { return int(a.Record.Offset - b.Record.Offset) })
 	if err := w.p.d.DLQ.Write(ctx, w.fails); err != nil {
 		return err
-	}
-	if w.p.d.Stalls != nil {
-		w.p.d.Stalls.Unstuck(w.partKey)
 	}
 	// One line per batch: each record's failure was logged with its
 	// offset and error when it failed.
