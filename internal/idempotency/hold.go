@@ -60,13 +60,31 @@ func (h *Hold) Drop(keys []string) {
 	if h == nil || len(keys) == 0 {
 		return
 	}
-	drop := make(map[string]struct{}, len(keys))
-	for _, k := range keys {
-		drop[k] = struct{}{}
-	}
 	h.mu.Lock()
-	h.keys = slices.DeleteFunc(h.keys, func(k string) bool { _, ok := drop[k]; return ok })
+	h.keys = without(h.keys, keys)
 	h.mu.Unlock()
+}
+
+// without removes drop from keys, in place. drop is most often a
+// subsequence of keys (both in the batch's order): that takes one pass and
+// no memory; the rest of drop, if any, a set.
+func without(keys, drop []string) []string {
+	j := 0
+	keys = slices.DeleteFunc(keys, func(k string) bool {
+		if j < len(drop) && drop[j] == k {
+			j++
+			return true
+		}
+		return false
+	})
+	if j == len(drop) {
+		return keys
+	}
+	rest := make(map[string]struct{}, len(drop)-j)
+	for _, k := range drop[j:] {
+		rest[k] = struct{}{}
+	}
+	return slices.DeleteFunc(keys, func(k string) bool { _, ok := rest[k]; return ok })
 }
 
 // Stop ends the renewals, waiting for one in flight (which it cuts short).
@@ -113,10 +131,10 @@ func (h *Hold) renew() {
 // reports those not dropped meanwhile (a batch drops its keys before it
 // completes them, so that a renewal crossing the completion is no loss).
 func (h *Hold) dropLost(keys []string, held []bool) {
-	lost := make(map[string]struct{})
+	var lost []string
 	for i, ok := range held {
 		if !ok {
-			lost[keys[i]] = struct{}{}
+			lost = append(lost, keys[i])
 		}
 	}
 	if len(lost) == 0 {
@@ -124,7 +142,7 @@ func (h *Hold) dropLost(keys []string, held []bool) {
 	}
 	h.mu.Lock()
 	n := len(h.keys)
-	h.keys = slices.DeleteFunc(h.keys, func(k string) bool { _, ok := lost[k]; return ok })
+	h.keys = without(h.keys, lost)
 	n -= len(h.keys)
 	h.mu.Unlock()
 	if n > 0 && h.lost != nil {

@@ -222,6 +222,9 @@ const (
 // record of the batch has is a Duplicate of it. v is complete only when
 // Claim returns nil; on error, retry.
 func (g *Guard) Claim(ctx context.Context, keys, at []string, owner string, v []Verdict) error {
+	if g.keys.Header == "" {
+		at = nil // offset keys name their records
+	}
 	uniq := make([]string, 0, len(keys))
 	var uat []string
 	if at != nil {
