@@ -228,3 +228,41 @@ func TestIdempotencyBusyWaitsKeepSlotsFree(t *testing.T) {
 type handlerFunc func(context.Context, handler.Batch) error
 
 func (f handlerFunc) Handle(ctx context.Context, b handler.Batch) error { return f(ctx, b) }
+
+// TestLaneSlot: a batch's slot given back is taken again when one is free,
+// and a batch whose partition is stopped while it waits for one is
+// abandoned (errStopped), as a stopped partition starts no batch.
+func TestLaneSlot(t *testing.T) {
+	f, _, p := testFlow(1<<20, 1)
+	p.flow, p.halt = f, make(chan struct{})
+	ctx := context.Background()
+	release, ok := f.acquire(ctx, p.halt, p, 0)
+	if !ok {
+		t.Fatal("no slot")
+	}
+	s := &laneSlot{p: p, release: release}
+	s.Yield()
+	other, ok := f.acquire(ctx, p.halt, p, 0) // the slot went to another batch
+	if !ok {
+		t.Fatal("the slot given back was not free")
+	}
+	taken := make(chan error, 1)
+	go func() { taken <- s.Take(ctx) }()
+	select {
+	case err := <-taken:
+		t.Fatalf("Take returned %v while the only slot is held", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	other()
+	if err := <-taken; err != nil {
+		t.Fatalf("Take: %v", err)
+	}
+	s.Yield()
+	other, _ = f.acquire(ctx, p.halt, p, 0)
+	defer other()
+	go func() { taken <- s.Take(ctx) }()
+	close(p.halt)
+	if err := <-taken; err != errStopped {
+		t.Errorf("Take after the partition stopped: got %v, want errStopped", err)
+	}
+}
