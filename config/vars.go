@@ -359,7 +359,7 @@ var variables = []variable{
 		},
 		value: str{at: func(c *Config) *string { return &c.Idempotency.KeyPrefix }}},
 	{Name: envIdempotencyInProgress, Section: sectionIdem, Default: "`HTTP_HANDLER_TIMEOUT` + `10s`",
-		Help: "how long a record stays claimed by the member handling it; another member waits that long for a record in progress under a member that died. Set it above the longest a batch takes to handle, with a Go handler too; less than `IDEMPOTENCY_TTL`", Unused: idemUnused,
+		Help: "how long a claim on a record lasts unless renewed: a batch in flight renews its claims every third of it, however long it takes, so another member waits that long for the records of a member that died (or lost the store); less than `IDEMPOTENCY_TTL`", Unused: idemUnused,
 		Print: func(c *Config) string {
 			return printDefaulted(durationOrEmpty(c.Idempotency.InProgressTTL), c.IdempotencyInProgressTTL().String(), "HTTP_HANDLER_TIMEOUT + 10s")
 		},

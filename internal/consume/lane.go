@@ -90,8 +90,9 @@ func (l *lane) run() {
 		if !ok {
 			return
 		}
-		b, err := p.proc.Handle(l.ctx, recs, p.m)
-		release()
+		slot := &laneSlot{p: p, release: release} // given back while the batch waits on another's claims
+		b, err := p.proc.Handle(process.WithSlot(l.ctx, slot), recs, p.m)
+		slot.Yield()
 		p.finish(recs, b.Done)
 		if n, size := b.Letters(); n > 0 {
 			if !p.letters.send(l, b, recs, size) {

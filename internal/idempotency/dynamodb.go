@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -21,12 +22,15 @@ import (
 // An item holds:
 //
 //	id                      the record key
-//	status                  INPROGRESS or COMPLETED
+//	status                  INPROGRESS, COMPLETED or DEADLETTERED
 //	owner                   the claiming batch, while INPROGRESS
 //	expiration              Unix seconds: the table's TTL attribute
 //	in_progress_expiration  Unix milliseconds: when a claim lapses
+//	dead_lettered_record    with DEADLETTERED: the record dead-lettered
+//	                        (Guard.At; absent for offset keys)
 //
-// The same names as Powertools for AWS Lambda's idempotency utility.
+// The same names as Powertools for AWS Lambda's idempotency utility, and
+// DEADLETTERED of our own.
 // DynamoDB's TTL deletes expired items only eventually, so every read
 // compares the expiries with the clock itself.
 //
@@ -39,8 +43,10 @@ import (
 // but TransactWriteItems, which costs twice the write capacity, fails
 // whole on one conflict, and which moto (the emulator this is tested on)
 // applies in time proportional to the table's size per item. Complete
-// writes with BatchWriteItem (25 items each, in parallel); Release deletes
-// conditionally, one key a call.
+// writes with BatchWriteItem (25 items each, in parallel); Letter and Renew
+// put conditionally (as Begin's claims, up to 32 at once), and Release
+// deletes conditionally, one key a call: the table needs no permission but
+// BatchGetItem, PutItem, BatchWriteItem and DeleteItem.
 type DynamoDB struct {
 	api   dynamoAPI
 	table string
@@ -62,9 +68,11 @@ const (
 	attrOwner      = "owner"
 	attrExpiration = "expiration"
 	attrInProgress = "in_progress_expiration"
+	attrRecord     = "dead_lettered_record"
 
 	statusInProgress = "INPROGRESS"
 	statusCompleted  = "COMPLETED"
+	statusLettered   = "DEADLETTERED"
 )
 
 // DynamoDB's limits per call.
@@ -93,9 +101,10 @@ func NewDynamoDB(ctx context.Context, table, region string) (*DynamoDB, error) {
 }
 
 // Begin implements Store.
-func (d *DynamoDB) Begin(ctx context.Context, keys []string, owner string, ttl time.Duration) ([]State, error) {
+func (d *DynamoDB) Begin(ctx context.Context, keys, at []string, owner string, ttl time.Duration) ([]State, error) {
 	states := make([]State, len(keys))
 	index := make(map[string]int, len(keys))
+	atKey := func(k string) string { return atOf(at, index[k]) }
 	for i, k := range keys {
 		index[k] = i
 	}
@@ -111,14 +120,14 @@ func (d *DynamoDB) Begin(ctx context.Context, keys []string, owner string, ttl t
 		now := d.now()
 		var free []string
 		for _, k := range todo {
-			switch st := stateOf(items[k], owner, now); st {
+			switch st := stateOf(items[k], owner, atKey(k), now); st {
 			case Claimed:
 				free = append(free, k)
 			default:
 				states[index[k]] = st
 			}
 		}
-		lost, err := d.claim(ctx, free, owner, ttl, now)
+		lost, err := d.claim(ctx, free, atKey, owner, ttl, now)
 		if err != nil {
 			return nil, err
 		}
@@ -130,15 +139,19 @@ func (d *DynamoDB) Begin(ctx context.Context, keys []string, owner string, ttl t
 	return states, nil
 }
 
-// stateOf is what an item (nil: none) means for owner at now: Claimed
-// when it is free to claim.
-func stateOf(item map[string]types.AttributeValue, owner string, now time.Time) State {
+// stateOf is what an item (nil: none) means for owner and the record at
+// at, at now: Claimed when it is free to claim.
+func stateOf(item map[string]types.AttributeValue, owner, at string, now time.Time) State {
 	if item == nil {
 		return Claimed
 	}
 	switch str(item[attrStatus]) {
 	case statusCompleted:
 		if num(item[attrExpiration]) > now.Unix() {
+			return Completed
+		}
+	case statusLettered:
+		if num(item[attrExpiration]) > now.Unix() && str(item[attrRecord]) == at {
 			return Completed
 		}
 	case statusInProgress:
@@ -157,7 +170,7 @@ func (d *DynamoDB) read(ctx context.Context, keys []string) (map[string]map[stri
 		req := map[string]types.KeysAndAttributes{d.table: {
 			Keys:                     keyList(keys[lo:hi]),
 			ConsistentRead:           aws.Bool(true),
-			ProjectionExpression:     aws.String("#i, #s, #o, #e, #p"),
+			ProjectionExpression:     aws.String("#i, #s, #o, #e, #p, #r"),
 			ExpressionAttributeNames: exprNames,
 		}}
 		for round := 0; len(req) > 0; round++ {
@@ -186,44 +199,69 @@ func (d *DynamoDB) read(ctx context.Context, keys []string) (map[string]map[stri
 }
 
 var exprNames = map[string]string{
-	"#i": attrID, "#s": attrStatus, "#o": attrOwner, "#e": attrExpiration, "#p": attrInProgress,
+	"#i": attrID, "#s": attrStatus, "#o": attrOwner, "#e": attrExpiration, "#p": attrInProgress, "#r": attrRecord,
 }
 
 // claim writes the in-progress item of each key, on condition that it is
 // still free (conditional PutItem, up to maxParallelPuts at once), and
 // returns the keys whose condition failed: another member claimed or
-// completed them since they were read.
-func (d *DynamoDB) claim(ctx context.Context, keys []string, owner string, ttl time.Duration, now time.Time) ([]string, error) {
-	var (
-		mu   sync.Mutex
-		lost []string
-	)
+// completed them since they were read. A key dead-lettered by another
+// record than at(key) is free.
+func (d *DynamoDB) claim(ctx context.Context, keys []string, at func(string) string, owner string, ttl time.Duration, now time.Time) ([]string, error) {
 	until := now.Add(ttl)
 	vals := map[string]types.AttributeValue{
 		":ip":    &types.AttributeValueMemberS{Value: statusInProgress},
 		":c":     &types.AttributeValueMemberS{Value: statusCompleted},
+		":l":     &types.AttributeValueMemberS{Value: statusLettered},
 		":me":    &types.AttributeValueMemberS{Value: owner},
 		":nowS":  numAttr(now.Unix()),
 		":nowMS": numAttr(now.UnixMilli()),
 	}
-	cond := aws.String("attribute_not_exists(#i) OR (#s = :c AND #e <= :nowS) OR (#s = :ip AND (#p <= :nowMS OR #o = :me))")
-	err := parallel(len(keys), 1, maxParallelPuts, func(lo, _ int) error {
-		_, err := d.api.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: aws.String(d.table),
-			Item: map[string]types.AttributeValue{
-				attrID:         &types.AttributeValueMemberS{Value: keys[lo]},
-				attrStatus:     &types.AttributeValueMemberS{Value: statusInProgress},
-				attrOwner:      &types.AttributeValueMemberS{Value: owner},
-				attrExpiration: numAttr(until.Add(time.Second - 1).Unix()),
-				attrInProgress: numAttr(until.UnixMilli()),
-			},
-			ConditionExpression:       cond,
+	const free = "attribute_not_exists(#i) OR (#s IN (:c, :l) AND #e <= :nowS) OR (#s = :ip AND (#p <= :nowMS OR #o = :me))"
+	// Another record's dead letter: one with a record named, when this one
+	// has none; otherwise one naming another.
+	condNone := aws.String(free + " OR (#s = :l AND attribute_exists(#r))")
+	condAt := aws.String(free + " OR (#s = :l AND (attribute_not_exists(#r) OR #r <> :at))")
+	return d.putEach(ctx, keys, func(k string) *dynamodb.PutItemInput {
+		in := &dynamodb.PutItemInput{
+			TableName:                 aws.String(d.table),
+			Item:                      inProgressItem(k, owner, until),
+			ConditionExpression:       condNone,
 			ExpressionAttributeNames:  exprNames,
 			ExpressionAttributeValues: vals,
-		})
+		}
+		if a := at(k); a != "" {
+			in.ConditionExpression = condAt
+			in.ExpressionAttributeValues = maps.Clone(vals)
+			in.ExpressionAttributeValues[":at"] = &types.AttributeValueMemberS{Value: a}
+		}
+		return in
+	})
+}
+
+// inProgressItem is key's item while owner holds it, until until.
+func inProgressItem(key, owner string, until time.Time) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrID:         &types.AttributeValueMemberS{Value: key},
+		attrStatus:     &types.AttributeValueMemberS{Value: statusInProgress},
+		attrOwner:      &types.AttributeValueMemberS{Value: owner},
+		attrExpiration: numAttr(until.Add(time.Second - 1).Unix()),
+		attrInProgress: numAttr(until.UnixMilli()),
+	}
+}
+
+// putEach makes the conditional PutItem in(key) of each key, up to
+// maxParallelPuts at once, and returns the keys whose condition failed.
+func (d *DynamoDB) putEach(ctx context.Context, keys []string, in func(key string) *dynamodb.PutItemInput) ([]string, error) {
+	var (
+		mu     sync.Mutex
+		failed []string
+	)
+	err := parallel(len(keys), 1, maxParallelPuts, func(lo, _ int) error {
+		_, err := d.api.PutItem(ctx, in(keys[lo]))
 		if _, ok := errors.AsType[*types.ConditionalCheckFailedException](err); ok {
 			mu.Lock()
-			lost = append(lost, keys[lo])
+			failed = append(failed, keys[lo])
 			mu.Unlock()
 			return nil
 		}
@@ -232,7 +270,7 @@ func (d *DynamoDB) claim(ctx context.Context, keys []string, owner string, ttl t
 	if err != nil {
 		return nil, err
 	}
-	return lost, nil
+	return failed, nil
 }
 
 // Complete implements Store.
@@ -265,6 +303,73 @@ func (d *DynamoDB) Complete(ctx context.Context, keys []string, ttl time.Duratio
 		}
 		return nil
 	})
+}
+
+// Letter implements Store.
+func (d *DynamoDB) Letter(ctx context.Context, keys, at []string, owner string, ttl time.Duration) error {
+	now := d.now()
+	exp := numAttr(now.Add(ttl).Unix())
+	vals := map[string]types.AttributeValue{
+		":ip":    &types.AttributeValueMemberS{Value: statusInProgress},
+		":c":     &types.AttributeValueMemberS{Value: statusCompleted},
+		":l":     &types.AttributeValueMemberS{Value: statusLettered},
+		":me":    &types.AttributeValueMemberS{Value: owner},
+		":nowS":  numAttr(now.Unix()),
+		":nowMS": numAttr(now.UnixMilli()),
+	}
+	names := map[string]string{"#i": attrID, "#s": attrStatus, "#o": attrOwner, "#e": attrExpiration, "#p": attrInProgress}
+	cond := aws.String("attribute_not_exists(#i) OR #s = :l OR (#s = :c AND #e <= :nowS) OR (#s = :ip AND (#o = :me OR #p <= :nowMS))")
+	index := make(map[string]int, len(keys))
+	for i, k := range keys {
+		index[k] = i
+	}
+	_, err := d.putEach(ctx, keys, func(k string) *dynamodb.PutItemInput {
+		item := map[string]types.AttributeValue{
+			attrID:         &types.AttributeValueMemberS{Value: k},
+			attrStatus:     &types.AttributeValueMemberS{Value: statusLettered},
+			attrExpiration: exp,
+		}
+		if a := atOf(at, index[k]); a != "" {
+			item[attrRecord] = &types.AttributeValueMemberS{Value: a}
+		}
+		return &dynamodb.PutItemInput{
+			TableName: aws.String(d.table), Item: item, ConditionExpression: cond,
+			ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
+		}
+	})
+	return err // a failed condition: completed, or another owner's
+}
+
+// Renew implements Store: it puts each claim again, with the new expiry,
+// on condition that it is still owner's and unexpired.
+func (d *DynamoDB) Renew(ctx context.Context, keys []string, owner string, ttl time.Duration) ([]bool, error) {
+	now := d.now()
+	until := now.Add(ttl)
+	vals := map[string]types.AttributeValue{
+		":ip":    &types.AttributeValueMemberS{Value: statusInProgress},
+		":me":    &types.AttributeValueMemberS{Value: owner},
+		":nowMS": numAttr(now.UnixMilli()),
+	}
+	names := map[string]string{"#s": attrStatus, "#o": attrOwner, "#p": attrInProgress}
+	cond := aws.String("#s = :ip AND #o = :me AND #p > :nowMS")
+	lost, err := d.putEach(ctx, keys, func(k string) *dynamodb.PutItemInput {
+		return &dynamodb.PutItemInput{
+			TableName: aws.String(d.table), Item: inProgressItem(k, owner, until), ConditionExpression: cond,
+			ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	gone := make(map[string]bool, len(lost))
+	for _, k := range lost {
+		gone[k] = true
+	}
+	held := make([]bool, len(keys))
+	for i, k := range keys {
+		held[i] = !gone[k]
+	}
+	return held, nil
 }
 
 // Release implements Store.

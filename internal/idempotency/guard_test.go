@@ -104,7 +104,7 @@ func TestClaimVerdicts(t *testing.T) {
 		return ks
 	}
 	// Another member holds "busy"; "done" was completed before.
-	if err := other.Claim(ctx, keysOf(rec("busy")), other.Owner(), make([]Verdict, 1)); err != nil {
+	if err := other.Claim(ctx, keysOf(rec("busy")), nil, other.Owner(), make([]Verdict, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Complete(ctx, keysOf(rec("done"))); err != nil {
@@ -113,7 +113,7 @@ func TestClaimVerdicts(t *testing.T) {
 	keys := keysOf(rec("a"), rec(""), rec("done"), rec("a"), rec("busy"), rec("b"))
 	v := make([]Verdict, len(keys))
 	owner := g.Owner()
-	if err := g.Claim(ctx, keys, owner, v); err != nil {
+	if err := g.Claim(ctx, keys, nil, owner, v); err != nil {
 		t.Fatal(err)
 	}
 	want := []Verdict{Handle, Unkeyed, Duplicate, Duplicate, Busy, Handle}
@@ -124,17 +124,17 @@ func TestClaimVerdicts(t *testing.T) {
 		t.Errorf("got %d Begin calls, want 2: one per batch", n)
 	}
 	// A retried Claim of the same batch finds its own claims.
-	if err := g.Claim(ctx, keys, owner, v); err != nil || !slices.Equal(v, want) {
+	if err := g.Claim(ctx, keys, nil, owner, v); err != nil || !slices.Equal(v, want) {
 		t.Errorf("retried: got %v %v, want %v", v, err, want)
 	}
 	// Another batch of this process does not.
-	if err := g.Claim(ctx, keys[:1], g.Owner(), v[:1]); err != nil || v[0] != Busy {
+	if err := g.Claim(ctx, keys[:1], nil, g.Owner(), v[:1]); err != nil || v[0] != Busy {
 		t.Errorf("another batch: got %v %v, want busy", v[0], err)
 	}
 
 	// An outage is an error, counted by operation.
 	mem.Fail(errors.New("connection refused"))
-	if err := g.Claim(ctx, keys, owner, v); err == nil || !strings.Contains(err.Error(), "memory store begin: connection refused") {
+	if err := g.Claim(ctx, keys, nil, owner, v); err == nil || !strings.Contains(err.Error(), "memory store begin: connection refused") {
 		t.Errorf("got %v, want the store's error, named", err)
 	}
 	if err := g.Complete(ctx, keys[:1]); err == nil {
@@ -155,7 +155,7 @@ func TestClaimVerdicts(t *testing.T) {
 // after CallTimeout, not a wait without end.
 func TestClaimTimeout(t *testing.T) {
 	g := New("stuck", &hangingStore{}, Config{Prefix: "g", CallTimeout: 50 * time.Millisecond}, Metrics{})
-	err := g.Claim(context.Background(), []string{"k"}, g.Owner(), make([]Verdict, 1))
+	err := g.Claim(context.Background(), []string{"k"}, nil, g.Owner(), make([]Verdict, 1))
 	if err == nil || !strings.Contains(err.Error(), "no answer within 50ms") {
 		t.Errorf("got %v, want a timeout error", err)
 	}
@@ -163,7 +163,7 @@ func TestClaimTimeout(t *testing.T) {
 
 type hangingStore struct{ *Memory }
 
-func (*hangingStore) Begin(ctx context.Context, _ []string, _ string, _ time.Duration) ([]State, error) {
+func (*hangingStore) Begin(ctx context.Context, _, _ []string, _ string, _ time.Duration) ([]State, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -4,9 +4,17 @@
 // is handled its keys are looked up and claimed in one round trip: a record
 // completed before is a duplicate and is dropped; one in progress under
 // another member is waited for; the others are marked in progress, with an
-// expiry, for this batch. A record is marked completed once the handler
-// succeeded for it or its dead-letter copy was acknowledged, before its
-// offset is committed.
+// expiry, for this batch, and their claims are renewed while the batch is
+// in flight (Hold). A record is marked completed once the handler
+// succeeded for it, and dead-lettered once its dead-letter copy was
+// acknowledged, both before its offset is committed.
+//
+// A dead-lettered record was not handled: its mark makes a redelivery of
+// that same record (the same partition and offset, after a crash before
+// the commit) a duplicate, so that it is not dead-lettered twice, but any
+// other record with its key (its copy sent back by `consumer redrive`, or
+// the message produced again) is claimed and handled. A completed mark is
+// never replaced by a dead-letter mark.
 //
 // It holds the keys (Keys), the protocol over a Store (Guard), and the
 // stores (NewRedis, NewDynamoDB, NewMemory). When a batch is claimed and
@@ -37,7 +45,8 @@ const (
 	// Claimed: the key was absent, expired, or in progress for the same
 	// owner (a retried Begin); it is now in progress for the caller.
 	Claimed State = iota
-	// Completed: the record was handled or dead-lettered before.
+	// Completed: the record was handled before, or this very record (the
+	// same position) was dead-lettered.
 	Completed
 	// InProgress: another owner holds it and its claim has not expired.
 	InProgress
@@ -61,19 +70,41 @@ func (s State) String() string {
 // parallel chunks of the sizes DynamoDB allows). Every error means the
 // store could not be used: the caller retries the call, which is safe, as
 // each call is idempotent for the same owner.
+//
+// at, where a call takes it, names the record each key is for (Guard.At:
+// "" for offset keys, which name their record themselves); nil is all "".
 type Store interface {
 	// Begin claims, for owner, every key neither completed nor in progress
 	// under another owner, in progress until inProgressTTL from now, and
-	// returns what it found for each key, in order.
-	Begin(ctx context.Context, keys []string, owner string, inProgressTTL time.Duration) ([]State, error)
+	// returns what it found for each key, in order. A key dead-lettered by
+	// the record at at[i] is Completed; one dead-lettered by another
+	// record is claimed.
+	Begin(ctx context.Context, keys, at []string, owner string, inProgressTTL time.Duration) ([]State, error)
 	// Complete marks every key completed until ttl from now, whoever holds
 	// it.
 	Complete(ctx context.Context, keys []string, ttl time.Duration) error
+	// Letter marks every key dead-lettered by the record at at[i] until
+	// ttl from now, unless it is completed or in progress under another
+	// owner (which will mark it itself).
+	Letter(ctx context.Context, keys, at []string, owner string, ttl time.Duration) error
+	// Renew moves to inProgressTTL from now the expiry of every key still
+	// in progress for owner, and reports, in order, which ones were: the
+	// others are completed, released, or expired and perhaps claimed by
+	// another owner.
+	Renew(ctx context.Context, keys []string, owner string, inProgressTTL time.Duration) (held []bool, err error)
 	// Release removes the keys that are still in progress for owner, so
 	// that they can be claimed at once rather than when they expire.
 	Release(ctx context.Context, keys []string, owner string) error
 	// Close releases the store's connections.
 	Close() error
+}
+
+// atOf is at[i], or "" for a nil at.
+func atOf(at []string, i int) string {
+	if at == nil {
+		return ""
+	}
+	return at[i]
 }
 
 // Config is how a Guard keys records and how long entries live.
@@ -88,8 +119,10 @@ type Config struct {
 	Header string
 	// TTL is how long a completed entry is kept (IDEMPOTENCY_TTL).
 	TTL time.Duration
-	// InProgressTTL is how long a claim holds before another member may
-	// take the record over (IDEMPOTENCY_IN_PROGRESS_TTL).
+	// InProgressTTL is how long a claim holds, unless renewed, before
+	// another member may take the record over
+	// (IDEMPOTENCY_IN_PROGRESS_TTL). A batch in flight renews its claims
+	// every third of it (Hold).
 	InProgressTTL time.Duration
 	// CallTimeout bounds each store call; 0 means DefaultCallTimeout.
 	CallTimeout time.Duration
@@ -100,7 +133,7 @@ type Config struct {
 const DefaultCallTimeout = 5 * time.Second
 
 // Metrics are the store's latency and errors by operation (begin,
-// complete, release). Nil fields are not recorded.
+// complete, renew, release; a dead-letter mark is a complete). Nil fields are not recorded.
 type Metrics struct {
 	Seconds *prometheus.HistogramVec // op
 	Errors  *prometheus.CounterVec   // op
@@ -110,6 +143,7 @@ type Metrics struct {
 const (
 	OpBegin    = "begin"
 	OpComplete = "complete"
+	OpRenew    = "renew"
 	OpRelease  = "release"
 )
 
@@ -156,6 +190,16 @@ func (g *Guard) Owner() string {
 // and no such header).
 func (g *Guard) Key(r *kgo.Record) string { return g.keys.Key(r) }
 
+// At names r among the records that may share its key, for Claim and
+// Letter: "" with offset keys (the key names the record), its partition
+// and offset with header keys (the key holds the topic).
+func (g *Guard) At(r *kgo.Record) string {
+	if g.keys.Header == "" {
+		return ""
+	}
+	return strconv.FormatInt(int64(r.Partition), 10) + ":" + strconv.FormatInt(r.Offset, 10)
+}
+
 // Verdict is what to do with a record of a batch.
 type Verdict uint8
 
@@ -172,17 +216,24 @@ const (
 	Busy
 )
 
-// Claim looks up the keys of a batch (keys[i] is recs[i]'s, "" for none)
-// and claims them for owner, in one Store call, setting v[i] for each
-// record. A record whose key an earlier record of the batch has is a
-// Duplicate of it. v is complete only when Claim returns nil; on error,
-// retry.
-func (g *Guard) Claim(ctx context.Context, keys []string, owner string, v []Verdict) error {
+// Claim looks up the keys of a batch (keys[i] is recs[i]'s, "" for none;
+// at[i] is At(recs[i]), or at is nil) and claims them for owner, in one
+// Store call, setting v[i] for each record. A record whose key an earlier
+// record of the batch has is a Duplicate of it. v is complete only when
+// Claim returns nil; on error, retry.
+func (g *Guard) Claim(ctx context.Context, keys, at []string, owner string, v []Verdict) error {
+	if g.keys.Header == "" {
+		at = nil // offset keys name their records
+	}
 	uniq := make([]string, 0, len(keys))
+	var uat []string
+	if at != nil {
+		uat = make([]string, 0, len(keys))
+	}
 	first := make(map[string]bool, len(keys))
-	at := make([]int, len(keys)) // index in uniq of keys[i], or -1
+	idx := make([]int, len(keys)) // index in uniq of keys[i], or -1
 	for i, k := range keys {
-		at[i] = -1
+		idx[i] = -1
 		switch {
 		case k == "":
 			v[i] = Unkeyed
@@ -190,8 +241,11 @@ func (g *Guard) Claim(ctx context.Context, keys []string, owner string, v []Verd
 			v[i] = Duplicate
 		default:
 			first[k] = true
-			at[i] = len(uniq)
+			idx[i] = len(uniq)
 			uniq = append(uniq, k)
+			if at != nil {
+				uat = append(uat, at[i])
+			}
 		}
 	}
 	if len(uniq) == 0 {
@@ -199,7 +253,7 @@ func (g *Guard) Claim(ctx context.Context, keys []string, owner string, v []Verd
 	}
 	var states []State
 	err := g.call(ctx, OpBegin, func(ctx context.Context) (err error) {
-		states, err = g.store.Begin(ctx, uniq, owner, g.cfg.InProgressTTL)
+		states, err = g.store.Begin(ctx, uniq, uat, owner, g.cfg.InProgressTTL)
 		if err == nil && len(states) != len(uniq) {
 			err = fmt.Errorf("store answered %d states for %d keys", len(states), len(uniq))
 		}
@@ -208,7 +262,7 @@ func (g *Guard) Claim(ctx context.Context, keys []string, owner string, v []Verd
 	if err != nil {
 		return err
 	}
-	for i, j := range at {
+	for i, j := range idx {
 		if j < 0 {
 			continue
 		}
@@ -232,6 +286,33 @@ func (g *Guard) Complete(ctx context.Context, keys []string) error {
 	return g.call(ctx, OpComplete, func(ctx context.Context) error {
 		return g.store.Complete(ctx, keys, g.cfg.TTL)
 	})
+}
+
+// Letter marks keys dead-lettered by the records at at (for
+// IDEMPOTENCY_TTL), where owner holds them or nobody does.
+func (g *Guard) Letter(ctx context.Context, keys, at []string, owner string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return g.call(ctx, OpComplete, func(ctx context.Context) error {
+		return g.store.Letter(ctx, keys, at, owner, g.cfg.TTL)
+	})
+}
+
+// Renew extends owner's claims on keys to IDEMPOTENCY_IN_PROGRESS_TTL from
+// now and reports which of them owner still held.
+func (g *Guard) Renew(ctx context.Context, keys []string, owner string) (held []bool, err error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	err = g.call(ctx, OpRenew, func(ctx context.Context) (err error) {
+		held, err = g.store.Renew(ctx, keys, owner, g.cfg.InProgressTTL)
+		if err == nil && len(held) != len(keys) {
+			err = fmt.Errorf("store answered %d renewals for %d keys", len(held), len(keys))
+		}
+		return err
+	})
+	return held, err
 }
 
 // Release gives up owner's claims on keys.

@@ -19,7 +19,9 @@ type Memory struct {
 }
 
 type memEntry struct {
-	owner     string // "" when completed
+	owner     string // "" when completed or dead-lettered
+	lettered  bool   // dead-lettered by the record at at
+	at        string
 	expiresAt time.Time
 }
 
@@ -47,12 +49,28 @@ func (m *Memory) Calls(op string) int {
 	return m.calls[op]
 }
 
-// Completed reports whether key is completed and not expired.
+// Completed reports whether key is completed (handled) and not expired.
 func (m *Memory) Completed(key string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.live(key)
-	return ok && e.owner == ""
+	return ok && e.owner == "" && !e.lettered
+}
+
+// Lettered reports whether key is marked dead-lettered and not expired.
+func (m *Memory) Lettered(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.live(key)
+	return ok && e.lettered
+}
+
+// Held reports whether key is in progress for owner and not expired.
+func (m *Memory) Held(key, owner string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.live(key)
+	return ok && e.owner == owner
 }
 
 // live returns key's entry if it has not expired.
@@ -70,7 +88,7 @@ func (m *Memory) enter(op string) error {
 }
 
 // Begin implements Store.
-func (m *Memory) Begin(ctx context.Context, keys []string, owner string, ttl time.Duration) ([]State, error) {
+func (m *Memory) Begin(ctx context.Context, keys, at []string, owner string, ttl time.Duration) ([]State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.enter(OpBegin); err != nil {
@@ -79,6 +97,9 @@ func (m *Memory) Begin(ctx context.Context, keys []string, owner string, ttl tim
 	states := make([]State, len(keys))
 	for i, k := range keys {
 		e, ok := m.live(k)
+		if ok && e.lettered && e.at != atOf(at, i) {
+			ok = false // another record's dead letter: free to claim
+		}
 		switch {
 		case ok && e.owner == "":
 			states[i] = Completed
@@ -105,6 +126,41 @@ func (m *Memory) Complete(ctx context.Context, keys []string, ttl time.Duration)
 		m.entries[k] = memEntry{expiresAt: m.now().Add(ttl)}
 	}
 	return nil
+}
+
+// Letter implements Store.
+func (m *Memory) Letter(ctx context.Context, keys, at []string, owner string, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enter(OpComplete); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		e, ok := m.live(k)
+		if ok && (e.owner == "" && !e.lettered || e.owner != "" && e.owner != owner) {
+			continue // completed, or another owner's
+		}
+		m.entries[k] = memEntry{lettered: true, at: atOf(at, i), expiresAt: m.now().Add(ttl)}
+	}
+	return nil
+}
+
+// Renew implements Store.
+func (m *Memory) Renew(ctx context.Context, keys []string, owner string, ttl time.Duration) ([]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.enter(OpRenew); err != nil {
+		return nil, err
+	}
+	held := make([]bool, len(keys))
+	for i, k := range keys {
+		if e, ok := m.live(k); ok && e.owner == owner {
+			e.expiresAt = m.now().Add(ttl)
+			m.entries[k] = e
+			held[i] = true
+		}
+	}
+	return held, nil
 }
 
 // Release implements Store.

@@ -148,7 +148,12 @@ func all(n int, s State) []State {
 
 func begin(t *testing.T, s Store, keys []string, owner string, ttl time.Duration) []State {
 	t.Helper()
-	got, err := s.Begin(context.Background(), keys, owner, ttl)
+	return beginAt(t, s, keys, nil, owner, ttl)
+}
+
+func beginAt(t *testing.T, s Store, keys, at []string, owner string, ttl time.Duration) []State {
+	t.Helper()
+	got, err := s.Begin(context.Background(), keys, at, owner, ttl)
 	if err != nil {
 		t.Fatalf("Begin(%s): %v", owner, err)
 	}
@@ -228,6 +233,90 @@ func TestStoreProtocol(t *testing.T) {
 					t.Errorf("after both expired: got %v, want both claimable", got)
 				}
 			})
+			t.Run("dead-letter mark", func(t *testing.T) {
+				s := mk(t)
+				ctx := context.Background()
+				// keys[0] a header key dead-lettered by the record at 0:7;
+				// keys[1] an offset key (no at); keys[2] completed before
+				// its Letter; keys[3] another owner's claim.
+				keys := keysOf(s.prefix, 4)
+				at := []string{"0:7", "", "0:9", "0:10"}
+				if got := beginAt(t, s.store, keys[:3], at[:3], "a#1", time.Minute); !slices.Equal(got, all(3, Claimed)) {
+					t.Fatalf("first Begin: got %v, want all claimed", got)
+				}
+				beginAt(t, s.store, keys[3:], at[3:], "b#1", time.Minute)
+				if err := s.store.Complete(ctx, keys[2:3], time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.store.Letter(ctx, keys, at, "a#1", time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				// The same records again (a redelivery): not handled again.
+				want := []State{Completed, Completed, Completed, InProgress}
+				if got := beginAt(t, s.store, keys, at, "c#1", time.Minute); !slices.Equal(got, want) {
+					t.Errorf("the same records again: got %v, want %v", got, want)
+				}
+				// Another record with keys[0] (its redriven copy) is
+				// claimed, and keys[2] stays completed.
+				other := []string{"1:3", "", "1:4", "1:5"}
+				want = []State{Claimed, Completed, Completed, InProgress}
+				if got := beginAt(t, s.store, keys, other, "c#1", time.Minute); !slices.Equal(got, want) {
+					t.Errorf("other records with the keys: got %v, want %v", got, want)
+				}
+				if got := beginAt(t, s.store, keys[:1], other[:1], "d#1", time.Minute); got[0] != InProgress {
+					t.Errorf("the copy's key while claimed: got %v, want in progress", got[0])
+				}
+				// The copy handled: completed for every record.
+				if err := s.store.Complete(ctx, keys[:1], time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.store.Letter(ctx, keys[:1], at[:1], "c#1", time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if got := beginAt(t, s.store, keys[:1], []string{"2:1"}, "d#1", time.Minute); got[0] != Completed {
+					t.Errorf("after the copy was handled: got %v, want completed (a Letter never replaces it)", got[0])
+				}
+			})
+			t.Run("renew", func(t *testing.T) {
+				s := mk(t)
+				ctx := context.Background()
+				keys := keysOf(s.prefix, 3)
+				begin(t, s.store, keys, "a#1", 2*time.Second)
+				if err := s.store.Complete(ctx, keys[2:], time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				held, err := s.store.Renew(ctx, keys, "b#1", time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := []bool{false, false, false}; !slices.Equal(held, want) {
+					t.Errorf("another owner's Renew: got %v, want %v", held, want)
+				}
+				for range 2 {
+					s.advance(1500 * time.Millisecond)
+					held, err := s.store.Renew(ctx, keys, "a#1", 2*time.Second)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := []bool{true, true, false}; !slices.Equal(held, want) {
+						t.Fatalf("the owner's Renew: got %v, want %v", held, want)
+					}
+				}
+				// 3s after the claim, past its first expiry: still held.
+				want := []State{InProgress, InProgress, Completed}
+				if got := begin(t, s.store, keys, "b#1", time.Minute); !slices.Equal(got, want) {
+					t.Errorf("after renewals past the first expiry: got %v, want %v", got, want)
+				}
+				s.advance(2100 * time.Millisecond)
+				want = []State{Claimed, Claimed, Completed}
+				if got := begin(t, s.store, keys, "b#1", time.Minute); !slices.Equal(got, want) {
+					t.Errorf("once renewals stopped: got %v, want %v", got, want)
+				}
+				held, err = s.store.Renew(ctx, keys[:1], "a#1", time.Minute)
+				if err != nil || held[0] {
+					t.Errorf("Renew of a claim lost to another owner: got %v %v, want not held", held, err)
+				}
+			})
 			t.Run("race: two members, one record", func(t *testing.T) {
 				s := mk(t)
 				const rounds, n = 20, 10
@@ -238,7 +327,7 @@ func TestStoreProtocol(t *testing.T) {
 					errs := make([]error, 2)
 					for m := range 2 {
 						wg.Go(func() {
-							got[m], errs[m] = s.store.Begin(context.Background(), keys, fmt.Sprintf("member-%d#%d", m, r), time.Minute)
+							got[m], errs[m] = s.store.Begin(context.Background(), keys, nil, fmt.Sprintf("member-%d#%d", m, r), time.Minute)
 						})
 					}
 					wg.Wait()
@@ -305,7 +394,7 @@ func TestStoreUnreachable(t *testing.T) {
 	for name, s := range map[string]Store{"redis": r, "dynamodb": d} {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			if _, err := s.Begin(ctx, []string{"k"}, "a#1", time.Minute); err == nil {
+			if _, err := s.Begin(ctx, []string{"k"}, nil, "a#1", time.Minute); err == nil {
 				t.Error("Begin: got nil error, want one")
 			}
 			if err := s.Complete(ctx, []string{"k"}, time.Hour); err == nil {
@@ -313,6 +402,12 @@ func TestStoreUnreachable(t *testing.T) {
 			}
 			if err := s.Release(ctx, []string{"k"}, "a#1"); err == nil {
 				t.Error("Release: got nil error, want one")
+			}
+			if err := s.Letter(ctx, []string{"k"}, nil, "a#1", time.Hour); err == nil {
+				t.Error("Letter: got nil error, want one")
+			}
+			if _, err := s.Renew(ctx, []string{"k"}, "a#1", time.Minute); err == nil {
+				t.Error("Renew: got nil error, want one")
 			}
 			if d := time.Since(start); d > 15*time.Second {
 				t.Errorf("took %s, want the errors within seconds", d)

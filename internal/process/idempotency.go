@@ -13,13 +13,16 @@ import (
 // The idempotency phase (Deps.Idempotency, IDEMPOTENCY_STORE): before
 // decoding, a batch's records are claimed in the store in one call; those
 // completed before are skipped as duplicates, and those in progress under
-// another member are waited for. A record is marked completed in the store
-// as soon as the handler succeeded for it, and a dead-lettered one once its
-// copy was acknowledged: before the record is Done, so before its offset can
-// be committed. A store that cannot be reached is unavailable
-// infrastructure: every call is retried without limit, the partition is
-// reported stuck meanwhile, and no record is handled, skipped or committed
-// on a guess.
+// another member are waited for, without the batch's in-flight slot
+// (WithSlot). The claims are renewed while the batch is in flight
+// (idempotency.Hold), however long it takes. A record is marked completed
+// in the store as soon as the handler succeeded for it, and a dead-lettered
+// one is marked dead-lettered (not completed: a copy of it sent back by
+// `consumer redrive` is handled) once its copy was acknowledged: before the
+// record is Done, so before its offset can be committed. A store that cannot
+// be reached is unavailable infrastructure: every call is retried without
+// limit, the partition is reported stuck meanwhile, and no record is
+// handled, skipped or committed on a guess.
 
 // inProgressPoll is how often a batch looks again at records in progress
 // under another member: their claims end when that member completes them,
@@ -31,12 +34,36 @@ var inProgressPoll = backoff.Policy{First: 100 * time.Millisecond, Max: time.Sec
 // hold up a shutdown.
 const releaseTimeout = 500 * time.Millisecond
 
+// Slot is the in-flight slot a batch runs in (MAX_IN_FLIGHT_BATCHES), given
+// by the caller with WithSlot: a batch that waits for records in progress
+// under another batch gives it back meanwhile, so that batches waiting on
+// each other's keys cannot hold every slot and stop the partitions that
+// wait on nothing. The batch still holds its place in its partition's (or
+// lane's) order, and its records their bytes.
+type Slot interface {
+	// Yield gives the slot back.
+	Yield()
+	// Take waits for a slot again; its error (ctx's, or the caller's
+	// when it stops the batch's work) abandons the batch.
+	Take(ctx context.Context) error
+}
+
+type slotKeyType struct{}
+
+// WithSlot returns ctx carrying the batch's in-flight slot.
+func WithSlot(ctx context.Context, s Slot) context.Context {
+	return context.WithValue(ctx, slotKeyType{}, s)
+}
+
 // idem is one batch's idempotency state, pooled with its work.
 type idem struct {
 	keys       []string
+	at         []string // Guard.At of each record
 	verdicts   []idempotency.Verdict
-	done       []bool // completed in the store
+	done       []bool // completed or marked dead-lettered in the store
 	scratch    []string
+	scratchAt  []string
+	hold       *idempotency.Hold // renews the claims while the batch is in flight
 	owner      string
 	duplicates int
 	unkeyed    int
@@ -45,17 +72,24 @@ type idem struct {
 
 func (d *idem) reset(n int) {
 	d.keys = resize(d.keys, n)
+	d.at = resize(d.at, n)
 	d.verdicts = resize(d.verdicts, n)
 	d.done = resize(d.done, n)
 	clear(d.done)
-	d.scratch = d.scratch[:0]
+	d.scratch, d.scratchAt = d.scratch[:0], d.scratchAt[:0]
+	d.hold = nil
 	d.owner, d.duplicates, d.unkeyed, d.stalled = "", 0, 0, false
 }
 
-// clear drops the references to the batch's keys.
+// clearRefs ends the batch's renewals and drops the references to its
+// keys.
 func (d *idem) clearRefs() {
+	d.hold.Stop()
+	d.hold = nil
 	clear(d.keys)
+	clear(d.at)
 	clear(d.scratch)
+	clear(d.scratchAt)
 }
 
 // claim claims the batch's records, waiting out the store's outages and
@@ -64,10 +98,12 @@ func (w *work) claim(ctx context.Context) error {
 	g, d := w.p.d.Idempotency, &w.idem
 	for i, r := range w.recs {
 		d.keys[i] = g.Key(r)
+		d.at[i] = g.At(r)
 	}
 	d.owner = g.Owner()
+	slot, _ := ctx.Value(slotKeyType{}).(Slot)
 	for failures, waits := 0, 0; ; {
-		err := g.Claim(ctx, d.keys, d.owner, d.verdicts)
+		err := g.Claim(ctx, d.keys, d.at, d.owner, d.verdicts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -102,10 +138,23 @@ func (w *work) claim(ctx context.Context) error {
 				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 				zap.Int64("first_offset", w.recs[first].Offset), zap.Int("records", busy), zap.Int("wait", waits))
 		}
+		if slot != nil {
+			slot.Yield()
+		}
 		if err := backoff.Sleep(ctx, inProgressPoll.Delay(waits)); err != nil {
 			return err
 		}
+		if slot != nil {
+			if err := slot.Take(ctx); err != nil {
+				return err
+			}
+		}
 	}
+	topic, partition := w.recs[0].Topic, w.recs[0].Partition
+	d.hold = g.Hold(w.keysWhere(func(int) bool { return true }), d.owner, func(n int) {
+		w.p.log.Warn("claims of records in flight lapsed before they could be renewed (the idempotency store was unavailable for IDEMPOTENCY_IN_PROGRESS_TTL, or this process was paused); another member may handle them at the same time",
+			zap.String("store", g.Name()), zap.String("topic", topic), zap.Int32("partition", partition), zap.Int("records", n))
+	})
 	for i, v := range d.verdicts {
 		switch v {
 		case idempotency.Duplicate:
@@ -125,31 +174,40 @@ func (w *work) claim(ctx context.Context) error {
 
 // keysWhere collects into d.scratch the keys of the records claimed for
 // this batch (verdict Handle) for which ok holds and that are not completed
-// in the store yet.
+// in the store yet, and into d.scratchAt their Guard.At.
 func (w *work) keysWhere(ok func(i int) bool) []string {
 	d := &w.idem
-	d.scratch = d.scratch[:0]
+	d.scratch, d.scratchAt = d.scratch[:0], d.scratchAt[:0]
 	for i, k := range d.keys {
 		if d.verdicts[i] == idempotency.Handle && !d.done[i] && ok(i) {
 			d.scratch = append(d.scratch, k)
+			d.scratchAt = append(d.scratchAt, d.at[i])
 		}
 	}
 	return d.scratch
 }
 
-// complete marks completed in the store the claimed records whose state
-// is st, retrying while the store is unavailable. It returns only ctx's
-// error: the records stay finished either way, as they are handled or
-// dead-lettered, and a redelivery of one whose mark was not stored is
-// handled again, as without the store.
+// complete marks in the store the claimed records whose state is st:
+// completed when handled, dead-lettered when lettered (so that a redelivery
+// of the same record is not dead-lettered again, while another record with
+// its key, such as its redriven copy, is handled). It retries while the
+// store is unavailable, and returns only ctx's error: the records stay
+// finished either way, and a redelivery of one whose mark was not stored
+// is handled again, as without the store.
 func (w *work) complete(ctx context.Context, st state) error {
 	g, d := w.p.d.Idempotency, &w.idem
 	keys := w.keysWhere(func(i int) bool { return w.states[i] == st })
 	if len(keys) == 0 {
 		return nil
 	}
+	d.hold.Drop(keys)
 	for failures := 0; ; {
-		err := g.Complete(ctx, keys)
+		var err error
+		if st == lettered {
+			err = g.Letter(ctx, keys, d.scratchAt, d.owner)
+		} else {
+			err = g.Complete(ctx, keys)
+		}
 		if err == nil {
 			break
 		}
@@ -181,6 +239,7 @@ func (w *work) release(ctx context.Context) {
 	if len(keys) == 0 {
 		return
 	}
+	w.idem.hold.Drop(keys)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	_ = w.p.d.Idempotency.Release(rctx, keys, w.idem.owner)
