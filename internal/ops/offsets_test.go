@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -28,7 +29,11 @@ func seedTimed(t *testing.T, c *cluster, topic string, parts int32, n int) {
 
 func commitAt(t *testing.T, c *cluster, group, topic string, at map[int32]int64) {
 	t.Helper()
-	if err := commit(context.Background(), c.adm, group, topic, at); err != nil {
+	os := kadm.Offsets{}
+	for p, o := range at {
+		os.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
+	}
+	if err := commitOffsets(context.Background(), c.adm, group, os); err != nil {
 		t.Fatal(err)
 	}
 }
