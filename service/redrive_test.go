@@ -35,11 +35,30 @@ func TestRedriveCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("dry run: got exit %d, want 0:\n%s%s", code, out, errOut)
 	}
-	if strings.Count(out, "would send") != 2 || !strings.Contains(out, "redrive orders.dlq: 2 sent, 0 skipped by the loop guard, 0 not redrivable, 1 not matching the filters, of 3 read (dry run: nothing sent or committed)") {
+	if strings.Count(out, "would send orders.dlq/") != 2 || !strings.Contains(out, "redrive orders.dlq: would send 2, 0 skipped by the loop guard, 0 not redrivable, 1 not matching the filters, of 3 read (dry run: nothing sent or committed)") {
 		t.Errorf("dry run: got\n%s", out)
 	}
 	if n := countRecords(t, c, "orders"); n != 0 {
 		t.Fatalf("dry run: got %d records in orders, want none", n)
+	}
+
+	// The same as one JSON document.
+	code, out, errOut = c.run("redrive", "--dry-run", "--output", "json")
+	var doc struct {
+		From        string   `json:"from"`
+		DryRun      bool     `json:"dry_run"`
+		Read        int64    `json:"read"`
+		Sent        int64    `json:"sent"`
+		NotMatching int64    `json:"not_matching"`
+		Report      []string `json:"report"`
+		Error       string   `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != exitOK || err != nil {
+		t.Fatalf("dry run --output json: got exit %d, %v:\n%s%s", code, err, out, errOut)
+	}
+	if doc.From != "orders.dlq" || !doc.DryRun || doc.Read != 3 || doc.Sent != 2 || doc.NotMatching != 1 || len(doc.Report) != 2 ||
+		!strings.HasPrefix(doc.Report[0], "would send ") || doc.Error != "" {
+		t.Errorf("dry run --output json: got %+v", doc)
 	}
 
 	// Only handler records that failed within the last hour and a half.

@@ -209,9 +209,12 @@ func TestResetTargets(t *testing.T) {
 		{to: t0.Add(4500 * time.Millisecond).Format(time.RFC3339Nano), partition: 1, want: map[int32]int64{1: 5}, delta: map[int32]int64{1: 2}},
 		{to: t0.Add(time.Hour).Format(time.RFC3339), partition: -1, want: map[int32]int64{0: 10, 1: 10}},
 		{to: "6", partition: 0, want: map[int32]int64{0: 6}, delta: map[int32]int64{0: -3}},
+		// A duration ago, as redrive --since takes it (now is t0+10s).
+		{to: "5s", partition: -1, want: map[int32]int64{0: 5, 1: 5}, delta: map[int32]int64{0: -2, 1: 2}},
+		{to: "5500ms", partition: 1, want: map[int32]int64{1: 5}, delta: map[int32]int64{1: 2}},
 	} {
 		t.Run(tc.to, func(t *testing.T) {
-			target, err := ParseTarget(tc.to)
+			target, err := ParseTargetAt(tc.to, t0.Add(10*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +238,7 @@ func TestResetTargets(t *testing.T) {
 	if _, err := Plan(ctx, c.adm, group, []string{topic}, 0, Target{Offset: 11, text: "11"}); err == nil {
 		t.Error("got a plan to offset 11 of a partition ending at 10, want it refused")
 	}
-	for _, bad := range []string{"yesterday", "-1", "2026-11-22"} {
+	for _, bad := range []string{"yesterday", "-1", "2026-11-22", "-2h"} {
 		if _, err := ParseTarget(bad); err == nil {
 			t.Errorf("--to %s: got nil, want an error", bad)
 		}

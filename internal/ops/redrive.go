@@ -89,6 +89,7 @@ type RedriveSummary struct {
 	Invalid     int64 // skipped: no destination, or the value was left out of the copy
 	NotMatching int64 // passed over: not matching the filters
 	Limited     bool  // stopped at Limit
+	DryRun      bool  // Sent counts what would have been sent
 	// Running, in a dry run, is the redrive that would refuse a real
 	// run now; nil if none.
 	Running *ErrRedriveRunning
@@ -96,8 +97,12 @@ type RedriveSummary struct {
 
 func (s RedriveSummary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d sent, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
-		s.Sent, s.LoopGuarded, s.Invalid, s.NotMatching, s.Read)
+	sent := fmt.Sprintf("%d sent", s.Sent)
+	if s.DryRun {
+		sent = fmt.Sprintf("would send %d", s.Sent)
+	}
+	fmt.Fprintf(&b, "%s, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
+		sent, s.LoopGuarded, s.Invalid, s.NotMatching, s.Read)
 	if s.Limited {
 		b.WriteString(" (stopped at --limit)")
 	}
@@ -159,7 +164,7 @@ func pinned(r *kgo.Record) (int32, bool) {
 // The progress passes over records that do not match the filters: a
 // later redrive resumes after them (FromStart reads them again).
 func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error) {
-	var sum RedriveSummary
+	sum := RedriveSummary{DryRun: o.DryRun}
 	if o.Batch <= 0 {
 		o.Batch = DefaultRedriveBatch
 	}

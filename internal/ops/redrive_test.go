@@ -381,7 +381,7 @@ func TestRedriveDryRun(t *testing.T) {
 			}
 		}
 	}
-	if sum.Sent != int64(want) || strings.Count(report.String(), "would send") != want {
+	if sum.Sent != int64(want) || strings.Count(report.String(), "would send") != want || !strings.HasPrefix(sum.String(), fmt.Sprintf("would send %d,", want)) {
 		t.Errorf("got %s and %d report lines, want %d", sum, strings.Count(report.String(), "would send"), want)
 	}
 	if rs := c.readAll(t, source); len(rs) != 0 {
@@ -433,6 +433,14 @@ func TestRedriveRefusesASecondRun(t *testing.T) {
 		t.Fatalf("the first redrive ended before its second round: %s, %v", r.sum, r.err)
 	}
 
+	// A dry run is not refused (it commits nothing) but says that a
+	// real run would be.
+	dry := o
+	dry.DryRun = true
+	dsum, err := dry.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err != nil || dsum.Running == nil || len(dsum.Running.Members) != 1 || !strings.Contains(dsum.String(), "a real run would be refused now") {
+		t.Errorf("a dry run while a redrive runs: got %s, %v; want it run, saying a real run would be refused", dsum, err)
+	}
 	sum2, err := o.Run(context.Background(), RedriveDeps{Opts: append(c.opts(), kgo.ClientID("second"))})
 	close(release)
 	var re *ErrRedriveRunning
