@@ -198,6 +198,11 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 			sum.Running = &ErrRedriveRunning{From: o.From, Group: o.ProgressGroup, Members: members}
 		}
 	} else {
+		// The topic and partitions are checked before joining: a
+		// group for a topic that does not exist assigns nothing.
+		if _, err := o.plan(ctx, adm); err != nil {
+			return sum, err
+		}
 		if member, err = joinProgress(ctx, d.Opts, adm, o.ProgressGroup, o.From); err != nil {
 			return sum, err
 		}

@@ -528,3 +528,14 @@ func TestRedrivesStartedTogether(t *testing.T) {
 	}
 	assertEachOnce(t, c.readAll(t, source), es, 0)
 }
+
+// TestRedriveFromMissingTopic: a dead-letter topic that does not exist is
+// named as such, not taken for another redrive holding the group.
+func TestRedriveFromMissingTopic(t *testing.T) {
+	c := startCluster(t)
+	o := Redrive{From: c.name + "-no-such-dlq", Group: "g", MaxRedrives: 3, ProgressGroup: c.group(t, "-g.redrive")}
+	_, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err == nil || !strings.Contains(err.Error(), "dead-letter topic "+o.From+" does not exist") {
+		t.Errorf("got %v, want the missing dead-letter topic named", err)
+	}
+}
