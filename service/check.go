@@ -104,10 +104,15 @@ func isTerminal(w io.Writer) bool {
 // checkCommand is `consumer check`: every preflight check against the
 // cluster and the downstreams, one line each; exit 0 only if all pass.
 func (a *app) checkCommand(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	fs := newFlags("check", "check [--timeout 15s]", stderr)
+	fs := newFlags("check", "check [--timeout 15s] [--output text|json]", stderr)
 	timeout := fs.Duration("timeout", 15*time.Second, "how long each network check may take")
+	output := outputFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	asJSON, ok := jsonOutput(*output, stderr)
+	if !ok {
+		return exitConfig
 	}
 	env, code, ok := a.opsSetup(lookup, stderr)
 	if !ok {
@@ -120,11 +125,44 @@ func (a *app) checkCommand(args []string, lookup func(string) (string, bool), st
 		d.Principal = iamCaller(env.cfg.Kafka.AWSRegion, *timeout)
 	}
 	rs := preflight.Check(ctx, env.cfg, d)
-	preflight.Write(stdout, rs)
+	if asJSON {
+		writeCheckJSON(stdout, rs)
+	} else {
+		preflight.Write(stdout, rs)
+	}
 	if !preflight.Passed(rs) {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// checkJSON is `consumer check --output json`: passed is the exit code's
+// verdict (no check failed), failed how many did; each check has a
+// status of pass, warn, fail or skip, its detail and what to fix ("" if
+// nothing).
+type checkJSON struct {
+	Passed bool          `json:"passed"`
+	Failed int           `json:"failed"`
+	Checks []checkResult `json:"checks"`
+}
+
+type checkResult struct {
+	Check  string `json:"check"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix"`
+}
+
+func writeCheckJSON(w io.Writer, rs []preflight.Result) {
+	doc := checkJSON{Passed: preflight.Passed(rs), Checks: []checkResult{}}
+	for _, r := range rs {
+		st := map[preflight.Status]string{preflight.Pass: "pass", preflight.Warn: "warn", preflight.Fail: "fail", preflight.Skip: "skip"}[r.Status]
+		if r.Status == preflight.Fail {
+			doc.Failed++
+		}
+		doc.Checks = append(doc.Checks, checkResult{Check: r.Check, Status: st, Detail: r.Detail, Fix: r.Fix})
+	}
+	writeJSON(w, doc)
 }
 
 // iamCaller names the principal of the AWS default credential chain with

@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -92,6 +93,30 @@ func TestCheckCommand(t *testing.T) {
 	code, out, _ = c.run("check", "--timeout", "3s")
 	if code != exitRuntime || !strings.Contains(out, "✗ dead-letter topic missing.dlq: does not exist") {
 		t.Errorf("got exit %d and\n%s\nwant 1 naming the missing dead-letter topic", code, out)
+	}
+
+	// --output json: one document, the same exit code.
+	code, out, errOut = c.run("check", "--timeout", "3s", "--output", "json")
+	var doc struct {
+		Passed bool `json:"passed"`
+		Failed int  `json:"failed"`
+		Checks []struct {
+			Check  string `json:"check"`
+			Status string `json:"status"`
+			Detail string `json:"detail"`
+			Fix    string `json:"fix"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != exitRuntime || err != nil {
+		t.Fatalf("--output json: got exit %d, %v:\n%s%s", code, err, out, errOut)
+	}
+	if doc.Passed || doc.Failed != 1 || len(doc.Checks) != 5 || doc.Checks[0].Status != "pass" {
+		t.Errorf("--output json: got %+v", doc)
+	}
+	for _, ch := range doc.Checks {
+		if ch.Check == "dead-letter topic missing.dlq" && (ch.Status != "fail" || ch.Detail != "does not exist" || ch.Fix == "") {
+			t.Errorf("--output json: got %+v for the missing dead-letter topic", ch)
+		}
 	}
 }
 

@@ -38,9 +38,9 @@ func TestOffsetsCommands(t *testing.T) {
 	}
 	for _, want := range []string{
 		"group orders-svc: 0 active members",
-		"orders  0          2          5    3    2026-11-22T11:02:00Z  -",
-		"orders  1          5          5    0    -                     -",
-		"orders  2          -          5    5    2026-11-22T11:00:00Z  -",
+		"orders  0          2          5    3    2026-11-22T11:02:00.000Z  -",
+		"orders  1          5          5    0    -                         -",
+		"orders  2          -          5    5    2026-11-22T11:00:00.000Z  -",
 		"total lag: 8 records",
 	} {
 		if !strings.Contains(out, want) {
@@ -54,7 +54,7 @@ func TestOffsetsCommands(t *testing.T) {
 		t.Errorf("got exit %d and %s, want 1 asking for --yes", code, errOut)
 	}
 	for _, want := range []string{
-		"orders/0: 2 → 3 (skips 1 records)",
+		"orders/0: 2 → 3 (skips 1 record)",
 		"orders/1: 5 → 3 (replays 2 records)",
 		"orders/2: none → 3 (skips 3 records)",
 		"in all: 2 records replayed, 4 skipped",
@@ -68,6 +68,54 @@ func TestOffsetsCommands(t *testing.T) {
 		t.Errorf("dry run: got exit %d and\n%s", code, out)
 	}
 	assertOffsets(t, c, map[int32]int64{0: 2, 1: 5})
+
+	// --output json: one document with the documented fields.
+	code, out, errOut = c.run("offsets", "--output", "json")
+	var list struct {
+		Group      string            `json:"group"`
+		Members    []json.RawMessage `json:"members"`
+		TotalLag   int64             `json:"total_lag"`
+		Partitions []struct {
+			Topic        string  `json:"topic"`
+			Partition    int32   `json:"partition"`
+			Committed    *int64  `json:"committed"`
+			Start        int64   `json:"start"`
+			End          int64   `json:"end"`
+			Lag          int64   `json:"lag"`
+			NextRecordAt *string `json:"next_record_at"`
+			Member       *string `json:"member"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != exitOK || err != nil {
+		t.Fatalf("--output json: got exit %d, %v:\n%s%s", code, err, out, errOut)
+	}
+	if list.Group != "orders-svc" || list.Members == nil || len(list.Members) != 0 || list.TotalLag != 8 || len(list.Partitions) != 3 {
+		t.Errorf("--output json: got %+v", list)
+	}
+	if p := list.Partitions[2]; p.Committed != nil || p.End != 5 || p.Lag != 5 || p.NextRecordAt == nil || *p.NextRecordAt != "2026-11-22T11:00:00.000Z" || p.Member != nil {
+		t.Errorf("--output json, partition 2: got %+v", p)
+	}
+	if p := list.Partitions[1]; p.Committed == nil || *p.Committed != 5 || p.NextRecordAt != nil {
+		t.Errorf("--output json, partition 1: got %+v", p)
+	}
+	code, out, _ = c.run("offsets", "reset", "--to", "earliest", "--partition", "0", "--dry-run", "--output", "json")
+	var plan struct {
+		Moves []struct {
+			Old   *int64 `json:"old"`
+			New   int64  `json:"new"`
+			Delta int64  `json:"delta"`
+		} `json:"moves"`
+		Replayed int64 `json:"replayed"`
+		DryRun   bool  `json:"dry_run"`
+		Applied  bool  `json:"applied"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != exitOK || err != nil || len(plan.Moves) != 1 || *plan.Moves[0].Old != 2 ||
+		plan.Moves[0].New != 0 || plan.Moves[0].Delta != 2 || plan.Replayed != 2 || !plan.DryRun || plan.Applied {
+		t.Errorf("reset --dry-run --output json: got exit %d, %v and\n%s", code, err, out)
+	}
+	if code, _, errOut := c.run("offsets", "--output", "yaml"); code != exitConfig || !strings.Contains(errOut, "expected text or json") {
+		t.Errorf("--output yaml: got exit %d and %s, want 2", code, errOut)
+	}
 
 	code, out, errOut = c.run("offsets", "reset", "--to", "2026-11-22T11:03:00Z", "--yes")
 	if code != exitOK || !strings.Contains(out, "applied") {
@@ -95,8 +143,15 @@ func TestOffsetsCommands(t *testing.T) {
 		}
 	}
 	code, _, errOut = c.run("offsets", "reset", "--to", "latest", "--yes")
-	if code != exitRuntime || !strings.Contains(errOut, "refused: group orders-svc has 1 active members") || !strings.Contains(errOut, "pod-7") {
+	if code != exitRuntime || !strings.Contains(errOut, "refused: group orders-svc has 1 active member;") || !strings.Contains(errOut, "pod-7") {
 		t.Errorf("got exit %d and %s, want 1 naming the member", code, errOut)
+	}
+	// A dry run prints the plan and exits 0, saying a real run would be
+	// refused; --to takes a duration ago as redrive --since does.
+	code, out, errOut = c.run("offsets", "reset", "--to", "2h", "--dry-run")
+	if code != exitOK || !strings.Contains(out, "dry run: nothing changed; a real run would be refused: group orders-svc has 1 active member;") ||
+		!strings.Contains(out, "pod-7") || !strings.Contains(out, "reset group orders-svc to 2h ago (") {
+		t.Errorf("dry run with a member: got exit %d and\n%s%s\nwant 0, the plan and the refusal a real run would meet", code, out, errOut)
 	}
 	assertOffsets(t, c, map[int32]int64{0: 3, 1: 3, 2: 3})
 }

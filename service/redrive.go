@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,7 +14,8 @@ import (
 )
 
 const redriveSynopsis = `redrive [--from TOPIC] [--to TOPIC] [--kind decode,handler,validation,expired] [--group GROUP|*]
-                [--since T] [--until T] [--partition N] [--limit N] [--max-redrives 3] [--dry-run] [--from-start]`
+                [--since T] [--until T] [--partition N] [--limit N] [--max-redrives 3] [--dry-run] [--from-start]
+                [--output text|json]`
 
 // redriveCommand is `consumer redrive`: the dead-letter topic's records
 // back to the topics they came from. See ops.Redrive.Run.
@@ -30,8 +32,13 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	maxRedrives := fs.Int("max-redrives", ops.DefaultMaxRedrives, "skip (and report) records already redriven this many times (the dlq.redrive.count header)")
 	dryRun := fs.Bool("dry-run", false, "print what would be sent; send and commit nothing")
 	fromStart := fs.Bool("from-start", false, "ignore the progress of earlier redrives and read the dead-letter topic from its start")
+	output := outputFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	asJSON, ok := jsonOutput(*output, stderr)
+	if !ok {
+		return exitConfig
 	}
 	env, code, ok := a.opsSetup(lookup, stderr)
 	if !ok {
@@ -89,9 +96,14 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 
 	ctx := env.ctx
 	prog := newProgress(stderr, env.log, time.Now)
+	var report io.Writer = stdout
+	lines := &lineCollector{}
+	if asJSON {
+		report = lines
+	}
 	d := ops.RedriveDeps{
 		Opts:   env.opts,
-		Report: &lockedWriter{w: stdout, before: prog.clear},
+		Report: &lockedWriter{w: report, before: prog.clear},
 		Started: func(p ops.RedrivePlan) {
 			mode := ""
 			if o.DryRun {
@@ -110,12 +122,73 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	if o.DryRun {
 		where = "dry run: nothing sent or committed"
 	}
+	code = exitOK
+	if err != nil {
+		code = exitRuntime
+	}
+	if asJSON {
+		doc := redriveJSON{From: o.From, ProgressGroup: o.ProgressGroup, DryRun: o.DryRun,
+			Read: sum.Read, Sent: sum.Sent, LoopGuarded: sum.LoopGuarded, Invalid: sum.Invalid, NotMatching: sum.NotMatching,
+			Limited: sum.Limited, Report: lines.lines()}
+		running := sum.Running
+		if err != nil {
+			doc.Error = err.Error()
+			running, _ = errors.AsType[*ops.ErrRedriveRunning](err)
+		}
+		if running != nil {
+			doc.Running = membersJSON(running.Members)
+		}
+		writeJSON(stdout, doc)
+		if err != nil {
+			fmt.Fprintf(stderr, "redrive %s failed: %v\n", o.From, err)
+		}
+		return code
+	}
+	if _, ok := errors.AsType[*ops.ErrRedriveRunning](err); ok {
+		fmt.Fprintf(stdout, "redrive %s refused: %v\n", o.From, err)
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stdout, "redrive %s failed: %v; %s (%s; run it again to resume)\n", o.From, err, sum, where)
-		return exitRuntime
+		return code
 	}
 	fmt.Fprintf(stdout, "redrive %s: %s (%s)\n", o.From, sum, where)
-	return exitOK
+	return code
+}
+
+// redriveJSON is `consumer redrive --output json`: the summary's counts
+// (sent: what a dry run would send), the report's lines (records skipped,
+// or in a dry run each record that would be sent), running: the members
+// of the redrive that refuses (or, in a dry run, would refuse) this one,
+// and error when it failed.
+type redriveJSON struct {
+	From          string       `json:"from"`
+	ProgressGroup string       `json:"progress_group"`
+	DryRun        bool         `json:"dry_run"`
+	Read          int64        `json:"read"`
+	Sent          int64        `json:"sent"`
+	LoopGuarded   int64        `json:"loop_guarded"`
+	Invalid       int64        `json:"not_redrivable"`
+	NotMatching   int64        `json:"not_matching"`
+	Limited       bool         `json:"limited"`
+	Report        []string     `json:"report"`
+	Running       []memberJSON `json:"running,omitempty"`
+	Error         string       `json:"error,omitempty"`
+}
+
+// lineCollector keeps the lines written to it.
+type lineCollector struct{ b strings.Builder }
+
+func (l *lineCollector) Write(p []byte) (int, error) { return l.b.Write(p) }
+
+func (l *lineCollector) lines() []string {
+	out := []string{}
+	for line := range strings.SplitSeq(strings.TrimSuffix(l.b.String(), "\n"), "\n") {
+		if line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // parseWhen reads an RFC 3339 time, or a duration before now; "" is zero.

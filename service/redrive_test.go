@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/ops"
 )
 
 func TestRedriveCommand(t *testing.T) {
@@ -35,11 +36,30 @@ func TestRedriveCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("dry run: got exit %d, want 0:\n%s%s", code, out, errOut)
 	}
-	if strings.Count(out, "would send") != 2 || !strings.Contains(out, "redrive orders.dlq: 2 sent, 0 skipped by the loop guard, 0 not redrivable, 1 not matching the filters, of 3 read (dry run: nothing sent or committed)") {
+	if strings.Count(out, "would send orders.dlq/") != 2 || !strings.Contains(out, "redrive orders.dlq: would send 2, 0 skipped by the loop guard, 0 not redrivable, 1 not matching the filters, of 3 read (dry run: nothing sent or committed)") {
 		t.Errorf("dry run: got\n%s", out)
 	}
 	if n := countRecords(t, c, "orders"); n != 0 {
 		t.Fatalf("dry run: got %d records in orders, want none", n)
+	}
+
+	// The same as one JSON document.
+	code, out, errOut = c.run("redrive", "--dry-run", "--output", "json")
+	var doc struct {
+		From        string   `json:"from"`
+		DryRun      bool     `json:"dry_run"`
+		Read        int64    `json:"read"`
+		Sent        int64    `json:"sent"`
+		NotMatching int64    `json:"not_matching"`
+		Report      []string `json:"report"`
+		Error       string   `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != exitOK || err != nil {
+		t.Fatalf("dry run --output json: got exit %d, %v:\n%s%s", code, err, out, errOut)
+	}
+	if doc.From != "orders.dlq" || !doc.DryRun || doc.Read != 3 || doc.Sent != 2 || doc.NotMatching != 1 || len(doc.Report) != 2 ||
+		!strings.HasPrefix(doc.Report[0], "would send ") || doc.Error != "" {
+		t.Errorf("dry run --output json: got %+v", doc)
 	}
 
 	// Only handler records that failed within the last hour and a half.
@@ -237,5 +257,58 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 			t.Fatalf("not done in %s: %s", d, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRedriveCommandRefusedWhileOneRuns: `consumer redrive` while another
+// redrive of the same group is between two rounds exits 1, naming it,
+// in text and in JSON; the dry run still runs and says so.
+func TestRedriveCommandRefusedWhileOneRuns(t *testing.T) {
+	c := startOpsCluster(t)
+	at := time.Now().Add(-time.Hour)
+	for _, k := range []string{"a", "b", "c"} {
+		c.deadLetter(t, k, 0, dlq.KindHandler, "orders-svc", at)
+	}
+	running, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		var once bool
+		o := ops.Redrive{From: "orders.dlq", Group: "orders-svc", MaxRedrives: 3, ProgressGroup: "orders-svc.redrive", Batch: 1}
+		_, err := o.Run(context.Background(), ops.RedriveDeps{Opts: []kgo.Opt{kgo.SeedBrokers(c.kf.ListenAddrs()...), kgo.ClientID("other-redrive")},
+			Progress: func(int64, int64) {
+				if !once {
+					once = true
+					close(running)
+					<-release
+				}
+			}})
+		done <- err
+	}()
+	<-running
+	code, out, errOut := c.run("redrive")
+	if code != exitRuntime || !strings.Contains(out, "redrive orders.dlq refused: another redrive of orders.dlq is running") || !strings.Contains(out, "other-redrive") {
+		t.Errorf("got exit %d and\n%s%s\nwant 1 naming the running redrive", code, out, errOut)
+	}
+	code, out, _ = c.run("redrive", "--output", "json")
+	var doc struct {
+		Sent    int64 `json:"sent"`
+		Running []struct {
+			ClientID string `json:"client_id"`
+		} `json:"running"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != exitRuntime || err != nil || doc.Sent != 0 || len(doc.Running) != 1 ||
+		doc.Running[0].ClientID != "other-redrive" || !strings.Contains(doc.Error, "another redrive") {
+		t.Errorf("--output json: got exit %d, %v and\n%s", code, err, out)
+	}
+	code, out, _ = c.run("redrive", "--dry-run")
+	if code != exitOK || !strings.Contains(out, "a real run would be refused now: another redrive") {
+		t.Errorf("dry run: got exit %d and\n%s", code, out)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := countRecords(t, c, "orders"); n != 3 {
+		t.Errorf("got %d records in orders, want 3: each sent once", n)
 	}
 }

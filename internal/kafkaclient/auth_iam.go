@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"go.uber.org/zap"
@@ -204,11 +207,30 @@ func (a *iamAuth) failed(err error) error {
 	}
 	n, since := a.failures, a.failingSince
 	a.mu.Unlock()
-	fatal := n >= a.giveUpTries && (permanentCredentialError(err) || now.Sub(since) >= a.giveUpAfter)
+	noSource := noCredentialsSource(err)
+	fatal := noSource || n >= a.giveUpTries && (permanentCredentialError(err) || now.Sub(since) >= a.giveUpAfter)
 	if !fatal {
 		a.log.Warn("cannot get AWS credentials for MSK IAM; the client retries", zap.Int("failures", n), zap.Error(err))
 	}
-	return &CredentialsError{Principal: a.wanted(), Failures: n, Fatal: fatal, Err: err}
+	return &CredentialsError{Principal: a.wanted(), Failures: n, Fatal: fatal, NoSource: noSource, Err: err}
+}
+
+// noCredentialsSource reports whether err says that the AWS default
+// credential chain found no credentials: every source before the instance
+// metadata service (the environment, the shared files, web identity, the
+// container endpoint) was unset, and the instance metadata service is off,
+// cannot be reached or has no role (404). Retrying cannot change that; an
+// instance metadata service that answers 5xx or 429 is retried.
+func noCredentialsSource(err error) bool {
+	oe, ok := errors.AsType[*smithy.OperationError](err)
+	if !ok || oe.ServiceID != imds.ServiceID {
+		return false
+	}
+	if re, ok := errors.AsType[*smithyhttp.ResponseError](err); ok {
+		code := re.HTTPStatusCode()
+		return code != http.StatusTooManyRequests && code < 500
+	}
+	return true
 }
 
 // permanentCredentialError reports whether retrying cannot change err.

@@ -53,12 +53,25 @@ type CredentialsError struct {
 	Principal string // what credentials were asked for: a role ARN or the default chain
 	Failures  int    // consecutive failures, this one included
 	Fatal     bool
-	Err       error
+	// NoSource says that no source of the AWS default credential chain
+	// has credentials (it fell through to the instance metadata service,
+	// which is off, unreachable or has no role): fatal at once.
+	NoSource bool
+	Err      error
 }
 
 func (e *CredentialsError) Error() string {
+	if e.NoSource {
+		return fmt.Sprintf("getting AWS credentials for MSK IAM (%s): no credentials: %s; the last source said: %v", e.Principal, ChainSources, e.Err)
+	}
 	return fmt.Sprintf("getting AWS credentials for MSK IAM (%s) failed %d time(s) in a row: %v", e.Principal, e.Failures, e.Err)
 }
+
+// ChainSources lists where the AWS default credential chain looks, in
+// order, for the message that says none of them had credentials.
+const ChainSources = "none of the AWS default credential chain's sources has them: the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), " +
+	"the shared files (AWS_PROFILE, ~/.aws/credentials and ~/.aws/config), web identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN: IRSA on EKS), " +
+	"the container endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI: the ECS task role, EKS Pod Identity) and the EC2 instance profile (IMDS)"
 
 func (e *CredentialsError) Unwrap() error { return e.Err }
 

@@ -275,6 +275,14 @@ func readNext(ctx context.Context, opts []kgo.Opt, pos []PartitionOffsets) {
 	}
 }
 
+// Count is n and the noun, plural unless n is 1: "1 member", "2 members".
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
 // Target is where `consumer offsets reset --to` moves a group.
 type Target struct {
 	Earliest, Latest bool
@@ -285,8 +293,12 @@ type Target struct {
 
 func (t Target) String() string { return t.text }
 
-// ParseTarget reads --to: earliest, latest, an RFC 3339 time or an offset.
-func ParseTarget(s string) (Target, error) {
+// ParseTarget reads --to: earliest, latest, an RFC 3339 time, a duration
+// before now (as redrive --since takes it, such as 2h) or an offset.
+func ParseTarget(s string) (Target, error) { return ParseTargetAt(s, time.Now()) }
+
+// ParseTargetAt is ParseTarget with a duration counted back from now.
+func ParseTargetAt(s string, now time.Time) (Target, error) {
 	t := Target{text: s}
 	switch strings.ToLower(s) {
 	case "earliest":
@@ -304,8 +316,17 @@ func ParseTarget(s string) (Target, error) {
 		t.Offset = n
 		return t, nil
 	}
-	return t, fmt.Errorf("--to %q: expected earliest, latest, an RFC 3339 time such as 2026-11-22T11:30:00Z, or an offset >= 0", s)
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		t.Time = now.Add(-d)
+		t.text = s + " ago (" + t.Time.UTC().Format(TimeFormat) + ")"
+		return t, nil
+	}
+	return t, fmt.Errorf("--to %q: expected earliest, latest, an RFC 3339 time such as 2026-11-22T11:30:00Z, a duration ago such as 2h, or an offset >= 0", s)
 }
+
+// TimeFormat is how the commands print a time: UTC, to the millisecond
+// (Kafka's precision), always of the same width.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Move is one partition's line of a reset plan.
 type Move struct {
@@ -388,8 +409,8 @@ func (e *ErrActiveMembers) Error() string {
 	for i, m := range e.Members {
 		names[i] = m.String()
 	}
-	return fmt.Sprintf("group %s has %d active members; stop them first (scale the deployment to 0): %s",
-		e.Group, len(e.Members), strings.Join(names, "; "))
+	return fmt.Sprintf("group %s has %s; stop them first (scale the deployment to 0): %s",
+		e.Group, Count(len(e.Members), "active member"), strings.Join(names, "; "))
 }
 
 // Apply commits the plan's new offsets for group, refusing with

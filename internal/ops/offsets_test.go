@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -28,7 +29,11 @@ func seedTimed(t *testing.T, c *cluster, topic string, parts int32, n int) {
 
 func commitAt(t *testing.T, c *cluster, group, topic string, at map[int32]int64) {
 	t.Helper()
-	if err := commit(context.Background(), c.adm, group, topic, at); err != nil {
+	os := kadm.Offsets{}
+	for p, o := range at {
+		os.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
+	}
+	if err := commitOffsets(context.Background(), c.adm, group, os); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -204,9 +209,12 @@ func TestResetTargets(t *testing.T) {
 		{to: t0.Add(4500 * time.Millisecond).Format(time.RFC3339Nano), partition: 1, want: map[int32]int64{1: 5}, delta: map[int32]int64{1: 2}},
 		{to: t0.Add(time.Hour).Format(time.RFC3339), partition: -1, want: map[int32]int64{0: 10, 1: 10}},
 		{to: "6", partition: 0, want: map[int32]int64{0: 6}, delta: map[int32]int64{0: -3}},
+		// A duration ago, as redrive --since takes it (now is t0+10s).
+		{to: "5s", partition: -1, want: map[int32]int64{0: 5, 1: 5}, delta: map[int32]int64{0: -2, 1: 2}},
+		{to: "5500ms", partition: 1, want: map[int32]int64{1: 5}, delta: map[int32]int64{1: 2}},
 	} {
 		t.Run(tc.to, func(t *testing.T) {
-			target, err := ParseTarget(tc.to)
+			target, err := ParseTargetAt(tc.to, t0.Add(10*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +238,7 @@ func TestResetTargets(t *testing.T) {
 	if _, err := Plan(ctx, c.adm, group, []string{topic}, 0, Target{Offset: 11, text: "11"}); err == nil {
 		t.Error("got a plan to offset 11 of a partition ending at 10, want it refused")
 	}
-	for _, bad := range []string{"yesterday", "-1", "2026-11-22"} {
+	for _, bad := range []string{"yesterday", "-1", "2026-11-22", "-2h"} {
 		if _, err := ParseTarget(bad); err == nil {
 			t.Errorf("--to %s: got nil, want an error", bad)
 		}

@@ -89,14 +89,25 @@ type RedriveSummary struct {
 	Invalid     int64 // skipped: no destination, or the value was left out of the copy
 	NotMatching int64 // passed over: not matching the filters
 	Limited     bool  // stopped at Limit
+	DryRun      bool  // Sent counts what would have been sent
+	// Running, in a dry run, is the redrive that would refuse a real
+	// run now; nil if none.
+	Running *ErrRedriveRunning
 }
 
 func (s RedriveSummary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d sent, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
-		s.Sent, s.LoopGuarded, s.Invalid, s.NotMatching, s.Read)
+	sent := fmt.Sprintf("%d sent", s.Sent)
+	if s.DryRun {
+		sent = fmt.Sprintf("would send %d", s.Sent)
+	}
+	fmt.Fprintf(&b, "%s, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
+		sent, s.LoopGuarded, s.Invalid, s.NotMatching, s.Read)
 	if s.Limited {
 		b.WriteString(" (stopped at --limit)")
+	}
+	if s.Running != nil {
+		b.WriteString("; a real run would be refused now: " + s.Running.Error())
 	}
 	return b.String()
 }
@@ -145,10 +156,15 @@ func pinned(r *kgo.Record) (int32, bool) {
 // was acknowledged (acks=all, idempotent). An interrupted redrive thus
 // resumes where it stopped and sends at most one round again.
 //
+// It runs as the only member of ProgressGroup and commits within its
+// generation: while another redrive is a member, it returns
+// *ErrRedriveRunning before reading anything (a dry run, which commits
+// nothing, joins no group and only reports it in the summary).
+//
 // The progress passes over records that do not match the filters: a
 // later redrive resumes after them (FromStart reads them again).
 func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error) {
-	var sum RedriveSummary
+	sum := RedriveSummary{DryRun: o.DryRun}
 	if o.Batch <= 0 {
 		o.Batch = DefaultRedriveBatch
 	}
@@ -173,6 +189,25 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+
+	// A dry run sends and commits nothing, so it does not take the
+	// progress group: it only says whether a real run would be refused.
+	var member *progressMember
+	if o.DryRun {
+		if members, _, err := Group(ctx, adm, o.ProgressGroup); err == nil && len(members) > 0 {
+			sum.Running = &ErrRedriveRunning{From: o.From, Group: o.ProgressGroup, Members: members}
+		}
+	} else {
+		// The topic and partitions are checked before joining: a
+		// group for a topic that does not exist assigns nothing.
+		if _, err := o.plan(ctx, adm); err != nil {
+			return sum, err
+		}
+		if member, err = joinProgress(ctx, d.Opts, adm, o.ProgressGroup, o.From); err != nil {
+			return sum, err
+		}
+		defer member.close()
+	}
 
 	plan, err := o.plan(ctx, adm)
 	if err != nil {
@@ -236,7 +271,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 			}
 		}
 		if !o.DryRun && len(round) > 0 {
-			if err := commit(ctx, adm, o.ProgressGroup, o.From, round); err != nil {
+			if err := member.commit(ctx, round); err != nil {
 				return sum, err
 			}
 		}
@@ -456,16 +491,6 @@ func (o Redrive) learnLimits(ctx context.Context, adm *kadm.Client, out []*kgo.R
 	return nil
 }
 
-// commit commits offsets of topic in group, as a client outside of any
-// generation does (the group must have no members).
-func commit(ctx context.Context, adm *kadm.Client, group, topic string, offsets map[int32]int64) error {
-	os := kadm.Offsets{}
-	for p, at := range offsets {
-		os.Add(kadm.Offset{Topic: topic, Partition: p, At: at, LeaderEpoch: -1})
-	}
-	return commitOffsets(ctx, adm, group, os)
-}
-
 // commitOffsets commits os in group as a client outside of any generation.
 func commitOffsets(ctx context.Context, adm *kadm.Client, group string, os kadm.Offsets) error {
 	resp, err := adm.CommitOffsets(ctx, group, os)
@@ -476,4 +501,22 @@ func commitOffsets(ctx context.Context, adm *kadm.Client, group string, os kadm.
 		return fmt.Errorf("committing to group %s: %w", group, err)
 	}
 	return nil
+}
+
+// ErrRedriveRunning refuses a redrive while another one runs as a member
+// of the same progress group: both would read from the same committed
+// progress and send every record twice.
+type ErrRedriveRunning struct {
+	From    string   // the dead-letter topic
+	Group   string   // the progress group
+	Members []Member // the other members: the redrive that runs
+}
+
+func (e *ErrRedriveRunning) Error() string {
+	names := make([]string, len(e.Members))
+	for i, m := range e.Members {
+		names[i] = m.String()
+	}
+	return fmt.Sprintf("another redrive of %s is running (progress group %s has member %s); wait for it to finish, or stop it",
+		e.From, e.Group, strings.Join(names, "; "))
 }

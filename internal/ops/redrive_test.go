@@ -385,7 +385,7 @@ func TestRedriveDryRun(t *testing.T) {
 			}
 		}
 	}
-	if sum.Sent != int64(want) || strings.Count(report.String(), "would send") != want {
+	if sum.Sent != int64(want) || strings.Count(report.String(), "would send") != want || !strings.HasPrefix(sum.String(), fmt.Sprintf("would send %d,", want)) {
 		t.Errorf("got %s and %d report lines, want %d", sum, strings.Count(report.String(), "would send"), want)
 	}
 	if rs := c.readAll(t, source); len(rs) != 0 {
@@ -397,5 +397,149 @@ func TestRedriveDryRun(t *testing.T) {
 	}
 	if n := len(offs.Offsets().Sorted()); n != 0 {
 		t.Errorf("got %d offsets committed in %s, want none", n, progress)
+	}
+}
+
+// TestRedriveRefusesASecondRun starts a redrive while another is between
+// two rounds: the second is refused, naming the first, and sends nothing;
+// the first then finishes, and every record was sent once. Before the
+// redrive joined its progress group, the second read from the same
+// committed progress and sent every record again.
+func TestRedriveRefusesASecondRun(t *testing.T) {
+	c := startCluster(t)
+	source := c.topic(t, "-src", 3, nil)
+	dlqTopic := c.topic(t, "-dlq", 2, nil)
+	group := c.group(t, "-g")
+	progress := c.group(t, "-g.redrive")
+	es := seedDLQ(t, c, source, dlqTopic, group, group, 20)
+	o := Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: progress, Batch: 4}
+
+	running, release := make(chan struct{}), make(chan struct{})
+	type result struct {
+		sum RedriveSummary
+		err error
+	}
+	first := make(chan result, 1)
+	go func() {
+		var once bool
+		sum, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts(), Progress: func(done, total int64) {
+			if !once {
+				once = true
+				close(running)
+				<-release
+			}
+		}})
+		first <- result{sum, err}
+	}()
+	select {
+	case <-running:
+	case r := <-first:
+		t.Fatalf("the first redrive ended before its second round: %s, %v", r.sum, r.err)
+	}
+
+	// A dry run is not refused (it commits nothing) but says that a
+	// real run would be.
+	dry := o
+	dry.DryRun = true
+	dsum, err := dry.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err != nil || dsum.Running == nil || len(dsum.Running.Members) != 1 || !strings.Contains(dsum.String(), "a real run would be refused now") {
+		t.Errorf("a dry run while a redrive runs: got %s, %v; want it run, saying a real run would be refused", dsum, err)
+	}
+	sum2, err := o.Run(context.Background(), RedriveDeps{Opts: append(c.opts(), kgo.ClientID("second"))})
+	close(release)
+	var re *ErrRedriveRunning
+	if !errors.As(err, &re) {
+		t.Errorf("the second redrive: got %s, %v; want *ErrRedriveRunning", sum2, err)
+	} else {
+		if re.Group != progress || len(re.Members) != 1 {
+			t.Errorf("got %+v, want one member of %s named", re, progress)
+		}
+		t.Logf("the refusal: %v", err)
+	}
+	if sum2.Sent != 0 || sum2.Read != 0 {
+		t.Errorf("the refused redrive read or sent records: %s", sum2)
+	}
+	r1 := <-first
+	if r1.err != nil {
+		t.Fatalf("the first redrive: %v (%s)", r1.err, r1.sum)
+	}
+	if r1.sum.Sent != int64(len(es)) {
+		t.Errorf("the first redrive: got %s, want %d sent", r1.sum, len(es))
+	}
+	assertEachOnce(t, c.readAll(t, source), es, 0)
+
+	// Once the first has finished, a new run is not refused (and finds
+	// nothing left to send).
+	sum3, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err != nil || sum3.Read != 0 {
+		t.Errorf("a redrive after the first finished: got %s, %v; want nothing read and no error", sum3, err)
+	}
+}
+
+// TestRedrivesStartedTogether starts two redrives at the same moment:
+// one runs, the other is refused, and no record is sent twice. Each waits
+// after its first round for the other to return, so that they overlap.
+func TestRedrivesStartedTogether(t *testing.T) {
+	c := startCluster(t)
+	source := c.topic(t, "-src", 3, nil)
+	dlqTopic := c.topic(t, "-dlq", 2, nil)
+	group := c.group(t, "-g")
+	progress := c.group(t, "-g.redrive")
+	es := seedDLQ(t, c, source, dlqTopic, group, group, 20)
+	o := Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: progress, Batch: 4}
+	errs := make(chan error, 2)
+	sent := make(chan int64, 2)
+	start := make(chan struct{})
+	done := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	for i := range 2 {
+		go func() {
+			<-start
+			var once bool
+			sum, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts(), Progress: func(int64, int64) {
+				if !once {
+					once = true
+					select {
+					case <-done[1-i]:
+					case <-time.After(20 * time.Second):
+					}
+				}
+			}})
+			close(done[i])
+			sent <- sum.Sent
+			errs <- err
+		}()
+	}
+	close(start)
+	var refused, ok int
+	var total int64
+	for range 2 {
+		total += <-sent
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, new(*ErrRedriveRunning)):
+			refused++
+		default:
+			t.Errorf("a redrive failed: %v", err)
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Errorf("got %d runs and %d refused, want one of each", ok, refused)
+	}
+	if total != int64(len(es)) {
+		t.Errorf("got %d sent in all, want %d", total, len(es))
+	}
+	assertEachOnce(t, c.readAll(t, source), es, 0)
+}
+
+// TestRedriveFromMissingTopic: a dead-letter topic that does not exist is
+// named as such, not taken for another redrive holding the group.
+func TestRedriveFromMissingTopic(t *testing.T) {
+	c := startCluster(t)
+	o := Redrive{From: c.name + "-no-such-dlq", Group: "g", MaxRedrives: 3, ProgressGroup: c.group(t, "-g.redrive")}
+	_, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err == nil || !strings.Contains(err.Error(), "dead-letter topic "+o.From+" does not exist") {
+		t.Errorf("got %v, want the missing dead-letter topic named", err)
 	}
 }

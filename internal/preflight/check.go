@@ -1,9 +1,11 @@
 package preflight
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,9 +82,13 @@ type Deps struct {
 	Principal func(ctx context.Context) string
 	// Timeout bounds each network check; 0 means 15s.
 	Timeout time.Duration
-	// HTTPClient is used for the schema registry; nil: a client with
-	// Timeout that follows no redirects.
+	// HTTPClient is used for the schema registry and the HTTP handler's
+	// probe; nil: a client with Timeout that follows no redirects.
 	HTTPClient *http.Client
+	// LambdaProbe, for HANDLER=lambda, invokes the function with
+	// InvocationType DryRun and returns what it invoked (for the line)
+	// and the error; nil: the check is skipped.
+	LambdaProbe func(ctx context.Context) (target string, err error)
 }
 
 // Check runs every check of `consumer check` once, in order, and returns
@@ -98,7 +105,7 @@ func Check(ctx context.Context, cfg config.Config, d Deps) []Result {
 	var rs []Result
 	rs = append(rs, checkCluster(ctx, cfg, d)...)
 	rs = append(rs, checkRegistry(ctx, cfg, d)...)
-	rs = append(rs, checkHandler(cfg, d)...)
+	rs = append(rs, checkHandler(ctx, cfg, d)...)
 	rs = append(rs, checkStore(ctx, cfg, d)...)
 	return rs
 }
@@ -218,12 +225,20 @@ func checkCluster(ctx context.Context, cfg config.Config, d Deps) []Result {
 		return skipRest("brokers not reached")
 	}
 	rs = append(rs, Result{Check: brokers, Status: Pass,
-		Detail: fmt.Sprintf("reachable; %d brokers in cluster %s", len(meta.Brokers), clusterID(meta))})
+		Detail: fmt.Sprintf("reachable; %s in cluster %s", count(len(meta.Brokers), "broker"), clusterID(meta))})
 	rs = append(rs, Result{Check: auth, Status: Pass, Detail: principal(ctx, cfg, d)})
 
 	rs = append(rs, checkTopics(ctx, cfg, adm, d)...)
 	rs = append(rs, checkGroup(ctx, cfg, adm, d))
 	return rs
+}
+
+// count is n and the noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func clusterID(m kadm.Metadata) string {
@@ -344,7 +359,7 @@ func topicResult(name string, d kadm.TopicDetail, create string) Result {
 	case d.Err != nil:
 		return Result{Check: name, Status: Fail, Detail: d.Err.Error(), Fix: describeTopicFix(d.Err)}
 	}
-	return Result{Check: name, Status: Pass, Detail: fmt.Sprintf("exists, %d partitions", len(d.Partitions))}
+	return Result{Check: name, Status: Pass, Detail: "exists, " + count(len(d.Partitions), "partition")}
 }
 
 func describeTopicFix(err error) string {
@@ -406,9 +421,25 @@ func checkGroup(ctx context.Context, cfg config.Config, adm *kadm.Client, d Deps
 	name := "group " + cfg.Kafka.GroupID
 	gctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
-	gs, err := adm.DescribeGroups(gctx, cfg.Kafka.GroupID)
-	if err == nil {
-		err = gs[cfg.Kafka.GroupID].Err
+	// A coordinator not available yet (a new cluster creating its
+	// offsets topic, a coordinator moving) is asked again within the
+	// timeout.
+	var gs kadm.DescribedGroups
+	var err error
+	for attempt := 1; ; attempt++ {
+		gs, err = adm.DescribeGroups(gctx, cfg.Kafka.GroupID)
+		if err == nil {
+			err = gs[cfg.Kafka.GroupID].Err
+		}
+		if !coordinatorMoving(err) || gctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, time.Second))
+		select {
+		case <-gctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return Result{Check: name, Status: Pass, Detail: "can be described; it does not exist yet (the first member creates it)"}
@@ -425,7 +456,13 @@ func checkGroup(ctx context.Context, cfg config.Config, adm *kadm.Client, d Deps
 	case "Dead", "":
 		return Result{Check: name, Status: Pass, Detail: "can be described; it does not exist yet (the first member creates it)"}
 	}
-	return Result{Check: name, Status: Pass, Detail: fmt.Sprintf("can be described; state %s, %d members", g.State, len(g.Members))}
+	return Result{Check: name, Status: Pass, Detail: fmt.Sprintf("can be described; state %s, %s", g.State, count(len(g.Members), "member"))}
+}
+
+// coordinatorMoving reports whether err says only that the group's
+// coordinator is not available yet.
+func coordinatorMoving(err error) bool {
+	return errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.CoordinatorLoadInProgress) || errors.Is(err, kerr.NotCoordinator)
 }
 
 // checkRegistry asks the Confluent-compatible registry for its subjects
@@ -498,14 +535,108 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// checkHandler checks that the HTTP handler's URL accepts a connection, in
-// the protocol its scheme says: TLS (with the certificate verified) for
-// https, plain for http; a plain http:// URL to a port that speaks TLS, or
-// the other way round, is named as such.
-func checkHandler(cfg config.Config, d Deps) []Result {
+// checkHandler checks the handler. A Lambda handler is probed by
+// Deps.LambdaProbe (an Invoke with InvocationType DryRun). The HTTP
+// handler's URL must accept a connection in the protocol its scheme says
+// (TLS with the certificate verified for https, plain for http; a plain
+// http:// URL to a port that speaks TLS, or the other way round, is named
+// as such), then answer the contract's probe, a POST of an empty batch,
+// with 2xx.
+func checkHandler(ctx context.Context, cfg config.Config, d Deps) []Result {
+	if cfg.Handler.Name == HandlerLambda {
+		return checkLambda(ctx, cfg, d)
+	}
 	if cfg.Handler.Name != config.HandlerHTTP || cfg.Handler.HTTPURL == "" {
 		return nil
 	}
+	rs := checkHandlerConn(cfg, d)
+	if rs[0].Status != Pass {
+		return rs
+	}
+	return []Result{probeHTTP(ctx, cfg, d, rs[0].Check)}
+}
+
+// HandlerLambda is HANDLER's value for the AWS Lambda handler.
+const HandlerLambda = "lambda"
+
+// checkLambda invokes the function with InvocationType DryRun through
+// Deps.LambdaProbe: it checks that the function exists and that the
+// principal may invoke it, without running it.
+func checkLambda(ctx context.Context, cfg config.Config, d Deps) []Result {
+	name := "Lambda handler"
+	if d.LambdaProbe == nil {
+		return []Result{{Check: name, Status: Skip, Detail: "not checked: this binary has no Lambda probe"}}
+	}
+	pctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
+	target, err := d.LambdaProbe(pctx)
+	if target != "" {
+		name += " " + target
+	}
+	if err != nil {
+		return []Result{{Check: name, Status: Fail, Detail: "Invoke with InvocationType DryRun: " + err.Error(),
+			Fix: "check the function name or ARN, AWS_REGION, and that the principal may lambda:InvokeFunction on it"}}
+	}
+	return []Result{{Check: name, Status: Pass, Detail: "Invoke with InvocationType DryRun accepted"}}
+}
+
+// probeHTTP POSTs the contract's probe, a batch without records, to the
+// handler's URL, as the service posts a batch (its Content-Type, Accept,
+// User-Agent and HTTP_HANDLER_AUTH_HEADER), and wants a 2xx.
+func probeHTTP(ctx context.Context, cfg config.Config, d Deps, name string) Result {
+	h := cfg.Handler
+	topic := ""
+	if len(cfg.Kafka.Topics) > 0 {
+		topic = cfg.Kafka.Topics[0]
+	}
+	body, _ := json.Marshal(struct {
+		Topic     string   `json:"topic"`
+		Partition int32    `json:"partition"`
+		Records   []string `json:"records"`
+	}{topic, 0, []string{}})
+	pctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodPost, h.HTTPURL, bytes.NewReader(body))
+	if err != nil {
+		return Result{Check: name, Status: Fail, Detail: "cannot build the probe", Fix: "fix HTTP_HANDLER_URL"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "msk-consumer")
+	if h.HTTPAuth != "" {
+		req.Header.Set("Authorization", h.HTTPAuth)
+	}
+	hc := d.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: d.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	const probe = "the probe (a POST of an empty batch)"
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Result{Check: name, Status: Fail, Detail: probe + ": " + redactErr(err, h.HTTPURL),
+			Fix: "check HTTP_HANDLER_URL, that the handler service runs and that the network allows it"}
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	detail := probe + " answered " + resp.Status
+	switch code := resp.StatusCode; {
+	case code/100 == 2:
+		return Result{Check: name, Status: Pass, Detail: "answers " + probe + " with " + resp.Status}
+	case code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusProxyAuthRequired:
+		return Result{Check: name, Status: Fail, Detail: detail, Fix: "check HTTP_HANDLER_AUTH_HEADER"}
+	case code == http.StatusNotFound || code == http.StatusMethodNotAllowed || code/100 == 3:
+		return Result{Check: name, Status: Fail, Detail: detail,
+			Fix: "check HTTP_HANDLER_URL (its path, and that it takes a POST; redirects are not followed)"}
+	case code == http.StatusServiceUnavailable || code == http.StatusBadGateway || code == http.StatusGatewayTimeout:
+		return Result{Check: name, Status: Fail, Detail: detail, Fix: "the handler service, or the proxy before it, is not ready: check that it runs and is healthy"}
+	}
+	return Result{Check: name, Status: Fail, Detail: detail,
+		Fix: "a handler must answer an empty batch with 2xx (docs: the HTTP handler's probe)"}
+}
+
+// checkHandlerConn checks that the HTTP handler's URL accepts a
+// connection in the protocol its scheme says; it returns one result.
+func checkHandlerConn(cfg config.Config, d Deps) []Result {
 	raw := cfg.Handler.HTTPURL
 	name := "HTTP handler " + config.RedactURL(raw)
 	u, err := url.Parse(raw)

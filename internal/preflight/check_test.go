@@ -3,6 +3,7 @@ package preflight
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +16,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/msk-consumer/msk-consumer/config"
 )
@@ -26,6 +29,7 @@ var seq atomic.Int64
 // env is a cluster (kfake, or KAFKA_TEST_BROKERS) with a source topic and
 // its dead-letter topic, and a configuration that passes every check.
 type env struct {
+	kf    *kfake.Cluster // nil on a real broker
 	addrs []string
 	adm   *kadm.Client
 	cfg   config.Config
@@ -34,6 +38,7 @@ type env struct {
 func setup(t *testing.T, dlqConfigs map[string]*string) *env {
 	t.Helper()
 	var addrs []string
+	var kfc *kfake.Cluster
 	if seeds := os.Getenv("KAFKA_TEST_BROKERS"); seeds != "" {
 		addrs = strings.Split(seeds, ",")
 	} else {
@@ -42,7 +47,7 @@ func setup(t *testing.T, dlqConfigs map[string]*string) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(kf.Close)
-		addrs = kf.ListenAddrs()
+		addrs, kfc = kf.ListenAddrs(), kf
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
@@ -70,7 +75,7 @@ func setup(t *testing.T, dlqConfigs map[string]*string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{addrs: addrs, adm: adm, cfg: cfg}
+	return &env{kf: kfc, addrs: addrs, adm: adm, cfg: cfg}
 }
 
 func (e *env) check(t *testing.T) []Result {
@@ -120,13 +125,41 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
+// probeHandler answers the contract's probe, a POST of an empty batch
+// to /batch with the configured Authorization, with 204, and anything
+// else with 400; it counts the probes.
+func probeHandler(t *testing.T, probes *atomic.Int64) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Topic   string            `json:"topic"`
+			Records []json.RawMessage `json:"records"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&b)
+		if r.Method != http.MethodPost || r.URL.Path != "/batch" || r.Header.Get("Content-Type") != "application/json" ||
+			r.Header.Get("Authorization") != "Bearer probe-token" || err != nil || b.Records == nil || len(b.Records) != 0 || b.Topic == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		probes.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
 func TestCheckPasses(t *testing.T) {
 	e := setup(t, nil)
 	reg := registry(t)
-	handler := httptest.NewServer(http.NotFoundHandler())
-	defer handler.Close()
+	var probes atomic.Int64
+	handler := probeHandler(t, &probes)
 	e.cfg.Value.Registry, e.cfg.Registry.URL = config.RegistryConfluent, reg.URL
-	e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, handler.URL+"/batch"
+	e.cfg.Handler.Name, e.cfg.Handler.HTTPURL, e.cfg.Handler.HTTPAuth = config.HandlerHTTP, handler.URL+"/batch", "Bearer probe-token"
+	if e.kf != nil {
+		// A coordinator not available yet (the offsets topic being
+		// created) is asked again.
+		f := e.kf.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.FindCoordinator}, Err: kerr.CoordinatorNotAvailable, Count: 3})
+		defer f.Remove()
+	}
 	rs := e.check(t)
 	if !Passed(rs) {
 		t.Fatalf("got failures, want every check passed:\n%s", output(rs))
@@ -134,12 +167,19 @@ func TestCheckPasses(t *testing.T) {
 	out := output(rs)
 	for _, want := range []string{
 		"✓ brokers ", "✓ authentication (KAFKA_AUTH=none): none", "✓ topic " + e.cfg.Kafka.Topics[0] + ": exists, 2 partitions",
-		"✓ dead-letter topic " + e.cfg.Kafka.Topics[0] + ".dlq: exists", "✓ group ", "✓ schema registry ", "✓ HTTP handler ",
+		"✓ dead-letter topic " + e.cfg.Kafka.Topics[0] + ".dlq: exists", "✓ group ", "✓ schema registry ",
+		"✓ HTTP handler " + handler.URL + "/batch: answers the probe (a POST of an empty batch) with 204 No Content",
 		"all 7 checks passed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("got\n%s\nwant a line with %q", out, want)
 		}
+	}
+	if e.kf != nil && !strings.Contains(out, "reachable; 1 broker in cluster") {
+		t.Errorf("got\n%s\nwant \"1 broker\"", out)
+	}
+	if probes.Load() != 1 {
+		t.Errorf("the handler got %d probes, want 1", probes.Load())
 	}
 }
 
@@ -185,6 +225,16 @@ func TestCheckFails(t *testing.T) {
 			t.Cleanup(s.Close)
 			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, strings.Replace(s.URL, "http://", "https://", 1)
 		}, check: "HTTP handler", want: "does not speak TLS, the URL says https://"},
+		{name: "handler answers the probe with 404", change: func(t *testing.T, e *env) {
+			s := httptest.NewServer(http.NotFoundHandler())
+			t.Cleanup(s.Close)
+			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, s.URL+"/batch"
+		}, check: "HTTP handler", want: "the probe (a POST of an empty batch) answered 404 Not Found → check HTTP_HANDLER_URL"},
+		{name: "handler answers the probe with 503", change: func(t *testing.T, e *env) {
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+			t.Cleanup(s.Close)
+			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, s.URL+"/batch"
+		}, check: "HTTP handler", want: "answered 503 Service Unavailable"},
 		{name: "brokers unreachable", change: func(t *testing.T, e *env) { e.cfg.Kafka.Brokers = []string{closedAddr(t)} },
 			check: "brokers", want: "not reached within 3s"},
 		{name: "idempotency store unreachable", change: func(t *testing.T, e *env) {

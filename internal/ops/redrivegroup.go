@@ -1,0 +1,214 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A redrive is a member of its progress group for as long as it runs, and
+// commits its progress within the group's generation. The group's
+// balancer gives every partition of the dead-letter topic to the group's
+// leader, which the coordinator keeps while other members join and leave:
+// the redrive that joined first. Any other member gets nothing and is
+// refused (ErrRedriveRunning). The member only holds the membership: the
+// dead-letter records are read by the redrive's own client, from the plan.
+
+// redriveProtocol names the balancer in JoinGroup; every member of a
+// progress group is a redrive, so every one offers it.
+const redriveProtocol = "msk-consumer-redrive"
+
+// redriveJoinTimeout bounds the wait for the first assignment (Kafka's
+// group.initial.rebalance.delay.ms, and a running redrive's rejoin).
+const redriveJoinTimeout = 2 * time.Minute
+
+// redriveCommitRetry bounds how long a commit refused during a rebalance
+// (another redrive joining, then leaving when refused) is retried.
+const redriveCommitRetry = 2 * time.Minute
+
+// leaderBalancer assigns every partition to the group's leader.
+type leaderBalancer struct{}
+
+func (leaderBalancer) ProtocolName() string { return redriveProtocol }
+func (leaderBalancer) IsCooperative() bool  { return false }
+
+func (leaderBalancer) JoinGroupMetadata(topics []string, _ map[string][]int32, _ int32) []byte {
+	m := kmsg.NewConsumerMemberMetadata()
+	m.Topics = topics
+	return m.AppendTo(nil)
+}
+
+func (leaderBalancer) ParseSyncAssignment(a []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(a)
+}
+
+func (b leaderBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cb, cb.MemberTopics(), nil
+}
+
+func (leaderBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	plan := cb.NewPlan()
+	members := cb.Members()
+	if len(members) == 0 {
+		return plan
+	}
+	owner := &members[0]
+	for i := range members {
+		if members[i].MemberID == cb.Info().LeaderID {
+			owner = &members[i]
+		}
+	}
+	for t, n := range topics {
+		for p := range n {
+			plan.AddPartition(owner, t, p)
+		}
+	}
+	return plan
+}
+
+// progressMember is a redrive's membership of its progress group.
+type progressMember struct {
+	cl    *kgo.Client
+	group string
+	topic string
+}
+
+// joinProgress joins group as a redrive of topic and waits for the first
+// assignment: it returns *ErrRedriveRunning when another redrive has the
+// topic, and closes the member on any error.
+func joinProgress(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, group, topic string) (*progressMember, error) {
+	assigned := make(chan bool, 1)
+	cl, err := kgo.NewClient(append(slices.Clone(opts),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(leaderBalancer{}),
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			select {
+			case assigned <- len(a[topic]) > 0:
+			default:
+			}
+		}),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	// The member never fetches: the redrive reads with its own client.
+	cl.PauseFetchTopics(topic)
+	m := &progressMember{cl: cl, group: group, topic: topic}
+	jctx, cancel := context.WithTimeout(ctx, redriveJoinTimeout)
+	defer cancel()
+	// A failed join (authorization, an unreachable coordinator) is
+	// reported by polling; the paused topic returns no records.
+	polled := make(chan error, 1)
+	go func() {
+		for jctx.Err() == nil {
+			if err := fetchError(cl.PollFetches(jctx)); err != nil {
+				polled <- err
+				return
+			}
+		}
+	}()
+	select {
+	case owns := <-assigned:
+		if owns {
+			return m, nil
+		}
+		err := m.refusal(ctx, adm)
+		cl.Close()
+		return nil, err
+	case err := <-polled:
+		cl.Close()
+		return nil, fmt.Errorf("joining progress group %s: %w", group, err)
+	case <-jctx.Done():
+		cl.Close()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("joining progress group %s: no assignment within %v", group, redriveJoinTimeout)
+	}
+}
+
+// refusal names the other members of the group.
+func (m *progressMember) refusal(ctx context.Context, adm *kadm.Client) error {
+	self, _ := m.cl.GroupMetadata()
+	e := &ErrRedriveRunning{From: m.topic, Group: m.group}
+	members, _, err := Group(ctx, adm, m.group)
+	if err != nil {
+		return fmt.Errorf("%w (and describing the group: %w)", e, err)
+	}
+	for _, mb := range members {
+		if mb.ID != self {
+			e.Members = append(e.Members, mb)
+		}
+	}
+	return e
+}
+
+// commit commits offsets of the topic within the member's generation,
+// retrying while the group rebalances; it fails once the member is no
+// longer in the group.
+func (m *progressMember) commit(ctx context.Context, offsets map[int32]int64) error {
+	os := map[string]map[int32]kgo.EpochOffset{m.topic: {}}
+	for p, at := range offsets {
+		os[m.topic][p] = kgo.EpochOffset{Epoch: -1, Offset: at}
+	}
+	deadline := time.Now().Add(redriveCommitRetry)
+	for attempt := 1; ; attempt++ {
+		var cerr error
+		m.cl.CommitOffsetsSync(ctx, os, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+						cerr = err
+					}
+				}
+			}
+		})
+		if cerr == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !rebalancing(cerr) || time.Now().After(deadline) {
+			return fmt.Errorf("committing to group %s: %w", m.group, cerr)
+		}
+		t := time.NewTimer(min(time.Duration(attempt)*250*time.Millisecond, 2*time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// rebalancing reports whether a commit was refused only because the group
+// is between generations, or its coordinator is moving.
+func rebalancing(err error) bool {
+	for _, e := range []error{kerr.RebalanceInProgress, kerr.IllegalGeneration,
+		kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *progressMember) close() { m.cl.Close() }
