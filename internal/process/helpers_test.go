@@ -8,20 +8,14 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
-// The synchronous form of Handle, for the tests: the service's lanes use
-// Handle and Pending.Write (internal/consume).
-
-// Process processes recs, records of one partition in offset order, and
-// returns how many of them, from the first, are finished: handled, or
-// dead-lettered with an acknowledgement. It returns len(recs) and nil unless
-// ctx ends first, in which case it returns ctx's error and the finished
-// prefix, which the caller may commit.
+// Process is the synchronous form of what a lane does with a batch
+// (internal/consume): Handle, Pending.Write, then the longest prefix of
+// recs that Pending.Done reports finished, which is what the lane's
+// tracker would commit, and Close. It returns that prefix's length and the
+// error of Handle or Write (ctx's, when it ended first).
 //
 // Records are identified by offset: a handler may reorder or filter the
 // batch it is given without changing which records are taken as failed.
-//
-// Process is Handle followed by Pending.Write: it waits for the dead-letter
-// copies.
 func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil
@@ -30,18 +24,10 @@ func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.
 	if err == nil {
 		err = b.Write(ctx)
 	}
-	n := b.w.finished()
+	n := 0
+	for n < len(recs) && b.Done(n) {
+		n++
+	}
 	b.Close()
 	return n, err
-}
-
-// finished returns how many records from the first are handled,
-// acknowledged in the dead-letter topic, or skipped as duplicates.
-func (w *work) finished() int {
-	for i, st := range w.states {
-		if st != handled && st != lettered && st != skipped {
-			return i
-		}
-	}
-	return len(w.states)
 }
