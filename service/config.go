@@ -18,13 +18,15 @@ import (
 // do before anything connects: config.Load through lookup; the names of the
 // environment's variables (config.CheckNames: a near miss of a known name
 // is a problem, other unknown names in the service's namespaces and
-// variables this version does not support are warnings); and the schema
+// variables this version does not support are warnings); the variables set
+// but unused (config.Config.Unused: warnings too); and the schema
 // files (codec.Check). Every problem is returned at once as config.Errors,
 // so that an operator fixes them in one go.
 func (a *app) loadConfig(lookup func(string) (string, bool)) (config.Config, config.Warnings, error) {
 	cfg, err := config.Load(lookup, a.handlerNames()...)
 	ps, _ := errors.AsType[config.Errors](err)
 	warnings, namesErr := config.CheckNames(environNames(lookup))
+	warnings = append(cfg.Unused(), warnings...)
 	more, _ := errors.AsType[config.Errors](namesErr)
 	ps = append(ps, more...)
 

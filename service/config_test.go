@@ -102,6 +102,10 @@ func TestConfigCommand(t *testing.T) {
 			"warning: KAFKA_LINGER: unknown variable in the service's KAFKA_ namespace; ignored",
 			"warning: OTEL_FOO_BAR: an OpenTelemetry variable this service does not read; ignored",
 		}, wantStdout: []string{"KAFKA_BROKERS=127.0.0.1:9092"}},
+		{name: "a platform's variable the configuration does not use", env: []string{"REDIS_URL", "redis://cache:6379", "KAFKA_SASL_USERNAME", "u"}, wantCode: exitOK, wantStderr: []string{
+			"warning: KAFKA_SASL_USERNAME: set, but KAFKA_AUTH=iam does not use it (KAFKA_AUTH=scram-sha-512, scram-sha-256 or plain does); ignored",
+			"warning: REDIS_URL: set, but IDEMPOTENCY_STORE=none does not use it (IDEMPOTENCY_STORE=redis does); ignored",
+		}, wantStdout: []string{"KAFKA_BROKERS=127.0.0.1:9092"}},
 		{name: "handler that cannot be built", env: []string{"HANDLER", "broken"}, wantCode: exitConfig, wantStderr: []string{
 			`HANDLER="broken": expected a handler that can be built: broken handler: BRANDS_TABLE is not set`,
 		}},
@@ -191,18 +195,20 @@ func TestRunConfigProblems(t *testing.T) {
 func TestRunLogsWarnings(t *testing.T) {
 	withFailingHandler(t)
 	var stdout, stderr strings.Builder
-	code := run([]string{"run"}, testEnv(t, "HANDLER", "broken", "KAFKA_LINGER", "5ms", "METRICS_ADDR", "127.0.0.1:0"), &stdout, &stderr)
+	code := run([]string{"run"}, testEnv(t, "HANDLER", "broken", "KAFKA_LINGER", "5ms", "REDIS_URL", "redis://cache:6379", "METRICS_ADDR", "127.0.0.1:0"), &stdout, &stderr)
 	if code != exitConfig {
 		t.Fatalf("got exit %d, want %d\n%s", code, exitConfig, stderr.String())
 	}
-	var warn string
-	for l := range strings.Lines(stderr.String()) {
-		if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, "KAFKA_LINGER") {
-			warn = l
+	for _, name := range []string{"KAFKA_LINGER", "REDIS_URL"} {
+		n := 0
+		for l := range strings.Lines(stderr.String()) {
+			if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, `"variable":"`+name+`"`) {
+				n++
+			}
 		}
-	}
-	if warn == "" || !strings.Contains(warn, `"variable":"KAFKA_LINGER"`) {
-		t.Errorf("got no warning log line for KAFKA_LINGER, want one in:\n%s", stderr.String())
+		if n != 1 {
+			t.Errorf("got %d warning log lines for %s, want one in:\n%s", n, name, stderr.String())
+		}
 	}
 }
 
