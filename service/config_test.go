@@ -152,6 +152,52 @@ func TestConfigCommand(t *testing.T) {
 	}
 }
 
+// TestConfigEnvReadBack checks `consumer config --env`: its output, read as
+// an env file, is an environment config takes back, warnings and all, to
+// the same output.
+func TestConfigEnvReadBack(t *testing.T) {
+	var stdout, stderr strings.Builder
+	code := run([]string{"config", "--env"}, testEnv(t, "KAFKA_AUTH", "none", "KAFKA_TOPICS", "a,b", "IDEMPOTENCY_STORE", "redis", "REDIS_URL", "redis://cache:6379", "IDEMPOTENCY_TABLE", "t-1"), &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("got exit %d, want 0\n%s", code, stderr.String())
+	}
+	hasLine(t, "stderr", stderr.String(), []string{"warning: IDEMPOTENCY_TABLE: set, but IDEMPOTENCY_STORE=redis does not use it"})
+	file := stdout.String()
+	hasLine(t, "stdout", file, []string{"KAFKA_TOPICS=a,b", "REDIS_URL=redis://cache:6379", "# IDEMPOTENCY_TABLE left out: "})
+	back := map[string]string{}
+	for l := range strings.Lines(file) {
+		if l = strings.TrimSuffix(l, "\n"); !strings.HasPrefix(l, "#") {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || strings.Contains(v, "#") {
+				t.Fatalf("got line %q, want NAME=VALUE without a comment", l)
+			}
+			back[k] = v
+		}
+	}
+	for _, derived := range []string{"KAFKA_TLS", "DLQ_TOPIC", "IDEMPOTENCY_KEY_PREFIX"} {
+		if _, ok := back[derived]; ok {
+			t.Errorf("got %s in the file, want it left out (a default that follows other variables)", derived)
+		}
+	}
+	for k := range back {
+		t.Setenv(k, back[k])
+	}
+	var again, stderr2 strings.Builder
+	code = run([]string{"config", "--env"}, func(k string) (string, bool) { v, ok := back[k]; return v, ok }, &again, &stderr2)
+	if code != exitOK || stderr2.Len() != 0 {
+		t.Fatalf("read back: got exit %d and\n%s\nwant 0 and no warning", code, stderr2.String())
+	}
+	var want strings.Builder
+	for l := range strings.Lines(file) {
+		if !strings.HasPrefix(l, "# IDEMPOTENCY_TABLE left out") {
+			want.WriteString(l)
+		}
+	}
+	if again.String() != want.String() {
+		t.Errorf("read back, got\n%s\nwant\n%s", again.String(), want.String())
+	}
+}
+
 // hasLine checks that each of want starts a line of out.
 func hasLine(t *testing.T, what, out string, want []string) {
 	t.Helper()
