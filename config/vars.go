@@ -92,6 +92,9 @@ const (
 	envOTELResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
 	envOTELTracesSampler      = "OTEL_TRACES_SAMPLER"
 	envOTELTracesSamplerArg   = "OTEL_TRACES_SAMPLER_ARG"
+	envOTELSDKDisabled        = "OTEL_SDK_DISABLED"
+	envOTELTracesProtocol     = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	envOTELPropagators        = "OTEL_PROPAGATORS"
 )
 
 // section is a heading of the README's configuration reference.
@@ -407,6 +410,9 @@ var variables = []variable{
 	{Name: envOTELProtocol, Section: sectionTracing, Default: "`http/protobuf`",
 		Help:  "`http/protobuf`, `http/json` or `grpc`",
 		value: whenTracing{choice[OTLPProtocol]{at: func(c *Config) *OTLPProtocol { return &c.Tracing.Protocol }, def: DefaultOTLPProtocol, choices: protocols}}},
+	{Name: envOTELTracesProtocol, Section: sectionTracing, Default: "unset",
+		Help:  "the same for traces; wins over `OTEL_EXPORTER_OTLP_PROTOCOL`",
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.TracesProtocol }, expect: protocolExpect}}},
 	{Name: envOTELHeaders, Section: sectionTracing, Default: "unset",
 		Help: "headers of every export request, `key=value,...` with percent-encoded values, e.g. `x-honeycomb-team=KEY` (a secret: never logged or printed); the `TRACES_` one wins key by key", Secret: true,
 		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.Headers }, expect: keyValuesExpect}}},
@@ -427,6 +433,12 @@ var variables = []variable{
 	{Name: envOTELTracesSamplerArg, Section: sectionTracing, Default: "unset (`1`)",
 		Help:  "the ratio of the `*traceidratio` samplers, from 0 to 1",
 		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.SamplerArg }, expect: ratioExpect}}},
+	{Name: envOTELPropagators, Section: sectionTracing, Default: "unset (`tracecontext`)",
+		Help:  "how the span context travels to the HTTP handler's requests and is read from records: `tracecontext` (W3C `traceparent`, `tracestate`), `baggage` (W3C `baggage`, forwarded to the HTTP handler), `none`; comma-separated",
+		value: whenTracing{list{at: func(c *Config) *[]string { return &c.Tracing.Propagators }, expect: propagatorExpect}}},
+	{Name: envOTELSDKDisabled, Section: sectionTracing, Default: "`false`",
+		Help:  "`true`: no tracing, whatever `OTEL_TRACES_EXPORTER` says",
+		value: boolean{at: func(c *Config) *bool { return &c.Tracing.Disabled }}},
 }
 
 // tlsOff is the Unused rule of the TLS settings.

@@ -164,6 +164,9 @@ func demoMetricsListener(addr string, set bool) (net.Listener, string, error) {
 
 // demoTraces says where the spans go.
 func demoTraces(t config.Tracing) string {
+	if !t.Enabled() {
+		return "off (OTEL_TRACES_EXPORTER=console prints them)"
+	}
 	switch t.Exporter {
 	case config.ExporterConsole:
 		return "printed below, one JSON line per span (OTEL_TRACES_EXPORTER=console)"

@@ -345,7 +345,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		Logger: log, Metrics: m, Health: h, Opts: opts,
 		Hooks:       []kgo.Hook{kp}, // the group member's client only: kprom registers once
 		Idempotency: idem,
-		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name),
+		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name).WithPropagators(cfg.Tracing.PropagatorNames()),
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))
@@ -386,7 +386,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		zap.String("group", cfg.Kafka.GroupID),
 		zap.String("handler", cfg.Handler.Name),
 		zap.String("idempotency", string(cfg.Idempotency.Store)),
-		zap.String("tracing", string(cfg.Tracing.Exporter)),
+		zap.String("tracing", tracingState(cfg.Tracing)),
 		zap.String("metrics", ln.Addr().String()))
 	if err := c.Run(ctx); err != nil {
 		log.Error("stopped: "+err.Error(), zap.Error(err))
@@ -520,6 +520,15 @@ func (a *app) startTracing(ctx context.Context, cfg config.Config, log *zap.Logg
 		zap.String("sampler", string(cfg.Tracing.Sampler)),
 		zap.String("service", cfg.Tracing.Service()))
 	return prov, nil
+}
+
+// tracingState is OTEL_TRACES_EXPORTER, or none when OTEL_SDK_DISABLED
+// turns tracing off, for the start line.
+func tracingState(t config.Tracing) string {
+	if t.Disabled {
+		return "none (OTEL_SDK_DISABLED)"
+	}
+	return string(t.Exporter)
 }
 
 // tracingEndpoint is where spans go, for the log, with anything that may
