@@ -68,14 +68,16 @@ type Warning struct {
 //	OTEL_LOGS_EXPORTER: an OpenTelemetry variable this service does not read; ignored
 func (w Warning) String() string { return w.Var + ": " + w.Message }
 
-// Warnings are the warnings about an environment, sorted by variable name.
+// Warnings are the warnings about an environment: those of CheckNames are
+// sorted by variable name, those of Config.Unused in the table's order.
 type Warnings []Warning
 
 // LoadEnviron is Load over environ, a list of KEY=VALUE pairs as returned by
 // os.Environ (where a name appears twice, the first one counts, as with
 // os.Getenv), followed by CheckNames over the same list. Its Errors hold the
 // problems of both, in the contract's order; problems with unknown names
-// come last.
+// come last. Its warnings are the variables set but unused (Config.Unused),
+// then those of CheckNames.
 func LoadEnviron(environ []string, handlerNames ...string) (Config, Warnings, error) {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -92,7 +94,7 @@ func LoadEnviron(environ []string, handlerNames ...string) (Config, Warnings, er
 	var ps, more Errors
 	errors.As(err, &ps)
 	errors.As(nameErr, &more)
-	return c, warnings, asError(append(ps, more...))
+	return c, append(c.Unused(), warnings...), asError(append(ps, more...))
 }
 
 // CheckNames checks the names of the variables in environ (KEY=VALUE pairs

@@ -65,10 +65,10 @@ func TestCheckNames(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_TIMEOUT=5000", "OTEL_BSP_SCHEDULE_DELAY=1000", "OTEL_SPAN_LINK_COUNT_LIMIT=1000",
 		}},
 		{name: "other OpenTelemetry variables warn", environ: []string{
-			"OTEL_METRICS_EXPORTER=otlp", "OTEL_PROPAGATORS=xray",
+			"OTEL_METRICS_EXPORTER=otlp", "OTEL_LOGS_EXPORTER=otlp",
 		}, wantWarnings: []string{
+			"OTEL_LOGS_EXPORTER: an OpenTelemetry variable this service does not read; ignored",
 			"OTEL_METRICS_EXPORTER: an OpenTelemetry variable this service does not read; ignored",
-			"OTEL_PROPAGATORS: an OpenTelemetry variable this service does not read; ignored",
 		}},
 		{name: "a near miss of a tracing variable warns, never stops", environ: []string{"OTEL_TRACE_EXPORTER=otlp"}, wantWarnings: []string{
 			"OTEL_TRACE_EXPORTER: unknown OpenTelemetry variable, ignored; did you mean OTEL_TRACES_EXPORTER?",

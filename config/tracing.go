@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -74,10 +75,63 @@ type Tracing struct {
 	ResourceAttributes string  // OTEL_RESOURCE_ATTRIBUTES: key=value,...
 	Sampler            Sampler // OTEL_TRACES_SAMPLER
 	SamplerArg         string  // OTEL_TRACES_SAMPLER_ARG: the ratio of the ratio samplers; empty means 1
+	// Disabled is OTEL_SDK_DISABLED: no tracing, whatever the exporter.
+	Disabled bool
+	// TracesProtocol is OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, empty when
+	// unset: it wins over Protocol (use Transport).
+	TracesProtocol string
+	// Propagators is OTEL_PROPAGATORS; empty means tracecontext (use
+	// PropagatorNames).
+	Propagators []string
 }
 
+// The propagators OTEL_PROPAGATORS may name.
+const (
+	PropagatorTraceContext = "tracecontext"
+	PropagatorBaggage      = "baggage"
+	PropagatorNone         = "none"
+)
+
+var propagatorNames = []string{PropagatorTraceContext, PropagatorBaggage, PropagatorNone}
+
 // Enabled reports whether spans are exported.
-func (t Tracing) Enabled() bool { return t.Exporter != ExporterNone && t.Exporter != "" }
+func (t Tracing) Enabled() bool {
+	return !t.Disabled && t.Exporter != ExporterNone && t.Exporter != ""
+}
+
+// Transport is the OTLP exporter's protocol: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+// else OTEL_EXPORTER_OTLP_PROTOCOL.
+func (t Tracing) Transport() OTLPProtocol {
+	if t.TracesProtocol != "" {
+		return OTLPProtocol(t.TracesProtocol)
+	}
+	return t.Protocol
+}
+
+// PropagatorNames are the propagators of OTEL_PROPAGATORS, in its order:
+// tracecontext when unset.
+func (t Tracing) PropagatorNames() []string {
+	if len(t.Propagators) == 0 {
+		return []string{PropagatorTraceContext}
+	}
+	return t.Propagators
+}
+
+// protocolExpect checks OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, which may be
+// unset.
+func protocolExpect(p string) string {
+	if p == "" || slices.Contains(protocols, OTLPProtocol(p)) {
+		return ""
+	}
+	return "expected " + oneOf(protocols...)
+}
+
+func propagatorExpect(p string) string {
+	if slices.Contains(propagatorNames, p) {
+		return ""
+	}
+	return "expected " + oneOf(propagatorNames...)
+}
 
 // OTLPEndpoint returns the URL the OTLP exporter sends to: the traces
 // endpoint as given, else the base endpoint (for HTTP with /v1/traces
@@ -87,7 +141,7 @@ func (t Tracing) OTLPEndpoint() string {
 		return t.TracesEndpoint
 	}
 	base := t.Endpoint
-	if t.Protocol == ProtocolGRPC {
+	if t.Transport() == ProtocolGRPC {
 		if base == "" {
 			return DefaultOTLPGRPCEndpoint
 		}
@@ -224,7 +278,7 @@ func printEndpoint(c *Config) string {
 		return ""
 	}
 	base := DefaultOTLPHTTPEndpoint
-	if t.Protocol == ProtocolGRPC {
+	if t.Transport() == ProtocolGRPC {
 		base = DefaultOTLPGRPCEndpoint
 	}
 	return base + "  # unset: the collector on this host"

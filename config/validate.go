@@ -22,19 +22,16 @@ const maxTopicLen = 249
 // handlerNames are the Go handlers compiled into the binary, accepted for
 // HANDLER besides log, http and discard.
 //
-// Each variable is checked as its entry in the table says (whether it is
-// used at all, then its value); then the rules that involve several
-// variables.
+// Each variable is checked as its entry in the table says, unless it is
+// set but unused (Unused: a warning, not a problem); then the rules that
+// involve several variables.
 func (c Config) Validate(handlerNames ...string) error {
 	v := &validator{handlerNames: handlerNames}
 	for i := range variables {
 		vr := &variables[i]
-		if vr.Unused != nil && vr.value.set(&c) {
-			if why := vr.Unused(&c); why != "" {
-				v.add(vr.Name, vr.value.show(&c), why)
-			}
+		if vr.unused(&c) == "" {
+			vr.value.check(v, vr, &c)
 		}
-		vr.value.check(v, vr, &c)
 	}
 	c.validateCombinations(v)
 	return asError(v.problems)
@@ -289,12 +286,9 @@ func (c Config) validateAuth(v *validator) {
 		}
 	}
 	// The role's format is checked only where it is used (iam, or an
-	// invalid KAFKA_AUTH, reported on its own).
-	if k.IAMRoleARN != "" {
-		switch {
-		case k.Auth == AuthNone || slices.Contains(saslAuths, k.Auth):
-			v.add(envKafkaIAMRoleARN, k.IAMRoleARN, "set, but KAFKA_AUTH=%s does not use it; expected KAFKA_AUTH=iam", k.Auth)
-		case !strings.HasPrefix(k.IAMRoleARN, "arn:") || !strings.Contains(k.IAMRoleARN, ":role/"):
+	// invalid KAFKA_AUTH, reported on its own): see roleUnused.
+	if k.IAMRoleARN != "" && roleUnused(&c) == "" {
+		if !strings.HasPrefix(k.IAMRoleARN, "arn:") || !strings.Contains(k.IAMRoleARN, ":role/") {
 			v.add(envKafkaIAMRoleARN, k.IAMRoleARN, "expected an IAM role ARN, such as arn:aws:iam::123456789012:role/name")
 		}
 	}
@@ -343,16 +337,9 @@ func (c Config) validateCodec(v *validator, prefix string, cd Codec) {
 		if cd.SchemaFile == "" && regOK && cd.Registry == RegistryNone {
 			v.add(fileVar, "", "required with %s=protobuf and no schema registry: a binary FileDescriptorSet", formatVar)
 		}
-	default:
-		// A schema file next to a format that has none usually means the
-		// format variable was forgotten.
-		if cd.SchemaFile != "" {
-			v.add(fileVar, cd.SchemaFile, "set, but %s=%s does not use a schema file; expected %s=avro or protobuf", formatVar, cd.Format, formatVar)
-		}
 	}
-	if cd.Format != FormatProtobuf && cd.ProtoMessage != "" {
-		v.add(msgVar, cd.ProtoMessage, "set, but %s=%s; expected %s=protobuf", formatVar, cd.Format, formatVar)
-	}
+	// A schema file or message next to a format that has none is a
+	// warning (schemaFileUnused, protoMessageUnused).
 	if regOK && cd.Registry != RegistryNone {
 		switch cd.Format {
 		case FormatAvro, FormatProtobuf, FormatJSON:
@@ -476,4 +463,28 @@ func (c Config) validateDLQ(v *validator) {
 			v.add(envDLQTopic, "", "the default dead-letter topic for %q is %q, which is also in KAFKA_TOPICS; set DLQ_TOPIC", src, dlq)
 		}
 	}
+}
+
+// unused is why v is set but has no effect given the rest of c, or "".
+func (v *variable) unused(c *Config) string {
+	if v.Unused == nil || !v.value.set(c) {
+		return ""
+	}
+	return v.Unused(c)
+}
+
+// Unused returns a warning for each variable that is set but that the rest
+// of the configuration does not use (REDIS_URL without
+// IDEMPOTENCY_STORE=redis, SASL credentials with KAFKA_AUTH=iam), in the
+// table's order. Such a variable is ignored, its value unchecked: a
+// platform may set it for another container. Values are never part of a
+// warning.
+func (c Config) Unused() Warnings {
+	var ws Warnings
+	for i := range variables {
+		if why := variables[i].unused(&c); why != "" {
+			ws = append(ws, Warning{Var: variables[i].Name, Message: why})
+		}
+	}
+	return ws
 }

@@ -243,3 +243,9 @@ func (s StartOffset) Time() (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, string(s))
 	return t, err == nil
 }
+
+// derived reports a default that follows other variables and was not
+// given (KAFKA_TLS from KAFKA_AUTH): PrintEnv leaves it out.
+func (s boolean) derived(c *Config) bool {
+	return s.def != nil && s.explicit != nil && !*s.explicit(c)
+}

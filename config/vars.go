@@ -92,6 +92,9 @@ const (
 	envOTELResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
 	envOTELTracesSampler      = "OTEL_TRACES_SAMPLER"
 	envOTELTracesSamplerArg   = "OTEL_TRACES_SAMPLER_ARG"
+	envOTELSDKDisabled        = "OTEL_SDK_DISABLED"
+	envOTELTracesProtocol     = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	envOTELPropagators        = "OTEL_PROPAGATORS"
 )
 
 // section is a heading of the README's configuration reference.
@@ -138,9 +141,10 @@ type variable struct {
 	// and Help are then empty.
 	SameRow string
 	// Unused, if not nil, says why the variable has no effect given the
-	// rest of the configuration, or "" when it has. Setting a variable
-	// that would be ignored is a problem, reported before the value's own
-	// checks.
+	// rest of the configuration, or "" when it has. A variable set but
+	// unused is a warning (Config.Unused), never a problem, and its value
+	// is not checked: platforms inject variables meant for other
+	// containers.
 	Unused func(c *Config) string
 	// Print, if not nil, is what Print writes instead of the value.
 	Print func(c *Config) string
@@ -216,7 +220,7 @@ var variables = []variable{
 		Help:  "region for MSK IAM tokens; required with `iam`",
 		value: str{at: func(c *Config) *string { return &c.Kafka.AWSRegion }}},
 	{Name: envKafkaIAMRoleARN, Section: sectionKafka, Default: "unset",
-		Help:  "role to assume for MSK IAM; otherwise the AWS default credential chain",
+		Help: "role to assume for MSK IAM; otherwise the AWS default credential chain", Unused: roleUnused,
 		value: str{at: func(c *Config) *string { return &c.Kafka.IAMRoleARN }}},
 	{Name: envKafkaIAMSessionName, Section: sectionKafka, Default: "`msk-consumer`",
 		Help: "session name when assuming a role",
@@ -297,15 +301,19 @@ var variables = []variable{
 		Help:  "same choices",
 		value: choice[Format]{at: func(c *Config) *Format { return &c.Key.Format }, def: DefaultKeyFormat, choices: formats}},
 	{Name: envValueSchemaFile, Section: sectionDecoding, Default: "unset",
-		Help:  "Avro: an `.avsc` file (the writer schema without a registry, the reader schema with one). Protobuf: a binary `FileDescriptorSet` (`protoc --descriptor_set_out` / `buf build -o`); optional with a registry",
-		value: str{at: func(c *Config) *string { return &c.Value.SchemaFile }, expect: readableFile}},
+		Help:   "Avro: an `.avsc` file (the writer schema without a registry, the reader schema with one). Protobuf: a binary `FileDescriptorSet` (`protoc --descriptor_set_out` / `buf build -o`); optional with a registry",
+		Unused: func(c *Config) string { return schemaFileUnused("VALUE_", c.Value) },
+		value:  str{at: func(c *Config) *string { return &c.Value.SchemaFile }, expect: readableFile}},
 	{Name: envKeySchemaFile, Section: sectionDecoding, SameRow: " / ",
-		value: str{at: func(c *Config) *string { return &c.Key.SchemaFile }, expect: readableFile}},
+		Unused: func(c *Config) string { return schemaFileUnused("KEY_", c.Key) },
+		value:  str{at: func(c *Config) *string { return &c.Key.SchemaFile }, expect: readableFile}},
 	{Name: envValueProtoMessage, Section: sectionDecoding, Default: "unset",
-		Help:  "Protobuf: the full message name in that set (with a registry and no set, the framing's message indexes name it)",
-		value: str{at: func(c *Config) *string { return &c.Value.ProtoMessage }}},
+		Help:   "Protobuf: the full message name in that set (with a registry and no set, the framing's message indexes name it)",
+		Unused: func(c *Config) string { return protoMessageUnused("VALUE_", c.Value) },
+		value:  str{at: func(c *Config) *string { return &c.Value.ProtoMessage }}},
 	{Name: envKeyProtoMessage, Section: sectionDecoding, SameRow: " / ",
-		value: str{at: func(c *Config) *string { return &c.Key.ProtoMessage }}},
+		Unused: func(c *Config) string { return protoMessageUnused("KEY_", c.Key) },
+		value:  str{at: func(c *Config) *string { return &c.Key.ProtoMessage }}},
 	{Name: envValueSchemaRegistry, Section: sectionDecoding, Default: "`none`",
 		Help:  "`confluent` or `glue` framing; the schema is fetched from the registry and cached",
 		value: choice[Registry]{at: func(c *Config) *Registry { return &c.Value.Registry }, def: RegistryNone, choices: registries}},
@@ -402,6 +410,9 @@ var variables = []variable{
 	{Name: envOTELProtocol, Section: sectionTracing, Default: "`http/protobuf`",
 		Help:  "`http/protobuf`, `http/json` or `grpc`",
 		value: whenTracing{choice[OTLPProtocol]{at: func(c *Config) *OTLPProtocol { return &c.Tracing.Protocol }, def: DefaultOTLPProtocol, choices: protocols}}},
+	{Name: envOTELTracesProtocol, Section: sectionTracing, Default: "unset",
+		Help:  "the same for traces; wins over `OTEL_EXPORTER_OTLP_PROTOCOL`",
+		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.TracesProtocol }, expect: protocolExpect}}},
 	{Name: envOTELHeaders, Section: sectionTracing, Default: "unset",
 		Help: "headers of every export request, `key=value,...` with percent-encoded values, e.g. `x-honeycomb-team=KEY` (a secret: never logged or printed); the `TRACES_` one wins key by key", Secret: true,
 		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.Headers }, expect: keyValuesExpect}}},
@@ -422,6 +433,12 @@ var variables = []variable{
 	{Name: envOTELTracesSamplerArg, Section: sectionTracing, Default: "unset (`1`)",
 		Help:  "the ratio of the `*traceidratio` samplers, from 0 to 1",
 		value: whenTracing{str{at: func(c *Config) *string { return &c.Tracing.SamplerArg }, expect: ratioExpect}}},
+	{Name: envOTELPropagators, Section: sectionTracing, Default: "unset (`tracecontext`)",
+		Help:  "how the span context travels to the HTTP handler's requests and is read from records: `tracecontext` (W3C `traceparent`, `tracestate`), `baggage` (W3C `baggage`, forwarded to the HTTP handler), `none`; comma-separated",
+		value: whenTracing{list{at: func(c *Config) *[]string { return &c.Tracing.Propagators }, expect: propagatorExpect}}},
+	{Name: envOTELSDKDisabled, Section: sectionTracing, Default: "`false`",
+		Help:  "`true`: no tracing, whatever `OTEL_TRACES_EXPORTER` says",
+		value: boolean{at: func(c *Config) *bool { return &c.Tracing.Disabled }}},
 }
 
 // tlsOff is the Unused rule of the TLS settings.
@@ -429,7 +446,13 @@ func tlsOff(c *Config) string {
 	if c.Kafka.TLS {
 		return ""
 	}
-	return "set, but TLS is off; expected KAFKA_TLS=true or this variable unset"
+	return "set, but TLS is off (KAFKA_TLS=true uses it); ignored"
+}
+
+// unusedBy is the warning of a variable that setting makes unused: "set,
+// but KAFKA_AUTH=iam does not use it (KAFKA_AUTH=plain does); ignored".
+func unusedBy(setting, usedBy string) string {
+	return "set, but " + setting + " does not use it (" + usedBy + " does); ignored"
 }
 
 // saslUnused is the Unused rule of the SASL credentials. Credentials that
@@ -437,9 +460,35 @@ func tlsOff(c *Config) string {
 // now beats an authentication error later.
 func saslUnused(c *Config) string {
 	if a := c.Kafka.Auth; a == AuthIAM || a == AuthNone {
-		return "set, but KAFKA_AUTH=" + string(a) + " does not use it; expected KAFKA_AUTH=" + oneOf(saslAuths...)
+		return unusedBy("KAFKA_AUTH="+string(a), "KAFKA_AUTH="+oneOf(saslAuths...))
 	}
 	return ""
+}
+
+// roleUnused is the Unused rule of KAFKA_IAM_ROLE_ARN. An invalid
+// KAFKA_AUTH is reported on its own; the role is checked then.
+func roleUnused(c *Config) string {
+	if a := c.Kafka.Auth; a == AuthNone || slices.Contains(saslAuths, a) {
+		return unusedBy("KAFKA_AUTH="+string(a), "KAFKA_AUTH=iam")
+	}
+	return ""
+}
+
+// schemaFileUnused is the Unused rule of a side's schema file; prefix is
+// "KEY_" or "VALUE_". An invalid format is reported on its own.
+func schemaFileUnused(prefix string, cd Codec) string {
+	if !slices.Contains(formats, cd.Format) || cd.Format == FormatAvro || cd.Format == FormatProtobuf {
+		return ""
+	}
+	return "set, but " + prefix + "FORMAT=" + string(cd.Format) + " does not use a schema file (" + prefix + "FORMAT=avro or protobuf does); ignored"
+}
+
+// protoMessageUnused is the Unused rule of a side's Protobuf message.
+func protoMessageUnused(prefix string, cd Codec) string {
+	if !slices.Contains(formats, cd.Format) || cd.Format == FormatProtobuf {
+		return ""
+	}
+	return unusedBy(prefix+"FORMAT="+string(cd.Format), prefix+"FORMAT=protobuf")
 }
 
 // idemUnused is the Unused rule of the settings of every store.
@@ -447,7 +496,7 @@ func idemUnused(c *Config) string {
 	if c.Idempotency.Enabled() {
 		return ""
 	}
-	return "set, but IDEMPOTENCY_STORE=" + string(c.Idempotency.Store) + " does not use it; expected IDEMPOTENCY_STORE=" + oneOf(idemStores[1:]...)
+	return unusedBy("IDEMPOTENCY_STORE="+string(c.Idempotency.Store), "IDEMPOTENCY_STORE="+oneOf(idemStores[1:]...))
 }
 
 // storeUnused is the Unused rule of one store's own settings.
@@ -455,7 +504,7 @@ func storeUnused(c *Config, s IdempotencyStore) string {
 	if c.Idempotency.Store == s {
 		return ""
 	}
-	return "set, but IDEMPOTENCY_STORE=" + string(c.Idempotency.Store) + " does not use it; expected IDEMPOTENCY_STORE=" + string(s)
+	return unusedBy("IDEMPOTENCY_STORE="+string(c.Idempotency.Store), "IDEMPOTENCY_STORE="+string(s))
 }
 
 // printDefaulted prints a value that is unset by default as its effective

@@ -46,7 +46,7 @@ func (a *app) opsSetup(lookup func(string) (string, bool), stderr io.Writer) (*o
 		return nil, configFailed(stderr, err, warnings), false
 	}
 	writeWarnings(stderr, warnings)
-	log, err := newLogger(cfg.Ops, stderr)
+	log, err := newOpsLogger(cfg.Ops, stderr)
 	if err != nil {
 		return nil, configError(stderr, err), false
 	}

@@ -18,13 +18,15 @@ import (
 // do before anything connects: config.Load through lookup; the names of the
 // environment's variables (config.CheckNames: a near miss of a known name
 // is a problem, other unknown names in the service's namespaces and
-// variables this version does not support are warnings); and the schema
+// variables this version does not support are warnings); the variables set
+// but unused (config.Config.Unused: warnings too); and the schema
 // files (codec.Check). Every problem is returned at once as config.Errors,
 // so that an operator fixes them in one go.
 func (a *app) loadConfig(lookup func(string) (string, bool)) (config.Config, config.Warnings, error) {
 	cfg, err := config.Load(lookup, a.handlerNames()...)
 	ps, _ := errors.AsType[config.Errors](err)
 	warnings, namesErr := config.CheckNames(environNames(lookup))
+	warnings = append(cfg.Unused(), warnings...)
 	more, _ := errors.AsType[config.Errors](namesErr)
 	ps = append(ps, more...)
 
@@ -72,8 +74,10 @@ func environNames(lookup func(string) (string, bool)) []string {
 
 // configCommand is `consumer config`: every check `run` makes before it
 // connects, then the effective configuration on stdout (exit 0), or every
-// problem on stderr (exit 2). Warnings go to stderr either way.
-func (a *app) configCommand(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+// problem on stderr (exit 2). Warnings go to stderr either way. With asEnv
+// (--env) the configuration is an env file that config reads back
+// (config.Config.PrintEnv).
+func (a *app) configCommand(lookup func(string) (string, bool), asEnv bool, stdout, stderr io.Writer) int {
 	cfg, warnings, err := a.loadConfig(lookup)
 	ps, _ := errors.AsType[config.Errors](err)
 	// run builds the handler after loading and exits 2 if it cannot, so
@@ -91,7 +95,11 @@ func (a *app) configCommand(lookup func(string) (string, bool), stdout, stderr i
 		return configFailed(stderr, err, warnings)
 	}
 	writeWarnings(stderr, warnings)
-	if err := cfg.Print(stdout); err != nil {
+	print := cfg.Print
+	if asEnv {
+		print = cfg.PrintEnv
+	}
+	if err := print(stdout); err != nil {
 		return exitRuntime
 	}
 	return exitOK

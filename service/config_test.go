@@ -102,6 +102,10 @@ func TestConfigCommand(t *testing.T) {
 			"warning: KAFKA_LINGER: unknown variable in the service's KAFKA_ namespace; ignored",
 			"warning: OTEL_FOO_BAR: an OpenTelemetry variable this service does not read; ignored",
 		}, wantStdout: []string{"KAFKA_BROKERS=127.0.0.1:9092"}},
+		{name: "a platform's variable the configuration does not use", env: []string{"REDIS_URL", "redis://cache:6379", "KAFKA_SASL_USERNAME", "u"}, wantCode: exitOK, wantStderr: []string{
+			"warning: KAFKA_SASL_USERNAME: set, but KAFKA_AUTH=iam does not use it (KAFKA_AUTH=scram-sha-512, scram-sha-256 or plain does); ignored",
+			"warning: REDIS_URL: set, but IDEMPOTENCY_STORE=none does not use it (IDEMPOTENCY_STORE=redis does); ignored",
+		}, wantStdout: []string{"KAFKA_BROKERS=127.0.0.1:9092"}},
 		{name: "handler that cannot be built", env: []string{"HANDLER", "broken"}, wantCode: exitConfig, wantStderr: []string{
 			`HANDLER="broken": expected a handler that can be built: broken handler: BRANDS_TABLE is not set`,
 		}},
@@ -148,6 +152,52 @@ func TestConfigCommand(t *testing.T) {
 	}
 }
 
+// TestConfigEnvReadBack checks `consumer config --env`: its output, read as
+// an env file, is an environment config takes back, warnings and all, to
+// the same output.
+func TestConfigEnvReadBack(t *testing.T) {
+	var stdout, stderr strings.Builder
+	code := run([]string{"config", "--env"}, testEnv(t, "KAFKA_AUTH", "none", "KAFKA_TOPICS", "a,b", "IDEMPOTENCY_STORE", "redis", "REDIS_URL", "redis://cache:6379", "IDEMPOTENCY_TABLE", "t-1"), &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("got exit %d, want 0\n%s", code, stderr.String())
+	}
+	hasLine(t, "stderr", stderr.String(), []string{"warning: IDEMPOTENCY_TABLE: set, but IDEMPOTENCY_STORE=redis does not use it"})
+	file := stdout.String()
+	hasLine(t, "stdout", file, []string{"KAFKA_TOPICS=a,b", "REDIS_URL=redis://cache:6379", "# IDEMPOTENCY_TABLE left out: "})
+	back := map[string]string{}
+	for l := range strings.Lines(file) {
+		if l = strings.TrimSuffix(l, "\n"); !strings.HasPrefix(l, "#") {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || strings.Contains(v, "#") {
+				t.Fatalf("got line %q, want NAME=VALUE without a comment", l)
+			}
+			back[k] = v
+		}
+	}
+	for _, derived := range []string{"KAFKA_TLS", "DLQ_TOPIC", "IDEMPOTENCY_KEY_PREFIX"} {
+		if _, ok := back[derived]; ok {
+			t.Errorf("got %s in the file, want it left out (a default that follows other variables)", derived)
+		}
+	}
+	for k := range back {
+		t.Setenv(k, back[k])
+	}
+	var again, stderr2 strings.Builder
+	code = run([]string{"config", "--env"}, func(k string) (string, bool) { v, ok := back[k]; return v, ok }, &again, &stderr2)
+	if code != exitOK || stderr2.Len() != 0 {
+		t.Fatalf("read back: got exit %d and\n%s\nwant 0 and no warning", code, stderr2.String())
+	}
+	var want strings.Builder
+	for l := range strings.Lines(file) {
+		if !strings.HasPrefix(l, "# IDEMPOTENCY_TABLE left out") {
+			want.WriteString(l)
+		}
+	}
+	if again.String() != want.String() {
+		t.Errorf("read back, got\n%s\nwant\n%s", again.String(), want.String())
+	}
+}
+
 // hasLine checks that each of want starts a line of out.
 func hasLine(t *testing.T, what, out string, want []string) {
 	t.Helper()
@@ -191,18 +241,20 @@ func TestRunConfigProblems(t *testing.T) {
 func TestRunLogsWarnings(t *testing.T) {
 	withFailingHandler(t)
 	var stdout, stderr strings.Builder
-	code := run([]string{"run"}, testEnv(t, "HANDLER", "broken", "KAFKA_LINGER", "5ms", "METRICS_ADDR", "127.0.0.1:0"), &stdout, &stderr)
+	code := run([]string{"run"}, testEnv(t, "HANDLER", "broken", "KAFKA_LINGER", "5ms", "REDIS_URL", "redis://cache:6379", "METRICS_ADDR", "127.0.0.1:0"), &stdout, &stderr)
 	if code != exitConfig {
 		t.Fatalf("got exit %d, want %d\n%s", code, exitConfig, stderr.String())
 	}
-	var warn string
-	for l := range strings.Lines(stderr.String()) {
-		if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, "KAFKA_LINGER") {
-			warn = l
+	for _, name := range []string{"KAFKA_LINGER", "REDIS_URL"} {
+		n := 0
+		for l := range strings.Lines(stderr.String()) {
+			if strings.Contains(l, `"level":"warn"`) && strings.Contains(l, `"variable":"`+name+`"`) {
+				n++
+			}
 		}
-	}
-	if warn == "" || !strings.Contains(warn, `"variable":"KAFKA_LINGER"`) {
-		t.Errorf("got no warning log line for KAFKA_LINGER, want one in:\n%s", stderr.String())
+		if n != 1 {
+			t.Errorf("got %d warning log lines for %s, want one in:\n%s", n, name, stderr.String())
+		}
 	}
 }
 

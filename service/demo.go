@@ -3,11 +3,14 @@ package service
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +35,23 @@ const (
 // Avro product events (every tenth undecodable), the consumer with the log
 // handler, the dead-letter topic and the metrics endpoint.
 func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	metricsAddr, metricsSet := lookup("METRICS_ADDR")
+	metricsSet = metricsSet && strings.TrimSpace(metricsAddr) != ""
+	if !metricsSet {
+		metricsAddr = config.DefaultMetricsAddr
+	}
+	// An invalid address is exit 2, as with any invalid variable.
+	metricsAddr = strings.TrimSpace(metricsAddr)
+	_, err := config.Load(func(k string) (string, bool) { return metricsAddr, k == "METRICS_ADDR" })
+	if ps, _ := errors.AsType[config.Errors](err); slices.ContainsFunc(ps, func(p config.Problem) bool { return p.Var == "METRICS_ADDR" }) {
+		return configError(stderr, slices.DeleteFunc(ps, func(p config.Problem) bool { return p.Var != "METRICS_ADDR" }))
+	}
+	ln, metricsNote, err := demoMetricsListener(metricsAddr, metricsSet)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return exitRuntime
+	}
+	defer ln.Close() // if the service never took it
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, demoTopic), kfake.SeedTopics(1, demoDLQ))
 	if err != nil {
 		fmt.Fprintln(stderr, "demo: cannot start the embedded broker:", err)
@@ -66,11 +86,13 @@ func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writ
 		"LOG_FORMAT":        "console",
 	}
 	// OTEL_* too: OTEL_TRACES_EXPORTER=console prints the spans.
-	for _, k := range append([]string{"METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT"}, config.TracingVariables()...) {
+	for _, k := range append([]string{"LOG_LEVEL", "LOG_FORMAT"}, config.TracingVariables()...) {
 		if v, ok := lookup(k); ok && v != "" {
 			env[k] = v
 		}
 	}
+	// METRICS_ADDR is where ln listens: the one given, or a free port.
+	env["METRICS_ADDR"] = ln.Addr().String()
 	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, a.handlerNames()...)
 	if err != nil {
 		return configError(stderr, err)
@@ -87,12 +109,12 @@ func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writ
   broker       %s (embedded kfake)
   topic        %s, 3 partitions, Avro product events; every 10th is deliberately undecodable
   dead letters %s (printed below as they arrive)
-  metrics      http://localhost%s/metrics   health: /healthz /readyz
+  metrics      http://localhost%s/metrics   health: /healthz /readyz%s
   handler      log: one line per record
   traces       %s
 Ctrl-C stops it cleanly.
 
-`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr), demoTraces(cfg.Tracing))
+`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr), metricsNote, demoTraces(cfg.Tracing))
 
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cluster.ListenAddrs()...),
@@ -110,6 +132,7 @@ Ctrl-C stops it cleanly.
 	wg.Go(func() { produceDemo(ctx, cl, cfg.Tracing.Enabled(), &produced, &bad, stderr) })
 	wg.Go(func() { tailDLQ(ctx, cl, &lettered, stdout) })
 
+	a.metricsListener = ln
 	code := a.service(ctx, cfg, log, nil)
 	stop()
 	wg.Wait()
@@ -118,8 +141,32 @@ Ctrl-C stops it cleanly.
 	return code
 }
 
+// demoMetricsListener listens where the demo serves its metrics and
+// health: addr, or, when addr is the default (set is false) and taken (a
+// Prometheus on :9090), a free port, with a note that says so for the
+// banner. An address the operator set (METRICS_ADDR) that cannot be
+// listened on is an error naming it.
+func demoMetricsListener(addr string, set bool) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, "", nil
+	}
+	if set {
+		return nil, "", fmt.Errorf("cannot serve metrics on METRICS_ADDR=%s: %w; set METRICS_ADDR to a free address, or unset it for :9090 or else any free port", addr, err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ln, ferr := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if ferr != nil {
+		return nil, "", fmt.Errorf("cannot serve metrics on %s (%w) nor on any free port (%w); set METRICS_ADDR", addr, err, ferr)
+	}
+	return ln, fmt.Sprintf("\n               (%s is in use: a free port instead; METRICS_ADDR chooses)", addr), nil
+}
+
 // demoTraces says where the spans go.
 func demoTraces(t config.Tracing) string {
+	if !t.Enabled() {
+		return "off (OTEL_TRACES_EXPORTER=console prints them)"
+	}
 	switch t.Exporter {
 	case config.ExporterConsole:
 		return "printed below, one JSON line per span (OTEL_TRACES_EXPORTER=console)"

@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -122,16 +123,23 @@ type app struct {
 	// tracerProvider is the service's, for the handler (Deps); nil until
 	// service sets it, and with tracing off: a no-op one then.
 	tracerProvider trace.TracerProvider
+	// metricsListener, if not nil, is where service serves metrics and
+	// health instead of listening on METRICS_ADDR (the demo's, which may
+	// have had to find a free port).
+	metricsListener net.Listener
 }
 
-const usage = `usage: consumer [command]
+const usage = `usage: consumer [command] [flags]
+       consumer --version | -h | --help
 
 commands:
   run          consume from the environment's configuration until SIGTERM (the default)
   demo         the whole pipeline on an embedded broker, with nothing to install
   healthcheck  exit 0 if this host's service answers /healthz with 200, else 1
   config       print the effective configuration, or every invalid variable (exit 2)
-  version      print the version, commit and Go version
+                 --env           as an env file (docker --env-file, kubectl
+                                 --from-env-file) that config reads back
+  version      print the version, commit and Go version (also --version)
   check        preflight against the real cluster: brokers, authentication, topics and
                dead-letter topics, group, schema registry, handler URL; one line per
                check, exit 0 only if all pass
@@ -161,40 +169,79 @@ commands:
                  --topic T --partition N --yes --dry-run
 
 Every command reads the service's environment (KAFKA_*, DLQ_TOPIC, SCHEMA_REGISTRY_*,
-HANDLER and HTTP_HANDLER_*, LOG_*) and authenticates as the service does. Exit codes:
-0 success, 1 a runtime failure (or a failed check), 2 an invalid configuration or flag.
+HANDLER and HTTP_HANDLER_*, LOG_*) and authenticates as the service does; each prints
+its own usage with -h or --help, and starts nothing then. Exit codes: 0 success, 1 a
+runtime failure (or a failed check), 2 an invalid configuration, flag or argument.
 `
 
+// The synopses of the commands that take no flags of their own, for
+// their -h.
+const (
+	runSynopsis         = "run\n\nConsumes from the environment's configuration until SIGTERM or SIGINT."
+	demoSynopsis        = "demo\n\nThe whole pipeline on an embedded broker, with nothing to install\n(METRICS_ADDR, LOG_* and OTEL_* apply)."
+	healthcheckSynopsis = "healthcheck\n\nExits 0 if this host's service answers /healthz with 200, else 1 (reads METRICS_ADDR)."
+	versionSynopsis     = "version\n\nPrints the version, commit and Go version."
+	configSynopsis      = "config [--env]\n\nRuns every check run makes before it connects, then prints the effective\nconfiguration (exit 0) or every problem (exit 2)."
+)
+
 func (a *app) run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	cmd := "run"
+	cmd, rest := "run", args
 	if len(args) > 0 {
-		cmd = args[0]
+		cmd, rest = args[0], args[1:]
 	}
 	switch cmd {
 	case "run":
+		if code, ok := noFlags(cmd, runSynopsis, rest, stderr); !ok {
+			return code
+		}
 		return a.serve(lookup, stderr)
 	case "demo":
+		if code, ok := noFlags(cmd, demoSynopsis, rest, stderr); !ok {
+			return code
+		}
 		return a.runDemo(lookup, stdout, stderr)
 	case "healthcheck":
+		if code, ok := noFlags(cmd, healthcheckSynopsis, rest, stderr); !ok {
+			return code
+		}
 		return healthcheck(lookup, stderr)
 	case "config":
-		return a.configCommand(lookup, stdout, stderr)
+		fs := newFlags(cmd, configSynopsis, stderr)
+		asEnv := fs.Bool("env", false, "print an env file (docker --env-file, kubectl create configmap --from-env-file) that config reads back: no comments after values, derived defaults and secrets left out")
+		if code, ok := parseFlags(fs, rest); !ok {
+			return code
+		}
+		return a.configCommand(lookup, *asEnv, stdout, stderr)
 	case "check":
-		return a.checkCommand(args[1:], lookup, stdout, stderr)
+		return a.checkCommand(rest, lookup, stdout, stderr)
 	case "redrive":
-		return a.redriveCommand(args[1:], lookup, stdout, stderr)
+		return a.redriveCommand(rest, lookup, stdout, stderr)
 	case "offsets":
-		return a.offsetsCommand(args[1:], lookup, stdout, stderr)
-	case "version":
+		return a.offsetsCommand(rest, lookup, stdout, stderr)
+	case "version", "--version", "-version":
+		if code, ok := noFlags("version", versionSynopsis, rest, stderr); !ok {
+			return code
+		}
 		fmt.Fprintf(stdout, "consumer %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return exitOK
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
-		return exitConfig
 	}
+	if name, ok := strings.CutPrefix(cmd, "-"); ok {
+		name, _, _ = strings.Cut(strings.TrimPrefix(name, "-"), "=")
+		fmt.Fprintf(stderr, "flag provided but not defined: -%s\n\n%s", name, usage)
+	} else {
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	}
+	return exitConfig
+}
+
+// noFlags parses the arguments of a command that takes neither flags nor
+// arguments, as parseFlags does: -h prints its usage and starts nothing
+// (exit 0), an unknown flag or an argument is exit 2.
+func noFlags(name, synopsis string, args []string, stderr io.Writer) (int, bool) {
+	return parseFlags(newFlags(name, synopsis, stderr), args)
 }
 
 // configError prints every invalid variable, one per line, and returns 2.
@@ -298,7 +345,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		Logger: log, Metrics: m, Health: h, Opts: opts,
 		Hooks:       []kgo.Hook{kp}, // the group member's client only: kprom registers once
 		Idempotency: idem,
-		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name),
+		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name).WithPropagators(cfg.Tracing.PropagatorNames()),
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))
@@ -309,10 +356,13 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/healthz", h.Handler())
 	mux.Handle("/readyz", h.Handler())
-	ln, err := net.Listen("tcp", cfg.Ops.MetricsAddr)
-	if err != nil {
-		log.Error("cannot serve metrics and health", zap.String("METRICS_ADDR", cfg.Ops.MetricsAddr), zap.Error(err))
-		return exitRuntime
+	ln := a.metricsListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Ops.MetricsAddr); err != nil {
+			log.Error("cannot serve metrics and health on METRICS_ADDR="+cfg.Ops.MetricsAddr+": "+err.Error()+"; set METRICS_ADDR to a free address",
+				zap.String("METRICS_ADDR", cfg.Ops.MetricsAddr), zap.Error(err))
+			return exitRuntime
+		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	srvDone := make(chan struct{})
@@ -336,7 +386,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		zap.String("group", cfg.Kafka.GroupID),
 		zap.String("handler", cfg.Handler.Name),
 		zap.String("idempotency", string(cfg.Idempotency.Store)),
-		zap.String("tracing", string(cfg.Tracing.Exporter)),
+		zap.String("tracing", tracingState(cfg.Tracing)),
 		zap.String("metrics", ln.Addr().String()))
 	if err := c.Run(ctx); err != nil {
 		log.Error("stopped: "+err.Error(), zap.Error(err))
@@ -470,6 +520,15 @@ func (a *app) startTracing(ctx context.Context, cfg config.Config, log *zap.Logg
 		zap.String("sampler", string(cfg.Tracing.Sampler)),
 		zap.String("service", cfg.Tracing.Service()))
 	return prov, nil
+}
+
+// tracingState is OTEL_TRACES_EXPORTER, or none when OTEL_SDK_DISABLED
+// turns tracing off, for the start line.
+func tracingState(t config.Tracing) string {
+	if t.Disabled {
+		return "none (OTEL_SDK_DISABLED)"
+	}
+	return string(t.Exporter)
 }
 
 // tracingEndpoint is where spans go, for the log, with anything that may

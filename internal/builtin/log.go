@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -29,11 +30,16 @@ func NewLog(logger *zap.Logger) *Log {
 	return &Log{logger: logger}
 }
 
-// Handle logs every record of b and returns nil.
-func (l *Log) Handle(_ context.Context, b handler.Batch) error {
+// Handle logs every record of b and returns nil. In a traced attempt
+// (ctx's span is sampled) each line carries its trace_id and span_id too.
+func (l *Log) Handle(ctx context.Context, b handler.Batch) error {
+	log := l.logger
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		log = log.With(zap.Stringer("trace_id", sc.TraceID()), zap.Stringer("span_id", sc.SpanID()))
+	}
 	for i := range b.Records {
 		// Check first, so that a disabled level costs no field building.
-		ce := l.logger.Check(zapcore.InfoLevel, "record")
+		ce := log.Check(zapcore.InfoLevel, "record")
 		if ce == nil {
 			return nil
 		}

@@ -134,7 +134,7 @@ func (w *work) claim(ctx context.Context) error {
 		w.m.InProgressWaits.Inc()
 		_ = g.Release(ctx, w.keysWhere(func(int) bool { return true }), d.owner)
 		if waits == 1 || waits%20 == 0 {
-			w.p.log.Info("records in progress under another member; waiting for it to complete them or for its claims to expire",
+			w.log.Info("records in progress under another member; waiting for it to complete them or for its claims to expire",
 				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 				zap.Int64("first_offset", w.recs[first].Offset), zap.Int("records", busy), zap.Int("wait", waits))
 		}
@@ -152,7 +152,7 @@ func (w *work) claim(ctx context.Context) error {
 	}
 	topic, partition := w.recs[0].Topic, w.recs[0].Partition
 	d.hold = g.Hold(w.keysWhere(func(int) bool { return true }), d.owner, func(n int) {
-		w.p.log.Warn("claims of records in flight lapsed before they could be renewed (the idempotency store was unavailable for IDEMPOTENCY_IN_PROGRESS_TTL, or this process was paused); another member may handle them at the same time",
+		w.log.Warn("claims of records in flight lapsed before they could be renewed (the idempotency store was unavailable for IDEMPOTENCY_IN_PROGRESS_TTL, or this process was paused); another member may handle them at the same time",
 			zap.String("store", g.Name()), zap.String("topic", topic), zap.Int32("partition", partition), zap.Int("records", n))
 	})
 	for i, v := range d.verdicts {
@@ -165,7 +165,7 @@ func (w *work) claim(ctx context.Context) error {
 		}
 	}
 	if d.duplicates > 0 {
-		w.p.log.Debug("records completed before skipped as duplicates",
+		w.log.Debug("records completed before skipped as duplicates",
 			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 			zap.Int64("first_offset", w.recs[0].Offset), zap.Int("duplicates", d.duplicates))
 	}

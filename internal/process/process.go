@@ -147,6 +147,7 @@ func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.T
 		w.stallKey = k
 	}
 	ctx, w.tspan = p.d.Tracer.StartBatch(ctx, recs)
+	w.log = traceLogger(p.log, w.tspan.SpanContext())
 	err := w.run(ctx)
 	b := &Pending{w: w, err: err}
 	if err != nil {
@@ -292,6 +293,9 @@ type work struct {
 	stalled      bool // the partition is reported stuck on the handler
 
 	tspan tracing.Span // the batch's span (tracing on)
+	// log is the Processor's logger, with trace_id and span_id of the
+	// batch's span when it is sampled (traceLogger).
+	log *zap.Logger
 	// giving is the context of the span that gives up on records now:
 	// the decode span, then the last handler attempt's. Dead-letter
 	// records carry it (dlq.traceparent).
@@ -458,7 +462,7 @@ func (w *work) decodeAll(ctx context.Context) (err error) {
 			}
 			w.giveUp(i, dlq.KindDecode, err)
 			w.decodeFailed = true
-			w.p.log.Error("record could not be decoded; dead-lettering it", recordFields(r, zap.Error(err))...)
+			w.log.Error("record could not be decoded; dead-lettering it", recordFields(r, zap.Error(err))...)
 			continue
 		}
 		w.spans[i] = sp
@@ -488,7 +492,7 @@ func (w *work) decode(ctx context.Context, r *kgo.Record) (span, error) {
 		if !errors.Is(err, codec.ErrUnavailable) {
 			return span{}, &decodeError{part: part, err: err}
 		}
-		p.log.Warn("decoder unavailable; retrying",
+		w.log.Warn("decoder unavailable; retrying",
 			recordFields(r, zap.String("part", part), zap.Int("attempt", attempt), zap.Error(err))...)
 		if p.d.Stalls != nil {
 			p.d.Stalls.Stuck(w.stallKey, "decoding "+part+": "+err.Error())
@@ -603,19 +607,19 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 			cls == classFailed && attempt >= p.cfg.MaxAttempts && len(unit) > 1:
 			return w.bisect(ctx, unit, cls, err)
 		case cls == classRejected, attempt >= p.cfg.MaxAttempts:
-			p.log.Warn("handler failed records; dead-lettering them",
+			w.log.Warn("handler failed records; dead-lettering them",
 				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 				zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
 				zap.Int("attempt", attempt), zap.Bool("rejected", cls == classRejected), zap.Error(err))
 			for _, i := range unit {
 				rerr := w.reason(cls, err, i)
 				w.giveUp(i, dlq.KindHandler, rerr)
-				p.log.Error("record failed every handler attempt; dead-lettering it",
+				w.log.Error("record failed every handler attempt; dead-lettering it",
 					recordFields(w.recs[i], zap.Int("attempts", w.failedAttempts(i)), zap.Error(rerr))...)
 			}
 			return nil
 		}
-		p.log.Warn("handler failed records; retrying",
+		w.log.Warn("handler failed records; retrying",
 			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 			zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
 			zap.Int("attempt", attempt), zap.Error(err))
@@ -637,7 +641,7 @@ func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) (re
 	defer func() { bsp.End(rerr) }()
 	w.m.Bisections.Inc()
 	mid := len(unit) / 2
-	w.p.log.Info("bisecting a batch the handler keeps failing",
+	w.log.Info("bisecting a batch the handler keeps failing",
 		zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 		zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
 		zap.Bool("rejected", cls == classRejected), zap.Error(err))
@@ -703,7 +707,7 @@ func (w *work) apply(unit []int, err error) (class, error) {
 			if i := w.find(unit, o); w.states[i] == pending {
 				rerr := w.reason(classItems, err, i)
 				w.giveUp(i, dlq.KindValidation, rerr)
-				w.p.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(rerr))...)
+				w.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(rerr))...)
 			}
 		}
 		failed := make(map[int]bool, len(items.Offsets))
@@ -806,7 +810,7 @@ func (w *work) expire(unit []int, cls class, err error) []int {
 		}
 		rerr := w.reason(cls, err, i)
 		w.giveUp(i, dlq.KindExpired, fmt.Errorf("older than HANDLER_MAX_RECORD_AGE (%s) and its handling failed: %w", age, rerr))
-		w.p.log.Error("record expired while its handling failed; dead-lettering it",
+		w.log.Error("record expired while its handling failed; dead-lettering it",
 			recordFields(r, zap.Time("timestamp", r.Timestamp), zap.Error(rerr))...)
 		return true
 	})
@@ -818,7 +822,7 @@ func (w *work) waitUnavailable(ctx context.Context, unit []int, n int, err error
 	p := w.p
 	w.m.Unavailable.Inc()
 	if n == 1 || n%10 == 0 {
-		p.log.Warn("handler unavailable; retrying without limit, the partition waits",
+		w.log.Warn("handler unavailable; retrying without limit, the partition waits",
 			zap.String("handler", p.cfg.HandlerName),
 			zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 			zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("attempt", n), zap.Error(err))
@@ -848,7 +852,7 @@ func (w *work) available() {
 func (p *Processor) callHandler(ctx context.Context, b handler.Batch) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.log.Error("handler panicked; the batch counts as failed",
+			traceLogger(p.log, trace.SpanContextFromContext(ctx)).Error("handler panicked; the batch counts as failed",
 				zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 				zap.Any("panic", v), zap.Stack("stack"))
 			err = fmt.Errorf("handler panicked: %v", v)
@@ -877,7 +881,7 @@ func (w *work) deadLetter(ctx context.Context) (err error) {
 	for i, f := range w.fails {
 		offsets[i] = f.Record.Offset
 	}
-	w.p.log.Warn("records dead-lettered",
+	w.log.Warn("records dead-lettered",
 		zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 		zap.Int("count", len(w.fails)), zap.Int64s("offsets", offsets))
 	for i, st := range w.states {
@@ -886,6 +890,16 @@ func (w *work) deadLetter(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// traceLogger returns log with the trace_id and span_id of sc when sc is
+// sampled (the batch is traced), so that its log lines lead to its trace;
+// log itself otherwise, at no cost.
+func traceLogger(log *zap.Logger, sc trace.SpanContext) *zap.Logger {
+	if !sc.IsSampled() {
+		return log
+	}
+	return log.With(zap.Stringer("trace_id", sc.TraceID()), zap.Stringer("span_id", sc.SpanID()))
 }
 
 // recordFields names the record in a log line, as every error log about a

@@ -21,6 +21,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -57,10 +58,14 @@ const (
 	AttrHandler = attribute.Key("consumer.handler")
 )
 
-// prop is the only propagation format: W3C trace context. Baggage is not
-// carried: the service adds nothing to it, and forwarding a producer's
-// baggage to every downstream is not its call.
-var prop = propagation.TraceContext{}
+// prop is the default propagation format: W3C trace context. Baggage is
+// carried only when OTEL_PROPAGATORS names it (WithPropagators):
+// forwarding a producer's baggage to every downstream is the operator's
+// call.
+var prop propagation.TextMapPropagator = propagation.TraceContext{}
+
+// HeaderBaggage is the W3C baggage header.
+const HeaderBaggage = "baggage"
 
 // Tracer starts the spans of batches. It is safe for concurrent use. A nil
 // *Tracer is tracing off.
@@ -68,6 +73,11 @@ type Tracer struct {
 	tr      trace.Tracer
 	group   string
 	handler string
+	// read: the records' traceparent is read (tracecontext); baggage: a
+	// one-record batch's baggage header is carried to the handler.
+	read, baggage bool
+	// prop injects into the HTTP handler's requests; nil: the default.
+	prop propagation.TextMapPropagator
 }
 
 // New returns a Tracer that starts spans with tp's tracer for the group's
@@ -77,8 +87,41 @@ func New(tp trace.TracerProvider, group, handlerName string) *Tracer {
 	if tp == nil {
 		return nil
 	}
-	return &Tracer{tr: tp.Tracer(ScopeName), group: group, handler: handlerName}
+	return &Tracer{tr: tp.Tracer(ScopeName), group: group, handler: handlerName, read: true}
 }
+
+// WithPropagators returns t with the propagators of OTEL_PROPAGATORS
+// (config.Tracing.PropagatorNames): tracecontext reads the records'
+// traceparent and tracestate and sends the attempt's to the HTTP handler;
+// baggage carries a one-record batch's W3C baggage to it; none (or only
+// unknown names) propagates nothing. Nil stays nil.
+func (t *Tracer) WithPropagators(names []string) *Tracer {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.read, c.baggage = false, false
+	var ps []propagation.TextMapPropagator
+	if len(names) == 0 {
+		names = []string{"tracecontext"}
+	}
+	for _, n := range names {
+		switch n {
+		case "tracecontext":
+			c.read = true
+			ps = append(ps, propagation.TraceContext{})
+		case "baggage":
+			c.baggage = true
+			ps = append(ps, propagation.Baggage{})
+		}
+	}
+	c.prop = propagation.NewCompositeTextMapPropagator(ps...)
+	return &c
+}
+
+// propKey carries a Tracer's propagator in the attempt's context, for
+// InjectHTTP.
+type propKey struct{}
 
 // Span is a span of the service, or nothing when tracing is off (its zero
 // value). Its methods do nothing on the zero value.
@@ -167,9 +210,14 @@ func (t *Tracer) StartBatch(ctx context.Context, recs []*kgo.Record) (context.Co
 	root := trace.WithNewRoot()
 	if len(recs) == 1 {
 		attrs = append(attrs, semconv.MessagingKafkaOffset(int(first.Offset)))
-		if sc := Extract(first.Headers); sc.IsValid() {
+		if sc := t.extract(first.Headers); sc.IsValid() {
 			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 			root = nil
+		}
+		if b := lastHeader(first.Headers, HeaderBaggage); t.baggage && len(b) > 0 {
+			if bag, err := baggage.Parse(string(b)); err == nil {
+				ctx = baggage.ContextWithBaggage(ctx, bag)
+			}
 		}
 	}
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
@@ -177,7 +225,7 @@ func (t *Tracer) StartBatch(ctx context.Context, recs []*kgo.Record) (context.Co
 		opts = append(opts, root)
 	}
 	ctx, s := t.tr.Start(ctx, "process "+first.Topic, opts...)
-	if s.IsRecording() {
+	if s.IsRecording() && t.read {
 		// After the start: links cost an extraction per record, which a
 		// batch that is not sampled does without. (The SDK's samplers
 		// do not look at links.) A link has no attributes: an offset on
@@ -195,6 +243,15 @@ func (t *Tracer) StartBatch(ctx context.Context, recs []*kgo.Record) (context.Co
 		}
 	}
 	return ctx, Span{s}
+}
+
+// extract is Extract when the records' trace context is read
+// (tracecontext), else an invalid context.
+func (t *Tracer) extract(hs []kgo.RecordHeader) trace.SpanContext {
+	if !t.read {
+		return trace.SpanContext{}
+	}
+	return Extract(hs)
 }
 
 // StartDecode starts the span of decoding n records' keys and values.
@@ -216,6 +273,9 @@ func (t *Tracer) StartAttempt(ctx context.Context, attempt, n int) (context.Cont
 	}
 	ctx, s := t.tr.Start(ctx, "handle", trace.WithAttributes(
 		AttrHandler.String(t.handler), AttrAttempt.Int(attempt), semconv.MessagingBatchMessageCount(n)))
+	if t.prop != nil {
+		ctx = context.WithValue(ctx, propKey{}, t.prop)
+	}
 	return ctx, Span{s}
 }
 
@@ -250,12 +310,18 @@ func SetHTTPStatus(ctx context.Context, code int) {
 }
 
 // InjectHTTP sets traceparent (and tracestate) in h to ctx's span, if it
-// has a valid context; with tracing off it does nothing.
+// has a valid context, and what else the propagators of the attempt's
+// Tracer carry (WithPropagators: baggage, or nothing); with tracing off it
+// does nothing.
 func InjectHTTP(ctx context.Context, h map[string][]string) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return
 	}
-	prop.Inject(ctx, propagation.HeaderCarrier(h))
+	p := prop
+	if tp, ok := ctx.Value(propKey{}).(propagation.TextMapPropagator); ok {
+		p = tp
+	}
+	p.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
 // Extract returns the span context of a record's W3C traceparent and

@@ -115,7 +115,7 @@ func exporter(ctx context.Context, cfg config.Tracing, o Options) (sdktrace.Span
 		return nil, errors.New("OTEL_EXPORTER_OTLP_HEADERS: " + err.Error())
 	}
 	endpoint := cfg.OTLPEndpoint()
-	switch cfg.Protocol {
+	switch cfg.Transport() {
 	case config.ProtocolGRPC:
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(endpoint)}
 		if len(headers) > 0 {
@@ -127,12 +127,12 @@ func exporter(ctx context.Context, cfg config.Tracing, o Options) (sdktrace.Span
 		if len(headers) > 0 {
 			opts = append(opts, otlptracehttp.WithHeaders(headers))
 		}
-		if cfg.Protocol == config.ProtocolHTTPJSON {
+		if cfg.Transport() == config.ProtocolHTTPJSON {
 			opts = append(opts, otlptracehttp.WithEncoding(otlptracehttp.EncodingJSON))
 		}
 		return otlptracehttp.New(ctx, opts...)
 	}
-	return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: not supported", cfg.Protocol)
+	return nil, fmt.Errorf("OTLP protocol %q: not supported", cfg.Transport())
 }
 
 // sampler builds the sampler of OTEL_TRACES_SAMPLER.
