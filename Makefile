@@ -8,7 +8,7 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(VERSION) -X github.com/msk-consumer/msk-consumer/service.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test test-kafka test-kafka-cluster test-stores lint build image bench bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
+.PHONY: run test test-kafka test-kafka-cluster test-stores lint build image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
 .PHONY: test-kafka-848 chaos-cluster
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
@@ -105,6 +105,15 @@ docs:
 BENCH_FLAGS ?=
 bench: build
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-quick: cases 1-4 of make bench at both sizes, one round, the
+## current tree against a previous build (BENCH_OLD, a git ref: default the
+## last tag, else 0c98486) in turns on one kfake; prints new/old per case and
+## fails below 0.8 (BENCH_QUICK_MIN). Run it before a change of
+## internal/consume, internal/process or internal/builtin
+BENCH_OLD ?=
+bench-quick:
+	BENCH_OLD=$(BENCH_OLD) ./scripts/bench-quick.sh
 
 ## bench-memory: only make bench's memory table (peak RSS against
 ## 3 × MAX_BUFFERED_BYTES + 48 MiB)

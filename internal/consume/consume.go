@@ -203,6 +203,14 @@ func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
 		kgo.FetchMaxBytes(fetchMax),
 		kgo.FetchMaxPartitionBytes(partMax),
 		kgo.MaxConcurrentFetches(fetchesHeld),
+		// No fetch sessions (KIP-227): flow pauses and resumes single
+		// partitions, and with a session the client then sent
+		// incremental fetches that named no partition, which the broker
+		// held for the fetch's max wait (5s) while the other partitions'
+		// records waited (issue 21; TestPausedPartitionsDoNotStallFetching).
+		// A full fetch names every partition it wants; what it costs is
+		// the partition list in each request, a few bytes per partition.
+		kgo.DisableFetchSessions(),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(c.assigned),

@@ -156,8 +156,10 @@ func run() error {
 		return tracingOnly(ctx, adm)
 	case "dlq":
 		return dlqOnly(ctx, adm)
+	case "quick":
+		return quickOnly(ctx, adm, sizes)
 	default:
-		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing or dlq", *only)
+		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq or quick", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
@@ -670,6 +672,11 @@ func byteArrays(v any) any {
 // service runs bin/consumer on topic until /metrics counts n records
 // processed or dead-lettered, then stops it with SIGTERM.
 func service(topic string, n int64, format, handler string, sink *sink, extra []string) Result {
+	return serviceBin(*consumer, topic, n, format, handler, sink, extra)
+}
+
+// serviceBin is service with the binary bin (-only quick runs two).
+func serviceBin(bin, topic string, n int64, format, handler string, sink *sink, extra []string) Result {
 	port := freePort()
 	env := []string{
 		"KAFKA_BROKERS=" + *brokers, "KAFKA_TOPICS=" + topic, "KAFKA_GROUP_ID=" + group("svc"),
@@ -683,7 +690,7 @@ func service(topic string, n int64, format, handler string, sink *sink, extra []
 		env = append(env, "HTTP_HANDLER_URL="+sink.url)
 	}
 	env = append(env, extra...)
-	c, err := startChild("service-"+format+"-"+handler, env, nil, *consumer)
+	c, err := startChild("service-"+format+"-"+handler, env, nil, bin)
 	if err != nil {
 		return Result{Err: err.Error()}
 	}
