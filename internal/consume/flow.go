@@ -61,28 +61,21 @@ func newFlow(limit int64, slots int, cl pauser, gauge prometheus.Gauge) *flow {
 	}
 }
 
-// acquire waits for an in-flight slot for a batch of p that holds bytes
-// (taken from p's queue, added when fetched). It returns release, which gives
-// back the slot and the bytes; calls after the first do nothing. If halt is
-// closed or ctx is done first, it gives back the bytes itself and returns
-// false.
-func (f *flow) acquire(ctx context.Context, halt <-chan struct{}, p *partition, bytes int64) (release func(), ok bool) {
+// acquire waits for an in-flight slot for a batch. It returns release,
+// which gives the slot back; calls after the first do nothing. If halt is
+// closed or ctx is done first, it returns false. A batch's bytes are not
+// the slot's business: they stay counted until its records are finished
+// (partition.finish).
+func (f *flow) acquire(ctx context.Context, halt <-chan struct{}) (release func(), ok bool) {
 	select {
 	case f.slots <- struct{}{}:
 	case <-halt:
-		f.add(p, -bytes)
 		return nil, false
 	case <-ctx.Done():
-		f.add(p, -bytes)
 		return nil, false
 	}
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			<-f.slots
-			f.add(p, -bytes)
-		})
-	}, true
+	return func() { once.Do(func() { <-f.slots }) }, true
 }
 
 // attach adds partitions to the budget's division.

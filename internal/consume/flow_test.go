@@ -49,34 +49,37 @@ func testFlow(limit int64, slots int) (*flow, *pauses, *partition) {
 	return f, cl, p
 }
 
-// TestFlowReleaseOnce: a batch's release gives back its slot and its bytes
-// exactly once, however often it is called, and resumes fetching.
+// TestFlowReleaseOnce: a batch's release gives back its slot exactly
+// once, however often it is called, and never touches the bytes held,
+// which its records give back as they finish.
 func TestFlowReleaseOnce(t *testing.T) {
-	f, cl, p := testFlow(1000, 1)
+	f, _, p := testFlow(1000, 2)
 	f.add(p, 600)
-	f.add(p, 600)
-	if !cl.is(0) {
-		t.Fatal("not paused at 1200 bytes held of a 1000-byte share")
-	}
-	r1, ok := f.acquire(context.Background(), nil, p, 600)
+	r1, ok := f.acquire(context.Background(), nil)
 	if !ok {
 		t.Fatal("acquire failed with a free slot")
 	}
+	r2, ok := f.acquire(context.Background(), nil)
+	if !ok {
+		t.Fatal("acquire failed with the second slot free")
+	}
 	r1()
 	r1()
-	if got := f.buffered(); got != 600 {
-		t.Fatalf("buffered after releasing one batch twice: got %d, want 600", got)
-	}
-	if cl.is(0) {
-		t.Fatal("still paused below the share")
-	}
-	r2, ok := f.acquire(context.Background(), nil, p, 600)
+	// One slot is free again, not two: a third acquire succeeds, a
+	// fourth would block.
+	r3, ok := f.acquire(context.Background(), nil)
 	if !ok {
 		t.Fatal("the slot was not given back")
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok := f.acquire(ctx, nil); ok {
+		t.Fatal("a slot given back twice: three batches hold two slots and a fourth got one")
+	}
 	r2()
-	if got := f.buffered(); got != 0 {
-		t.Fatalf("buffered: got %d, want 0", got)
+	r3()
+	if got := f.buffered(); got != 600 {
+		t.Fatalf("buffered after releasing the slots: got %d, want 600 (bytes are the records' to give back)", got)
 	}
 }
 
@@ -103,7 +106,7 @@ func TestFlowResumesBelowThreeQuarters(t *testing.T) {
 }
 
 // TestFlowAcquireGivenUp: a worker stopped or canceled while it waits for
-// a slot gives back its batch's bytes, so fetching does not stay paused.
+// a slot gets none, and the slot stays with its holder.
 func TestFlowAcquireGivenUp(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -113,19 +116,20 @@ func TestFlowAcquireGivenUp(t *testing.T) {
 		{"canceled", func(cancel context.CancelFunc, _ chan struct{}) { cancel() }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f, cl, p := testFlow(1000, 1)
-			busy, _ := f.acquire(context.Background(), nil, p, 0) // the only slot
-			defer busy()
-			f.add(p, 1500)
+			f, _, _ := testFlow(1000, 1)
+			busy, _ := f.acquire(context.Background(), nil) // the only slot
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			halt := make(chan struct{})
 			tt.stop(cancel, halt)
-			if release, ok := f.acquire(ctx, halt, p, 1500); ok || release != nil {
+			if release, ok := f.acquire(ctx, halt); ok || release != nil {
 				t.Fatal("acquired a slot that was taken")
 			}
-			if got := f.buffered(); got != 0 || cl.is(0) {
-				t.Fatalf("after giving up: buffered %d, paused %v; want 0, false", got, cl.is(0))
+			busy()
+			if release, ok := f.acquire(context.Background(), nil); !ok {
+				t.Fatal("the slot given back by its holder could not be taken")
+			} else {
+				release()
 			}
 		})
 	}

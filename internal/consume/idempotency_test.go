@@ -236,13 +236,13 @@ func TestLaneSlot(t *testing.T) {
 	f, _, p := testFlow(1<<20, 1)
 	p.flow, p.halt = f, make(chan struct{})
 	ctx := context.Background()
-	release, ok := f.acquire(ctx, p.halt, p, 0)
+	release, ok := f.acquire(ctx, p.halt)
 	if !ok {
 		t.Fatal("no slot")
 	}
 	s := &laneSlot{p: p, release: release}
 	s.Yield()
-	other, ok := f.acquire(ctx, p.halt, p, 0) // the slot went to another batch
+	other, ok := f.acquire(ctx, p.halt) // the slot went to another batch
 	if !ok {
 		t.Fatal("the slot given back was not free")
 	}
@@ -258,7 +258,7 @@ func TestLaneSlot(t *testing.T) {
 		t.Fatalf("Take: %v", err)
 	}
 	s.Yield()
-	other, _ = f.acquire(ctx, p.halt, p, 0)
+	other, _ = f.acquire(ctx, p.halt)
 	defer other()
 	go func() { taken <- s.Take(ctx) }()
 	close(p.halt)

@@ -86,7 +86,7 @@ func (l *lane) run() {
 
 		// The batch's bytes stay counted until its records finish
 		// (partition.finish): the slot is all that acquire takes.
-		release, ok := p.flow.acquire(p.ctx, p.halt, p, 0)
+		release, ok := p.flow.acquire(p.ctx, p.halt)
 		if !ok {
 			return
 		}

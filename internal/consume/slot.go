@@ -34,7 +34,7 @@ func (s *laneSlot) Take(ctx context.Context) error {
 	if s.release != nil {
 		return nil
 	}
-	release, ok := s.p.flow.acquire(ctx, s.p.halt, s.p, 0)
+	release, ok := s.p.flow.acquire(ctx, s.p.halt)
 	if !ok {
 		if err := ctx.Err(); err != nil {
 			return err
