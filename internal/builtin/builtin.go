@@ -42,6 +42,9 @@ func BuiltinFor(name string, src config.EventSource) (handler.Factory, bool) {
 				// Return a nil interface, not a nil *HTTP in a non-nil one.
 				return nil, err
 			}
+			if d.Config.HTTPBody == config.BodyMSK {
+				h.UseMSKEvent(d.Config, src)
+			}
 			return h, nil
 		}, true
 	}
