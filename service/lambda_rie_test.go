@@ -164,27 +164,13 @@ func binaryVarint(dst []byte, v int64) []byte {
 	return append(dst, byte(u))
 }
 
-// TestLambdaPowertoolsAvro and TestLambdaPowertoolsJSON run the service
-// with HANDLER=lambda against a Python function using Powertools'
-// kafka_consumer in the emulator, behind the proxy, on kfake.
-func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro") }
-func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json") }
-
-func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
-	python := os.Getenv("LAMBDA_TEST_PYTHON")
-	if python == "" {
-		t.Fatal("LAMBDA_TEST_PYTHON is not set: run make test-lambda")
-	}
-	fnDir, err := filepath.Abs("../scripts/lambda/functions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "handled.jsonl")
-	proxy := startEmulators(t, 2, fnDir, []string{"FN_MODE=" + fnMode, "FN_OUT=" + out, "FN_SLEEP=0.2", "PYTHONPATH=" + fnDir},
-		python, "-m", "awslambdaric", "orders.handler")
-	srv := httptest.NewServer(proxy)
-	defer srv.Close()
-
+// runLambda produces recs to a kfake topic, runs the service with
+// HANDLER=lambda invoking through the proxy at url until the group has
+// committed every record, and checks that exactly the records of wantDead
+// are dead-lettered, once each, as handler, those wanted as RAISE with the
+// function's error message raised(offset).
+func runLambda(t *testing.T, url string, recs []*kgo.Record, extra map[string]string, wantDead map[int64]string, raised func(int64) string) {
+	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"), kfake.SeedTopics(1, "orders.dlq"))
 	if err != nil {
 		t.Fatal(err)
@@ -196,36 +182,17 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	}
 	defer cl.Close()
 
-	// 40 records: every 7th fails in batchItemFailures, every 11th makes
-	// the function raise; a header with bytes over 127.
-	const n = 40
-	kind := func(i int) string {
-		switch {
-		case i%11 == 5:
-			return "RAISE"
-		case i%7 == 3:
-			return "FAIL"
-		}
-		return "SKU"
-	}
-	var recs []*kgo.Record
-	for i := range n {
-		sku := fmt.Sprintf("%s-%03d", kind(i), i)
-		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: avroOrder(int64(i), sku),
-			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{'x', 0xff, byte(i)}}}})
-	}
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	schemaFile := filepath.Join(fnDir, "order.avsc")
 	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-		"AWS_ENDPOINT_URL_LAMBDA": srv.URL, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"} {
+		"AWS_ENDPOINT_URL_LAMBDA": url, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"} {
 		t.Setenv(k, v)
 	}
 	env := map[string]string{
 		"KAFKA_BROKERS":         strings.Join(cluster.ListenAddrs(), ","),
 		"KAFKA_TOPICS":          "orders",
-		"KAFKA_GROUP_ID":        "lambda-" + fnMode,
+		"KAFKA_GROUP_ID":        "lambda",
 		"KAFKA_AUTH":            "none",
 		"AWS_REGION":            "us-east-1",
 		"KAFKA_COMMIT_INTERVAL": "100ms",
@@ -233,16 +200,16 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 		"BATCH_MAX_RECORDS":     "8",
 		"PROCESSING_ORDER":      "key",
 		"PARTITION_CONCURRENCY": "4",
-		"VALUE_FORMAT":          "avro",
-		"VALUE_SCHEMA_FILE":     schemaFile,
 		"HANDLER":               "lambda",
 		"LAMBDA_FUNCTION_NAME":  "orders",
 		"LAMBDA_INVOKE_TIMEOUT": "30s",
-		"EVENT_RECORD_FORMAT":   recordFormat,
 		"HANDLER_MAX_ATTEMPTS":  "2",
 		"HANDLER_RETRY_BACKOFF": "20ms",
 		"METRICS_ADDR":          "127.0.0.1:0",
 		"LOG_LEVEL":             "warn",
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -256,12 +223,6 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 		}, nil)
 	}()
 
-	wantDead := map[int64]string{}
-	for i := range n {
-		if k := kind(i); k != "SKU" {
-			wantDead[int64(i)] = k
-		}
-	}
 	dead := readRecords(t, cluster.ListenAddrs(), "orders.dlq", len(wantDead))
 
 	// Commits at the end: the group's offset reaches the end of the log.
@@ -272,7 +233,7 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 			return false
 		}
 		o, ok := offs.Lookup("orders", 0)
-		return ok && o.At == n
+		return ok && o.At == int64(len(recs))
 	})
 	cancel()
 	select {
@@ -303,7 +264,7 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 		if h["dlq.error.kind"] != "handler" {
 			t.Errorf("offset %d: kind %q, want handler", off, h["dlq.error.kind"])
 		}
-		if want == "RAISE" && !strings.Contains(h["dlq.error.message"], fmt.Sprintf("ValueError: cannot handle RAISE-%03d at offset %d", off, off)) {
+		if want == "RAISE" && !strings.Contains(h["dlq.error.message"], raised(off)) {
 			t.Errorf("offset %d: message %q, want the function's error", off, h["dlq.error.message"])
 		}
 		if !bytes.Equal(r.Value, recs[off].Value) {
@@ -313,6 +274,61 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	if len(seenDead) != len(wantDead) {
 		t.Errorf("dead-lettered %v, want %v", seenDead, wantDead)
 	}
+
+}
+
+// TestLambdaPowertoolsAvro and TestLambdaPowertoolsJSON run the service
+// with HANDLER=lambda against a Python function using Powertools'
+// kafka_consumer in the emulator, behind the proxy, on kfake.
+func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro") }
+func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json") }
+
+func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
+	python := os.Getenv("LAMBDA_TEST_PYTHON")
+	if python == "" {
+		t.Fatal("LAMBDA_TEST_PYTHON is not set: run make test-lambda")
+	}
+	fnDir, err := filepath.Abs("../scripts/lambda/functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "handled.jsonl")
+	proxy := startEmulators(t, 2, fnDir, []string{"FN_MODE=" + fnMode, "FN_OUT=" + out, "FN_SLEEP=0.2", "PYTHONPATH=" + fnDir},
+		python, "-m", "awslambdaric", "orders.handler")
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+
+	const n = 40
+	kind := func(i int) string {
+		switch {
+		case i%11 == 5:
+			return "RAISE"
+		case i%7 == 3:
+			return "FAIL"
+		}
+		return "SKU"
+	}
+	wantDead := map[int64]string{}
+	for i := range n {
+		if k := kind(i); k != "SKU" {
+			wantDead[int64(i)] = k
+		}
+	}
+	// 40 records: every 7th fails in batchItemFailures, every 11th makes
+	// the function raise; a header with bytes over 127.
+	var recs []*kgo.Record
+	for i := range n {
+		sku := fmt.Sprintf("%s-%03d", kind(i), i)
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: avroOrder(int64(i), sku),
+			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{'x', 0xff, byte(i)}}}})
+	}
+	runLambda(t, srv.URL, recs, map[string]string{
+		"VALUE_FORMAT":        "avro",
+		"VALUE_SCHEMA_FILE":   filepath.Join(fnDir, "order.avsc"),
+		"EVENT_RECORD_FORMAT": recordFormat,
+	}, wantDead, func(off int64) string {
+		return fmt.Sprintf("ValueError: cannot handle RAISE-%03d at offset %d", off, off)
+	})
 
 	// Every other record was handled, decoded as Powertools decodes it.
 	f, err := os.Open(out)
@@ -363,6 +379,83 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	if proxy.throttled.Load() == 0 {
 		t.Error("no invocation was throttled: the test did not exercise throttling")
 	}
+	if proxy.fnErrors.Load() == 0 {
+		t.Error("no function error")
+	}
+}
+
+// TestLambdaGoFunction runs the service with HANDLER=lambda against a Go
+// function built with aws-lambda-go's events.KafkaEvent
+// (test/lambda/gofn, LAMBDA_TEST_GOFN) in the emulator: its records as
+// the Go runtime decodes them, header bytes over 127 included.
+func TestLambdaGoFunction(t *testing.T) {
+	gofn := os.Getenv("LAMBDA_TEST_GOFN")
+	if gofn == "" {
+		t.Fatal("LAMBDA_TEST_GOFN is not set: run make test-lambda")
+	}
+	out := filepath.Join(t.TempDir(), "handled.jsonl")
+	proxy := startEmulators(t, 2, t.TempDir(), []string{"FN_OUT=" + out}, gofn)
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+
+	const n = 30
+	wantDead := map[int64]string{}
+	var recs []*kgo.Record
+	for i := range n {
+		v := fmt.Sprintf("SKU-%03d", i)
+		switch {
+		case i%9 == 4:
+			v, wantDead[int64(i)] = fmt.Sprintf("RAISE-%03d", i), "RAISE"
+		case i%6 == 1:
+			v, wantDead[int64(i)] = fmt.Sprintf("FAIL-%03d", i), "FAIL"
+		}
+		r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%4), Value: []byte(v),
+			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{0x80, 0xff, 0, byte(i)}}}}
+		if i == 7 {
+			r.Key = nil
+		}
+		recs = append(recs, r)
+	}
+	runLambda(t, srv.URL, recs, map[string]string{
+		"VALUE_FORMAT":      "bytes",
+		"KEY_FORMAT":        "bytes",
+		"KAFKA_CLUSTER_ARN": "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd",
+	}, wantDead, func(off int64) string { return fmt.Sprintf("cannot handle RAISE-%03d at offset %d", off, off) })
+
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := map[int64]bool{}
+	for _, l := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var h struct {
+			Offset      int64             `json:"offset"`
+			Key         string            `json:"key"`
+			Value       string            `json:"value"`
+			Headers     map[string][]byte `json:"headers"`
+			EventSource string            `json:"eventSource"`
+		}
+		if err := json.Unmarshal(l, &h); err != nil {
+			t.Fatal(err)
+		}
+		i := h.Offset
+		if _, bad := wantDead[i]; bad {
+			t.Errorf("offset %d handled, want it dead-lettered", i)
+		}
+		if h.Value != string(recs[i].Value) || h.Key != string(recs[i].Key) || h.EventSource != "aws:kafka" {
+			t.Errorf("offset %d: the Go function got key %q value %q source %q", i, h.Key, h.Value, h.EventSource)
+		}
+		if !bytes.Equal(h.Headers["h"], recs[i].Headers[0].Value) {
+			t.Errorf("offset %d: header %v, want %v", i, h.Headers["h"], recs[i].Headers[0].Value)
+		}
+		handled[i] = true
+	}
+	for i := range int64(n) {
+		if _, bad := wantDead[i]; !bad && !handled[i] {
+			t.Errorf("offset %d neither handled nor dead-lettered", i)
+		}
+	}
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
 	if proxy.fnErrors.Load() == 0 {
 		t.Error("no function error")
 	}
