@@ -83,7 +83,7 @@ func (a *app) configCommand(lookup func(string) (string, bool), stdout, stderr i
 		return p.Var == "HANDLER" || strings.HasPrefix(p.Var, "HTTP_HANDLER_") || strings.HasPrefix(p.Var, "LAMBDA_")
 	})
 	if !handlerReported {
-		if _, herr := a.newHandler(cfg, zap.NewNop()); herr != nil {
+		if _, herr := a.newHandler(cfg, zap.NewNop(), nil); herr != nil {
 			ps = append(ps, config.Problem{Var: "HANDLER", Value: cfg.Handler.Name, Expected: "expected a handler that can be built: " + herr.Error()})
 		}
 	}

@@ -6,6 +6,8 @@
 package builtin
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/handler"
 )
@@ -15,17 +17,18 @@ import (
 // other name, which is then looked up among the Go handlers compiled into the
 // binary.
 func Builtin(name string) (handler.Factory, bool) {
-	return BuiltinFor(name, config.EventSource{})
+	return BuiltinFor(name, config.EventSource{}, nil)
 }
 
 // BuiltinFor is Builtin for a source described by src: what the MSK event
 // of the lambda handler (and of the http one with HTTP_HANDLER_BODY=msk)
-// says of the brokers and the registry framing.
-func BuiltinFor(name string, src config.EventSource) (handler.Factory, bool) {
+// says of the brokers and the registry framing; reg, when not nil, gets the
+// lambda handler's metric.
+func BuiltinFor(name string, src config.EventSource, reg prometheus.Registerer) (handler.Factory, bool) {
 	switch name {
 	case config.HandlerLambda:
 		return func(d handler.Deps) (handler.Handler, error) {
-			h, err := NewLambda(d.Config, src, d.Logger)
+			h, err := NewLambda(d.Config, src, d.Logger, WithRegisterer(reg))
 			if err != nil {
 				return nil, err
 			}

@@ -30,7 +30,7 @@ func TestHTTPMSKBody(t *testing.T) {
 	cfg := config.Handler{Name: config.HandlerHTTP, HTTPURL: srv.URL, HTTPBody: config.BodyMSK,
 		KafkaClusterARN: "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd"}
 	src := config.EventSource{Brokers: []string{"b-1:9098", "b-2:9098"}}
-	f, _ := BuiltinFor(config.HandlerHTTP, src)
+	f, _ := BuiltinFor(config.HandlerHTTP, src, nil)
 	h, err := f(handler.Deps{Config: cfg})
 	if err != nil {
 		t.Fatal(err)

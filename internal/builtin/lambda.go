@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
@@ -42,15 +43,25 @@ type Lambda struct {
 	limit    int
 	logger   *zap.Logger
 	bufs     sync.Pool // of *[]byte, events
+	invokes  *prometheus.CounterVec
 }
 
 // LambdaOption changes how NewLambda builds the handler.
 type LambdaOption func(*lambdaOptions)
 
 type lambdaOptions struct {
+	reg      prometheus.Registerer
 	client   Invoker
 	clientFn []func(*lambda.Options)
 	limit    int
+}
+
+// WithRegisterer registers the handler's metric with reg:
+// consumer_lambda_invocations_total{function, outcome}, outcome one of ok,
+// item_failures, invalid_answer, function_error, throttled,
+// misconfigured, unavailable, rejected.
+func WithRegisterer(reg prometheus.Registerer) LambdaOption {
+	return func(o *lambdaOptions) { o.reg = reg }
 }
 
 // WithInvoker makes the handler invoke through c instead of a Lambda
@@ -128,7 +139,21 @@ func NewLambda(cfg config.Handler, src config.EventSource, logger *zap.Logger, o
 		b := make([]byte, 0, initialBodyCap)
 		return &b
 	}
+	h.invokes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "consumer_lambda_invocations_total",
+		Help: "Invocations of the handler's Lambda function, by outcome.",
+	}, []string{"function", "outcome"})
+	if o.reg != nil {
+		if err := o.reg.Register(h.invokes); err != nil {
+			return nil, fmt.Errorf("lambda handler: metrics: %w", err)
+		}
+	}
 	return h, nil
+}
+
+// count counts an invocation's outcome.
+func (h *Lambda) count(outcome string) {
+	h.invokes.WithLabelValues(h.function, outcome).Inc()
 }
 
 func newEncoder(cfg config.Handler, src config.EventSource, format mskevent.RecordFormat) *mskevent.Encoder {
@@ -216,7 +241,20 @@ func (h *Lambda) invoke(ctx context.Context, b *handler.Batch, recs []handler.Re
 	})
 	if err != nil {
 		err = h.invokeError(ctx, err)
-		if le, ok := errors.AsType[*LambdaError](err); ok && span.IsRecording() {
+		le, ok := errors.AsType[*LambdaError](err)
+		switch {
+		case !ok:
+			// The caller gave up: not an outcome of the function.
+		case le.Throttled:
+			h.count("throttled")
+		case le.Misconfigured:
+			h.count("misconfigured")
+		case errors.Is(err, handler.ErrPermanent):
+			h.count("rejected")
+		default:
+			h.count("unavailable")
+		}
+		if ok && span.IsRecording() {
 			span.SetAttributes(attribute.String("aws.lambda.error_code", le.Code),
 				attribute.Bool("aws.lambda.throttled", le.Throttled))
 		}
@@ -227,6 +265,7 @@ func (h *Lambda) invoke(ctx context.Context, b *handler.Batch, recs []handler.Re
 			attribute.Int("aws.lambda.request_bytes", len(event)))
 	}
 	if out.FunctionError != nil {
+		h.count("function_error")
 		fe := mskevent.ParseFunctionError(h.function, *out.FunctionError, out.Payload)
 		if span.IsRecording() {
 			span.SetAttributes(attribute.String("aws.lambda.function_error", fe.Kind))
@@ -235,13 +274,16 @@ func (h *Lambda) invoke(ctx context.Context, b *handler.Batch, recs []handler.Re
 	}
 	offsets, invalid := mskevent.ParseAnswer(b.Topic, b.Partition, recs, out.Payload)
 	if invalid != "" {
+		h.count("invalid_answer")
 		h.logger.Warn("lambda handler: the function's answer is not a valid batch response; the whole batch failed",
 			zap.String("function", h.function), zap.String("reason", invalid))
 		return fmt.Errorf("lambda function %s: %s: %w", h.function, invalid, ErrInvalidResponse)
 	}
 	if len(offsets) == 0 {
+		h.count("ok")
 		return nil
 	}
+	h.count("item_failures")
 	return &handler.ItemFailures{
 		Offsets: offsets,
 		Err:     fmt.Errorf("lambda function %s reported %d of %d records failed", h.function, len(offsets), len(recs)),

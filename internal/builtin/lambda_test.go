@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/msk-consumer/msk-consumer/config"
@@ -402,11 +404,37 @@ func TestLambdaConfig(t *testing.T) {
 	if _, err := NewLambda(config.Handler{}, config.EventSource{}, nil); err == nil || !strings.Contains(err.Error(), "LAMBDA_FUNCTION_NAME") {
 		t.Fatalf("got %v", err)
 	}
-	f, ok := BuiltinFor(config.HandlerLambda, config.EventSource{AWSRegion: "us-east-1"})
+	f, ok := BuiltinFor(config.HandlerLambda, config.EventSource{AWSRegion: "us-east-1"}, nil)
 	if !ok {
 		t.Fatal("no lambda builtin")
 	}
 	if _, err := f(handler.Deps{Config: config.Handler{Name: config.HandlerLambda, LambdaFunction: "fn"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLambdaMetrics(t *testing.T) {
+	answers := []func(w http.ResponseWriter){
+		func(w http.ResponseWriter) { awsError(w, 429, "TooManyRequestsException", "slow down") },
+		func(w http.ResponseWriter) {
+			w.Header().Set("X-Amz-Function-Error", "Unhandled")
+			_, _ = io.WriteString(w, `{"errorType":"E","errorMessage":"m"}`)
+		},
+		func(w http.ResponseWriter) {},
+		func(w http.ResponseWriter) { awsError(w, 404, "ResourceNotFoundException", "gone") },
+	}
+	f := &fakeLambda{answer: func(n int, _ []byte, w http.ResponseWriter) { answers[n-1](w) }}
+	reg := prometheus.NewRegistry()
+	h := newTestLambda(t, f, WithRegisterer(reg))
+	for range answers {
+		_ = h.Handle(context.Background(), lambdaBatch(1))
+	}
+	for _, outcome := range []string{"throttled", "function_error", "ok", "misconfigured"} {
+		if got := testutil.ToFloat64(h.invokes.WithLabelValues("orders-fn", outcome)); got != 1 {
+			t.Errorf("%s: %v invocations, want 1", outcome, got)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "consumer_lambda_invocations_total"); err != nil || n != 4 {
+		t.Errorf("registered series: %d, %v", n, err)
 	}
 }
