@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 chaos-cluster
+.PHONY: test-kafka-848 chaos-cluster test-lambda
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -74,6 +74,19 @@ test-kafka-848:
 	  ./scripts/gotest-named.sh ./internal/consume/ '$(KAFKA_848_TESTS)' && \
 	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_GROUP_PROTOCOL=consumer \
 	  ./scripts/gotest-named.sh ./internal/ops/ '$(KAFKA_848_OPS_TESTS)'; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+
+## test-lambda: the lambda handler against real functions: the service on
+## kfake invokes a Python function using Powertools' kafka_consumer (Avro
+## with EVENT_RECORD_FORMAT=source, JSON with json) and a Go function built
+## with aws-lambda-go's events.KafkaEvent in AWS's Lambda runtime
+## interface emulator, built from its Go module, behind a proxy that
+## throttles when every emulator is busy (scripts/lambda/setup.sh builds
+## what it needs into bin/).
+LAMBDA_TESTS = TestLambdaPowertoolsAvro|TestLambdaPowertoolsJSON|TestLambdaGoFunction
+test-lambda:
+	./scripts/lambda/setup.sh
+	LAMBDA_TEST_RIE=$(CURDIR)/bin/aws-lambda-rie LAMBDA_TEST_PYTHON=$(CURDIR)/bin/lambda-venv/bin/python LAMBDA_TEST_GOFN=$(CURDIR)/bin/lambda-gofn \
+	  GOFLAGS=-tags=lambdatest ./scripts/gotest-named.sh ./service/ '$(LAMBDA_TESTS)'
 
 ## test-stores: the idempotency stores' tests on Redis (Debian's
 ## redis-server) and on moto's DynamoDB emulator, both started and stopped here

@@ -123,6 +123,7 @@ const (
 	HandlerLog     = "log"
 	HandlerHTTP    = "http"
 	HandlerDiscard = "discard"
+	HandlerLambda  = "lambda"
 )
 
 // Defaults, as given by the operator contract.
@@ -152,6 +153,9 @@ const (
 	DefaultKeyFormat           = FormatString
 	DefaultHandler             = HandlerLog
 	DefaultHTTPHandlerTimeout  = 30 * time.Second
+	DefaultLambdaInvokeTimeout = 15 * time.Minute
+	DefaultHTTPHandlerBody     = BodyBatch
+	DefaultEventRecordFormat   = RecordSource
 	DefaultMetricsAddr         = ":9090"
 	DefaultLogLevel            = "info"
 	DefaultLogFormat           = LogJSON
@@ -251,7 +255,52 @@ type Handler struct {
 	HTTPURL     string        // HTTP_HANDLER_URL
 	HTTPTimeout time.Duration // HTTP_HANDLER_TIMEOUT
 	HTTPAuth    string        // HTTP_HANDLER_AUTH_HEADER (secret)
+	HTTPBody    HTTPBody      // HTTP_HANDLER_BODY
+
+	LambdaFunction    string        // LAMBDA_FUNCTION_NAME
+	LambdaTimeout     time.Duration // LAMBDA_INVOKE_TIMEOUT
+	EventRecordFormat RecordFormat  // EVENT_RECORD_FORMAT
+	KafkaClusterARN   string        // KAFKA_CLUSTER_ARN
 }
+
+// EventSource is what the MSK event (HANDLER=lambda, HTTP_HANDLER_BODY=msk)
+// says of the source besides the handler's variables: the bootstrap
+// servers and the registry framing of keys and values; and the region the
+// Lambda client uses.
+type EventSource struct {
+	Brokers                    []string
+	KeyFormat, ValueFormat     Format
+	KeyRegistry, ValueRegistry Registry
+	AWSRegion                  string
+}
+
+// EventSource returns what the MSK event says of c's source.
+func (c Config) EventSource() EventSource {
+	return EventSource{
+		Brokers:   c.Kafka.Brokers,
+		KeyFormat: c.Key.Format, ValueFormat: c.Value.Format,
+		KeyRegistry: c.Key.Registry, ValueRegistry: c.Value.Registry,
+		AWSRegion: c.Kafka.AWSRegion,
+	}
+}
+
+// HTTPBody is HTTP_HANDLER_BODY.
+type HTTPBody string
+
+// The values of HTTP_HANDLER_BODY.
+const (
+	BodyBatch HTTPBody = "batch"
+	BodyMSK   HTTPBody = "msk"
+)
+
+// RecordFormat is EVENT_RECORD_FORMAT.
+type RecordFormat string
+
+// The values of EVENT_RECORD_FORMAT.
+const (
+	RecordSource RecordFormat = "source"
+	RecordJSON   RecordFormat = "json"
+)
 
 // DLQ names the dead-letter topic.
 type DLQ struct {

@@ -264,6 +264,9 @@ func (c Config) validateCombinations(v *validator) {
 	if c.Handler.HTTPURL == "" && c.Handler.Name == HandlerHTTP {
 		v.add(envHTTPHandlerURL, "", "required with HANDLER=http: an absolute http or https URL")
 	}
+	if c.Handler.LambdaFunction == "" && c.Handler.Name == HandlerLambda {
+		v.add(envLambdaFunction, "", "required with HANDLER=lambda: a function name, ARN or partial ARN, optionally with :alias or :version")
+	}
 	c.validateDLQ(v)
 	c.validateIdempotency(v)
 }

@@ -66,6 +66,11 @@ const (
 	envHTTPHandlerURL     = "HTTP_HANDLER_URL"
 	envHTTPHandlerTimeout = "HTTP_HANDLER_TIMEOUT"
 	envHTTPHandlerAuth    = "HTTP_HANDLER_AUTH_HEADER"
+	envHTTPHandlerBody    = "HTTP_HANDLER_BODY"
+	envLambdaFunction     = "LAMBDA_FUNCTION_NAME"
+	envLambdaTimeout      = "LAMBDA_INVOKE_TIMEOUT"
+	envEventRecordFormat  = "EVENT_RECORD_FORMAT"
+	envKafkaClusterARN    = "KAFKA_CLUSTER_ARN"
 
 	envDLQTopic = "DLQ_TOPIC"
 
@@ -159,7 +164,9 @@ var (
 	startOffsets = []StartOffset{StartEarliest, StartLatest}
 	formats      = []Format{FormatJSON, FormatAvro, FormatProtobuf, FormatString, FormatBytes, FormatInt, FormatLong}
 	registries   = []Registry{RegistryNone, RegistryConfluent, RegistryGlue}
-	builtins     = []string{HandlerLog, HandlerHTTP, HandlerDiscard}
+	builtins     = []string{HandlerLog, HandlerHTTP, HandlerLambda, HandlerDiscard}
+	httpBodies   = []HTTPBody{BodyBatch, BodyMSK}
+	recFormats   = []RecordFormat{RecordSource, RecordJSON}
 	logLevels    = []string{"debug", "info", "warn", "error"}
 	logFormats   = []LogFormat{LogJSON, LogConsole}
 	idemStores   = []IdempotencyStore{StoreNone, StoreRedis, StoreDynamoDB}
@@ -330,7 +337,7 @@ var variables = []variable{
 
 	// Handler.
 	{Name: envHandler, Section: sectionHandler, Default: "`log`",
-		Help: "`log`, `http`, `discard`, or the name of a Go handler compiled into the binary (`example` ships)",
+		Help: "`log`, `http`, `lambda` (invoke an AWS Lambda function with the MSK event: [Lambda functions as handlers](#lambda-functions-as-handlers)), `discard`, or the name of a Go handler compiled into the binary (`example` ships)",
 		value: choice[string]{at: func(c *Config) *string { return &c.Handler.Name }, def: DefaultHandler,
 			choices: builtins, caseSensitive: true, orHandlers: true}},
 	{Name: envHTTPHandlerURL, Section: sectionHandler, Default: "unset",
@@ -342,6 +349,21 @@ var variables = []variable{
 	{Name: envHTTPHandlerAuth, Section: sectionHandler, Default: "unset", Secret: true,
 		Help:  "sent as the `Authorization` header (a secret: never logged or printed)",
 		value: str{at: func(c *Config) *string { return &c.Handler.HTTPAuth }, expect: headerValueExpect}},
+	{Name: envHTTPHandlerBody, Section: sectionHandler, Default: "`batch`",
+		Help:  "`batch` (the body below) or `msk` (the Lambda MSK event, exactly as `lambda` sends it, so that a handler written for Lambda runs behind any HTTP server)",
+		value: choice[HTTPBody]{at: func(c *Config) *HTTPBody { return &c.Handler.HTTPBody }, def: DefaultHTTPHandlerBody, choices: httpBodies}},
+	{Name: envLambdaFunction, Section: sectionHandler, Default: "unset", Unused: lambdaUnused,
+		Help:  "required with `lambda`: a function name, ARN or partial ARN, optionally with `:alias` or `:version`",
+		value: str{at: func(c *Config) *string { return &c.Handler.LambdaFunction }}},
+	{Name: envLambdaTimeout, Section: sectionHandler, Default: "`15m`",
+		Help:  "per invocation (Lambda's longest function timeout; set it just above the function's own)",
+		value: duration{at: func(c *Config) *time.Duration { return &c.Handler.LambdaTimeout }, def: DefaultLambdaInvokeTimeout}},
+	{Name: envEventRecordFormat, Section: sectionHandler, Default: "`source`",
+		Help:  "for `lambda` and `HTTP_HANDLER_BODY=msk`: `source` (each key and value as its original bytes, base64, as the event source mapping delivers them without schema registry integration) or `json` (decoded by `KEY_FORMAT`/`VALUE_FORMAT` and delivered as JSON, base64, with `keySchemaMetadata`/`valueSchemaMetadata` where a registry framed them, as the mapping's `EventRecordFormat: JSON` does)",
+		value: choice[RecordFormat]{at: func(c *Config) *RecordFormat { return &c.Handler.EventRecordFormat }, def: DefaultEventRecordFormat, choices: recFormats}},
+	{Name: envKafkaClusterARN, Section: sectionHandler, Default: "unset", Unused: eventUnused,
+		Help:  "the MSK cluster's ARN: the event's `eventSourceArn`, with `eventSource` `aws:kafka`; unset, the event says `SelfManagedKafka`",
+		value: str{at: func(c *Config) *string { return &c.Handler.KafkaClusterARN }}},
 
 	// Dead-letter topic.
 	{Name: envDLQTopic, Section: sectionDLQ, Default: "`<source topic>.dlq`",
@@ -453,6 +475,22 @@ func tlsOff(c *Config) string {
 // but KAFKA_AUTH=iam does not use it (KAFKA_AUTH=plain does); ignored".
 func unusedBy(setting, usedBy string) string {
 	return "set, but " + setting + " does not use it (" + usedBy + " does); ignored"
+}
+
+// lambdaUnused is the Unused rule of LAMBDA_FUNCTION_NAME.
+func lambdaUnused(c *Config) string {
+	if c.Handler.Name == HandlerLambda {
+		return ""
+	}
+	return "set, but HANDLER=" + c.Handler.Name + " does not use it; expected HANDLER=lambda"
+}
+
+// eventUnused is the Unused rule of what only the MSK event uses.
+func eventUnused(c *Config) string {
+	if c.Handler.Name == HandlerLambda || (c.Handler.Name == HandlerHTTP && c.Handler.HTTPBody == BodyMSK) {
+		return ""
+	}
+	return "set, but only HANDLER=lambda and HANDLER=http with HTTP_HANDLER_BODY=msk send the MSK event"
 }
 
 // saslUnused is the Unused rule of the SASL credentials. Credentials that

@@ -84,10 +84,10 @@ func (a *app) configCommand(lookup func(string) (string, bool), asEnv bool, stdo
 	// build it here too, unless its variables are already reported. The
 	// built-in handlers connect on first use only; nothing is dialed.
 	handlerReported := slices.ContainsFunc(ps, func(p config.Problem) bool {
-		return p.Var == "HANDLER" || strings.HasPrefix(p.Var, "HTTP_HANDLER_")
+		return p.Var == "HANDLER" || strings.HasPrefix(p.Var, "HTTP_HANDLER_") || strings.HasPrefix(p.Var, "LAMBDA_")
 	})
 	if !handlerReported {
-		if _, herr := a.newHandler(cfg.Handler, zap.NewNop()); herr != nil {
+		if _, herr := a.newHandler(cfg, zap.NewNop(), nil); herr != nil {
 			ps = append(ps, config.Problem{Var: "HANDLER", Value: cfg.Handler.Name, Expected: "expected a handler that can be built: " + herr.Error()})
 		}
 	}

@@ -322,7 +322,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		log.Error("invalid key or value decoding configuration", zap.Error(err))
 		return exitConfig
 	}
-	hd, err := a.newHandler(cfg.Handler, log)
+	hd, err := a.newHandler(cfg, log, reg)
 	if err != nil {
 		log.Error("cannot build the handler", zap.String("handler", cfg.Handler.Name), zap.Error(err))
 		return exitConfig
@@ -468,8 +468,9 @@ func healthcheck(lookup func(string) (string, bool), stderr io.Writer) int {
 
 // newHandler builds the handler named by HANDLER: a built-in one or one
 // compiled into the binary.
-func (a *app) newHandler(cfg config.Handler, log *zap.Logger) (handler.Handler, error) {
-	f, ok := builtin.Builtin(cfg.Name)
+func (a *app) newHandler(full config.Config, log *zap.Logger, reg prometheus.Registerer) (handler.Handler, error) {
+	cfg := full.Handler
+	f, ok := builtin.BuiltinFor(cfg.Name, full.EventSource(), reg)
 	if !ok {
 		f, ok = a.handlers[cfg.Name]
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/handler"
 	"github.com/msk-consumer/msk-consumer/internal/jsonx"
+	"github.com/msk-consumer/msk-consumer/internal/mskevent"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
@@ -53,7 +54,8 @@ type HTTP struct {
 	timeout time.Duration
 	client  *http.Client
 	logger  *zap.Logger
-	bodies  sync.Pool // of *[]byte, request bodies
+	bodies  sync.Pool         // of *[]byte, request bodies
+	msk     *mskevent.Encoder // HTTP_HANDLER_BODY=msk; nil for batch
 }
 
 // NewHTTP returns an HTTP handler posting to cfg.HTTPURL, with cfg.HTTPAuth
@@ -208,6 +210,9 @@ func (h *HTTP) Handle(ctx context.Context, b handler.Batch) error {
 	}
 	if truncated {
 		return h.invalid(code, data, "the body is longer than 1 MiB")
+	}
+	if h.msk != nil {
+		return h.mskOutcome(&b, code, data)
 	}
 	return h.outcome(&b, code, data)
 }
@@ -487,7 +492,11 @@ type body struct {
 
 func (h *HTTP) newBody(b *handler.Batch) *body {
 	buf := h.bodies.Get().(*[]byte)
-	*buf = appendBody((*buf)[:0], b)
+	if h.msk != nil {
+		*buf, _ = h.msk.Append((*buf)[:0], b.Topic, b.Partition, b.Records, 0)
+	} else {
+		*buf = appendBody((*buf)[:0], b)
+	}
 	bd := &body{pool: &h.bodies, buf: buf}
 	bd.refs.Store(1) // Handle's reference
 	return bd

@@ -1,0 +1,42 @@
+"""A function written for the MSK event source mapping, with Powertools'
+kafka_consumer: FN_MODE=avro decodes the values as Avro
+(EVENT_RECORD_FORMAT=source), FN_MODE=json as JSON (EVENT_RECORD_FORMAT=json).
+
+A value whose sku starts with FAIL is reported in batchItemFailures; one
+that starts with RAISE makes the function raise. Every record of a batch
+that did not raise is written to FN_OUT, one JSON line each, with its value
+as Powertools decoded it, for the test to check.
+"""
+import json
+import os
+import time
+
+from aws_lambda_powertools.utilities.kafka import ConsumerRecords, SchemaConfig, kafka_consumer
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "order.avsc")) as f:
+    SCHEMA = f.read()
+
+if os.environ.get("FN_MODE", "avro") == "avro":
+    CONFIG = SchemaConfig(value_schema_type="AVRO", value_schema=SCHEMA)
+else:
+    CONFIG = SchemaConfig(value_schema_type="JSON")
+
+
+@kafka_consumer(schema_config=CONFIG)
+def handler(event: ConsumerRecords, context):
+    time.sleep(float(os.environ.get("FN_SLEEP", "0")))
+    failures = []
+    seen = []
+    for r in event.records:
+        v = r.value
+        if v["sku"].startswith("RAISE"):
+            raise ValueError(f"cannot handle {v['sku']} at offset {r.offset}")
+        if v["sku"].startswith("FAIL"):
+            failures.append({"itemIdentifier": {"partition": f"{r.topic}-{r.partition}", "offset": r.offset}})
+            continue
+        seen.append({"offset": r.offset, "key": r.original_key, "value": v,
+                     "headers": {k: h.decode("latin-1") for k, h in r.headers.items()}})
+    with open(os.environ["FN_OUT"], "a") as out:
+        for s in seen:
+            out.write(json.dumps(s) + "\n")
+    return {"batchItemFailures": failures}

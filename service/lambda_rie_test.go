@@ -1,0 +1,462 @@
+//go:build lambdatest
+
+package service_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/msk-consumer/msk-consumer/service"
+)
+
+// The Lambda tier (make test-lambda, scripts/lambda/setup.sh) runs real
+// functions in AWS's Lambda runtime interface emulator: LAMBDA_TEST_RIE is
+// the emulator, LAMBDA_TEST_PYTHON the venv's python with awslambdaric and
+// Powertools. Without them the tests of this file fail: the tier runs them
+// by name only where it has built them.
+
+// rieProxy routes each Invoke to a free emulator (one serves one
+// invocation at a time and answers only the function name "function"),
+// answers 429 TooManyRequestsException when all are busy, and adds
+// X-Amz-Function-Error where the emulator reports a function error only in
+// the body.
+type rieProxy struct {
+	free      chan string // base URLs of idle emulators
+	throttled atomic.Int64
+	invoked   atomic.Int64
+	fnErrors  atomic.Int64
+}
+
+func (p *rieProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/2015-03-31/functions/") || !strings.HasSuffix(r.URL.Path, "/invocations") {
+		w.Header().Set("x-amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	var base string
+	select {
+	case base = <-p.free:
+	default:
+		p.throttled.Add(1)
+		w.Header().Set("x-amzn-ErrorType", "TooManyRequestsException")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`)
+		return
+	}
+	defer func() { p.free <- base }()
+	body, _ := io.ReadAll(r.Body)
+	resp, err := http.Post(base+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(body))
+	if err != nil {
+		w.Header().Set("x-amzn-ErrorType", "ServiceException")
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	data, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	p.invoked.Add(1)
+	var fe struct {
+		ErrorType    *string `json:"errorType"`
+		ErrorMessage *string `json:"errorMessage"`
+	}
+	if json.Unmarshal(data, &fe) == nil && fe.ErrorType != nil && fe.ErrorMessage != nil {
+		p.fnErrors.Add(1)
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+	}
+	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(data)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startEmulators starts n emulators running cmd in dir with env, and a
+// proxy in front of them.
+func startEmulators(t *testing.T, n int, dir string, env []string, cmd ...string) *rieProxy {
+	t.Helper()
+	rie := os.Getenv("LAMBDA_TEST_RIE")
+	if rie == "" {
+		t.Fatal("LAMBDA_TEST_RIE is not set: run make test-lambda")
+	}
+	p := &rieProxy{free: make(chan string, n)}
+	for range n {
+		addr, api := freePort(t), freePort(t)
+		c := exec.Command(rie, append([]string{"--runtime-interface-emulator-address", addr, "--runtime-api-address", api}, cmd...)...)
+		c.Dir = dir
+		c.Env = append(os.Environ(), env...)
+		var log bytes.Buffer
+		c.Stdout, c.Stderr = &log, &log
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+			if t.Failed() {
+				t.Logf("emulator %s:\n%s", addr, tail(log.String(), 3000))
+			}
+		})
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			conn, err := net.Dial("tcp", addr)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("emulator on %s did not listen", addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		p.free <- "http://" + addr
+	}
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// avroOrder encodes {"id": id, "sku": sku} in the schema of
+// scripts/lambda/functions/order.avsc.
+func avroOrder(id int64, sku string) []byte {
+	b := binaryVarint(nil, id)
+	b = binaryVarint(b, int64(len(sku)))
+	return append(b, sku...)
+}
+
+func binaryVarint(dst []byte, v int64) []byte {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	for u >= 0x80 {
+		dst = append(dst, byte(u)|0x80)
+		u >>= 7
+	}
+	return append(dst, byte(u))
+}
+
+// runLambda produces recs to a kfake topic, runs the service with
+// HANDLER=lambda invoking through the proxy at url until the group has
+// committed every record, and checks that exactly the records of wantDead
+// are dead-lettered, once each, as handler, those wanted as RAISE with the
+// function's error message raised(offset).
+func runLambda(t *testing.T, url string, recs []*kgo.Record, extra map[string]string, wantDead map[int64]string, raised func(int64) string) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"), kfake.SeedTopics(1, "orders.dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+		"AWS_ENDPOINT_URL_LAMBDA": url, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"} {
+		t.Setenv(k, v)
+	}
+	env := map[string]string{
+		"KAFKA_BROKERS":         strings.Join(cluster.ListenAddrs(), ","),
+		"KAFKA_TOPICS":          "orders",
+		"KAFKA_GROUP_ID":        "lambda",
+		"KAFKA_AUTH":            "none",
+		"AWS_REGION":            "us-east-1",
+		"KAFKA_COMMIT_INTERVAL": "100ms",
+		"BATCH_MAX_WAIT":        "300ms",
+		"BATCH_MAX_RECORDS":     "8",
+		"PROCESSING_ORDER":      "key",
+		"PARTITION_CONCURRENCY": "4",
+		"HANDLER":               "lambda",
+		"LAMBDA_FUNCTION_NAME":  "orders",
+		"LAMBDA_INVOKE_TIMEOUT": "30s",
+		"HANDLER_MAX_ATTEMPTS":  "2",
+		"HANDLER_RETRY_BACKOFF": "20ms",
+		"METRICS_ADDR":          "127.0.0.1:0",
+		"LOG_LEVEL":             "warn",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	var stderr lockedBuilder
+	go func() {
+		exit <- service.Run(ctx, service.Env{
+			Args:   []string{"run"},
+			Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			Stdout: io.Discard, Stderr: &stderr,
+		}, nil)
+	}()
+
+	dead := readRecords(t, cluster.ListenAddrs(), "orders.dlq", len(wantDead))
+
+	// Commits at the end: the group's offset reaches the end of the log.
+	adm := kadm.NewClient(cl)
+	waitFor(t, func() bool {
+		offs, err := adm.FetchOffsets(context.Background(), env["KAFKA_GROUP_ID"])
+		if err != nil {
+			return false
+		}
+		o, ok := offs.Lookup("orders", 0)
+		return ok && o.At == int64(len(recs))
+	})
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the service did not stop")
+	}
+
+	// Every record that should fail is dead-lettered once, as handler, with
+	// the function's error for those that raised.
+	seenDead := map[int64]bool{}
+	for _, r := range dead {
+		h := map[string]string{}
+		for _, hd := range r.Headers {
+			h[hd.Key] = string(hd.Value)
+		}
+		var off int64
+		fmt.Sscan(h["dlq.original.offset"], &off)
+		want, ok := wantDead[off]
+		if !ok || seenDead[off] {
+			t.Errorf("dead letter of offset %d (unexpected or repeated): %v", off, h)
+			continue
+		}
+		seenDead[off] = true
+		if h["dlq.error.kind"] != "handler" {
+			t.Errorf("offset %d: kind %q, want handler", off, h["dlq.error.kind"])
+		}
+		if want == "RAISE" && !strings.Contains(h["dlq.error.message"], raised(off)) {
+			t.Errorf("offset %d: message %q, want the function's error", off, h["dlq.error.message"])
+		}
+		if !bytes.Equal(r.Value, recs[off].Value) {
+			t.Errorf("offset %d: the dead-letter copy's value is not the original", off)
+		}
+	}
+	if len(seenDead) != len(wantDead) {
+		t.Errorf("dead-lettered %v, want %v", seenDead, wantDead)
+	}
+
+}
+
+// TestLambdaPowertoolsAvro and TestLambdaPowertoolsJSON run the service
+// with HANDLER=lambda against a Python function using Powertools'
+// kafka_consumer in the emulator, behind the proxy, on kfake.
+func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro") }
+func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json") }
+
+func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
+	python := os.Getenv("LAMBDA_TEST_PYTHON")
+	if python == "" {
+		t.Fatal("LAMBDA_TEST_PYTHON is not set: run make test-lambda")
+	}
+	fnDir, err := filepath.Abs("../scripts/lambda/functions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "handled.jsonl")
+	proxy := startEmulators(t, 2, fnDir, []string{"FN_MODE=" + fnMode, "FN_OUT=" + out, "FN_SLEEP=0.2", "PYTHONPATH=" + fnDir},
+		python, "-m", "awslambdaric", "orders.handler")
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+
+	const n = 40
+	kind := func(i int) string {
+		switch {
+		case i%11 == 5:
+			return "RAISE"
+		case i%7 == 3:
+			return "FAIL"
+		}
+		return "SKU"
+	}
+	wantDead := map[int64]string{}
+	for i := range n {
+		if k := kind(i); k != "SKU" {
+			wantDead[int64(i)] = k
+		}
+	}
+	// 40 records: every 7th fails in batchItemFailures, every 11th makes
+	// the function raise; a header with bytes over 127.
+	var recs []*kgo.Record
+	for i := range n {
+		sku := fmt.Sprintf("%s-%03d", kind(i), i)
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: avroOrder(int64(i), sku),
+			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{'x', 0xff, byte(i)}}}})
+	}
+	runLambda(t, srv.URL, recs, map[string]string{
+		"VALUE_FORMAT":        "avro",
+		"VALUE_SCHEMA_FILE":   filepath.Join(fnDir, "order.avsc"),
+		"EVENT_RECORD_FORMAT": recordFormat,
+	}, wantDead, func(off int64) string {
+		return fmt.Sprintf("ValueError: cannot handle RAISE-%03d at offset %d", off, off)
+	})
+
+	// Every other record was handled, decoded as Powertools decodes it.
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	handled := map[int64]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var line struct {
+			Offset  int64             `json:"offset"`
+			Key     string            `json:"key"`
+			Value   map[string]any    `json:"value"`
+			Headers map[string]string `json:"headers"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatal(err)
+		}
+		i := line.Offset
+		if _, bad := wantDead[i]; bad {
+			t.Errorf("offset %d handled, want it dead-lettered", i)
+		}
+		wantSKU := fmt.Sprintf("SKU-%03d", i)
+		if line.Value["sku"] != wantSKU || line.Value["id"] != float64(i) {
+			t.Errorf("offset %d: Powertools decoded %v, want id %d sku %s", i, line.Value, i, wantSKU)
+		}
+		wantKey := string(recs[i].Key)
+		if recordFormat == "json" {
+			wantKey = `"` + wantKey + `"` // the key decoded as a JSON string
+		}
+		if k, _ := base64.StdEncoding.DecodeString(line.Key); string(k) != wantKey {
+			t.Errorf("offset %d: key %q, want %q", i, k, wantKey)
+		}
+		if line.Headers["h"] != string([]rune{'x', 0xff, rune(i)}) {
+			t.Errorf("offset %d: header %q", i, line.Headers["h"])
+		}
+		handled[i] = true
+	}
+	for i := range int64(n) {
+		if _, bad := wantDead[i]; !bad && !handled[i] {
+			t.Errorf("offset %d neither handled nor dead-lettered", i)
+		}
+	}
+	// Four lanes against two emulators: some invocations were throttled,
+	// retried, and none of them dead-lettered a record.
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
+	if proxy.throttled.Load() == 0 {
+		t.Error("no invocation was throttled: the test did not exercise throttling")
+	}
+	if proxy.fnErrors.Load() == 0 {
+		t.Error("no function error")
+	}
+}
+
+// TestLambdaGoFunction runs the service with HANDLER=lambda against a Go
+// function built with aws-lambda-go's events.KafkaEvent
+// (test/lambda/gofn, LAMBDA_TEST_GOFN) in the emulator: its records as
+// the Go runtime decodes them, header bytes over 127 included.
+func TestLambdaGoFunction(t *testing.T) {
+	gofn := os.Getenv("LAMBDA_TEST_GOFN")
+	if gofn == "" {
+		t.Fatal("LAMBDA_TEST_GOFN is not set: run make test-lambda")
+	}
+	out := filepath.Join(t.TempDir(), "handled.jsonl")
+	proxy := startEmulators(t, 2, t.TempDir(), []string{"FN_OUT=" + out}, gofn)
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+
+	const n = 30
+	wantDead := map[int64]string{}
+	var recs []*kgo.Record
+	for i := range n {
+		v := fmt.Sprintf("SKU-%03d", i)
+		switch {
+		case i%9 == 4:
+			v, wantDead[int64(i)] = fmt.Sprintf("RAISE-%03d", i), "RAISE"
+		case i%6 == 1:
+			v, wantDead[int64(i)] = fmt.Sprintf("FAIL-%03d", i), "FAIL"
+		}
+		r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%4), Value: []byte(v),
+			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{0x80, 0xff, 0, byte(i)}}}}
+		if i == 7 {
+			r.Key = nil
+		}
+		recs = append(recs, r)
+	}
+	runLambda(t, srv.URL, recs, map[string]string{
+		"VALUE_FORMAT":      "bytes",
+		"KEY_FORMAT":        "bytes",
+		"KAFKA_CLUSTER_ARN": "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd",
+	}, wantDead, func(off int64) string { return fmt.Sprintf("cannot handle RAISE-%03d at offset %d", off, off) })
+
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handled := map[int64]bool{}
+	for _, l := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var h struct {
+			Offset      int64             `json:"offset"`
+			Key         string            `json:"key"`
+			Value       string            `json:"value"`
+			Headers     map[string][]byte `json:"headers"`
+			EventSource string            `json:"eventSource"`
+		}
+		if err := json.Unmarshal(l, &h); err != nil {
+			t.Fatal(err)
+		}
+		i := h.Offset
+		if _, bad := wantDead[i]; bad {
+			t.Errorf("offset %d handled, want it dead-lettered", i)
+		}
+		if h.Value != string(recs[i].Value) || h.Key != string(recs[i].Key) || h.EventSource != "aws:kafka" {
+			t.Errorf("offset %d: the Go function got key %q value %q source %q", i, h.Key, h.Value, h.EventSource)
+		}
+		if !bytes.Equal(h.Headers["h"], recs[i].Headers[0].Value) {
+			t.Errorf("offset %d: header %v, want %v", i, h.Headers["h"], recs[i].Headers[0].Value)
+		}
+		handled[i] = true
+	}
+	for i := range int64(n) {
+		if _, bad := wantDead[i]; !bad && !handled[i] {
+			t.Errorf("offset %d neither handled nor dead-lettered", i)
+		}
+	}
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
+	if proxy.fnErrors.Load() == 0 {
+		t.Error("no function error")
+	}
+}
