@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msk-consumer/msk-consumer/config"
+	"github.com/msk-consumer/msk-consumer/internal/builtin"
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 	"github.com/msk-consumer/msk-consumer/internal/preflight"
 )
@@ -124,6 +125,9 @@ func (a *app) checkCommand(args []string, lookup func(string) (string, bool), st
 	if env.cfg.Kafka.Auth == config.AuthIAM && env.cfg.Kafka.IAMRoleARN == "" {
 		d.Principal = iamCaller(env.cfg.Kafka.AWSRegion, *timeout)
 	}
+	if env.cfg.Handler.Name == config.HandlerLambda {
+		d.LambdaProbe = lambdaProbe(env.cfg, env.log)
+	}
 	rs := preflight.Check(ctx, env.cfg, d)
 	if asJSON {
 		writeCheckJSON(stdout, rs)
@@ -194,4 +198,17 @@ func callerARN(ctx context.Context, region string) (string, error) {
 		return "(no ARN)", nil
 	}
 	return *out.Arn, nil
+}
+
+// lambdaProbe is consumer check's probe of HANDLER=lambda: an Invoke with
+// InvocationType DryRun through the handler's own client (its credentials,
+// region and endpoint settings).
+func lambdaProbe(cfg config.Config, log *zap.Logger) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		h, err := builtin.NewLambda(cfg.Handler, cfg.EventSource(), log)
+		if err != nil {
+			return cfg.Handler.LambdaFunction, err
+		}
+		return cfg.Handler.LambdaFunction, h.DryRun(ctx)
+	}
 }

@@ -543,7 +543,7 @@ func hostPort(u *url.URL) string {
 // as such), then answer the contract's probe, a POST of an empty batch,
 // with 2xx.
 func checkHandler(ctx context.Context, cfg config.Config, d Deps) []Result {
-	if cfg.Handler.Name == HandlerLambda {
+	if cfg.Handler.Name == config.HandlerLambda {
 		return checkLambda(ctx, cfg, d)
 	}
 	if cfg.Handler.Name != config.HandlerHTTP || cfg.Handler.HTTPURL == "" {
@@ -555,9 +555,6 @@ func checkHandler(ctx context.Context, cfg config.Config, d Deps) []Result {
 	}
 	return []Result{probeHTTP(ctx, cfg, d, rs[0].Check)}
 }
-
-// HandlerLambda is HANDLER's value for the AWS Lambda handler.
-const HandlerLambda = "lambda"
 
 // checkLambda invokes the function with InvocationType DryRun through
 // Deps.LambdaProbe: it checks that the function exists and that the
