@@ -318,7 +318,7 @@ func (h *HTTP) outcome(b *handler.Batch, code int, data []byte) error {
 	var errs map[int64]error
 	for i, f := range resp.BatchItemFailures {
 		off, reason := parseItemIdentifier(f.ItemIdentifier)
-		if reason == "" && !hasOffset(b.Records, off) {
+		if reason == "" && !mskevent.HasOffset(b.Records, off) {
 			reason = "is " + strconv.FormatInt(off, 10) + ", not an offset of this batch"
 		}
 		if reason != "" {
@@ -397,31 +397,7 @@ func parseItemIdentifier(raw json.RawMessage) (int64, string) {
 	if s == "" {
 		return 0, "is empty"
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, strconv.Quote(truncate(s, 40)) + " is not a decimal offset"
-		}
-	}
-	off, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, strconv.Quote(truncate(s, 40)) + " is not a decimal offset"
-	}
-	return off, ""
-}
-
-// hasOffset reports whether a record of rs, which are in offset order, is
-// at off.
-func hasOffset(rs []handler.Record, off int64) bool {
-	_, found := slices.BinarySearchFunc(rs, off, func(r handler.Record, off int64) int {
-		switch {
-		case r.Raw.Offset < off:
-			return -1
-		case r.Raw.Offset > off:
-			return 1
-		}
-		return 0
-	})
-	return found
+	return mskevent.ParseOffset(s)
 }
 
 // snippet returns the start of a response body for an error message: one

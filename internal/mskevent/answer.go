@@ -55,7 +55,7 @@ func ParseAnswer(topic string, partition int32, recs []handler.Record, payload [
 	offsets = make([]int64, 0, len(resp.BatchItemFailures))
 	for i, f := range resp.BatchItemFailures {
 		off, reason := parseItemIdentifier(f.ItemIdentifier, tp)
-		if reason == "" && !hasOffset(recs, off) {
+		if reason == "" && !HasOffset(recs, off) {
 			reason = "offset " + strconv.FormatInt(off, 10) + " is not an offset of this batch"
 		}
 		if reason != "" {
@@ -80,7 +80,7 @@ func parseItemIdentifier(raw json.RawMessage, tp string) (int64, string) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, "is not a string"
 		}
-		return parseDecimal(s)
+		return ParseOffset(s)
 	case raw[0] == '{':
 		var id struct {
 			Partition *string          `json:"partition"`
@@ -101,15 +101,15 @@ func parseItemIdentifier(raw json.RawMessage, tp string) (int64, string) {
 			if err := json.Unmarshal(o, &s); err != nil {
 				return 0, "has an offset that is not a number"
 			}
-			return parseDecimal(s)
+			return ParseOffset(s)
 		}
-		return parseDecimal(string(o))
+		return ParseOffset(string(o))
 	}
 	return 0, "is neither a string nor an object"
 }
 
 // parseDecimal parses a non-negative decimal offset.
-func parseDecimal(s string) (int64, string) {
+func ParseOffset(s string) (int64, string) {
 	bad := func() (int64, string) { return 0, strconv.Quote(truncate(s, 40)) + " is not a decimal offset" }
 	if s == "" {
 		return bad()
@@ -127,7 +127,7 @@ func parseDecimal(s string) (int64, string) {
 }
 
 // hasOffset reports whether a record of rs, in offset order, is at off.
-func hasOffset(rs []handler.Record, off int64) bool {
+func HasOffset(rs []handler.Record, off int64) bool {
 	_, found := slices.BinarySearchFunc(rs, off, func(r handler.Record, off int64) int {
 		switch {
 		case r.Raw.Offset < off:
