@@ -239,11 +239,12 @@ check "consumer version names $version" grep -q "consumer $version " <<<"$out"
 step "kfake on 127.0.0.1:$PORT, $RECORDS records to $TOPIC"
 mkdir -p bin
 go build -o bin/kfake ./test/bench/kfake
-go build -o bin/kafkaprobe ./test/image/kafkaprobe
+go build -o bin/kafkaprobe ./test/kafkaprobe
 bin/kfake -port "$PORT" > "$work/kfake.log" 2>&1 &
 kfake_pid=$!
 for _ in $(seq 1 40); do grep -q '^ready' "$work/kfake.log" && break; sleep 0.25; done
 grep -q '^ready' "$work/kfake.log" || { cat "$work/kfake.log"; die "kfake did not start"; }
+bin/kafkaprobe topic -brokers "127.0.0.1:$PORT" -topic "$TOPIC" -partitions 3
 bin/kafkaprobe produce -brokers "127.0.0.1:$PORT" -topic "$TOPIC" -n "$RECORDS"
 
 step "linux/$run_arch: the container, as the deploy files run it"
