@@ -32,7 +32,7 @@
 #               the host's GOPROXY for what it lacks); kept between runs
 #               under a tag naming the Go version and go.sum
 #
-# Installs podman and runc with apt-get when missing (as root). Podman runs
+# Installs podman, runc (and curl) with apt-get when missing (as root). Podman runs
 # with runc (crun fails on these machines' cgroups) and with ulimits below
 # the host's hard limits (a container cannot be given more), through a
 # containers.conf of its own (CONTAINERS_CONF).
@@ -75,11 +75,13 @@ quiet_podman() { podman "$@" 2> >(grep -v 'unable to get systemd connection' >&2
 
 # --- podman ----------------------------------------------------------------------
 
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-  [ "$(id -u)" = 0 ] || die "needs podman and runc: apt-get install -y podman runc (as root)"
-  step "installing podman and runc (apt-get)"
+missing=()
+for p in podman runc curl; do command -v "$p" >/dev/null || missing+=("$p"); done
+if ((${#missing[@]})); then
+  [ "$(id -u)" = 0 ] || die "needs ${missing[*]}: apt-get install -y ${missing[*]} (as root)"
+  step "installing ${missing[*]} (apt-get)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/msk-consumer-image.XXXXXX")
