@@ -3,7 +3,7 @@ module example.com/own-binary
 go 1.26.0
 
 require (
-	github.com/msk-consumer/msk-consumer v0.0.0
+	github.com/msk-consumer/msk-consumer v1.0.0
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -78,7 +78,10 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// The service is not published; this module builds against the
-// repository it sits in. In a module of your own, point the replace at
-// your checkout (or a vendored copy) of msk-consumer.
+// v1.0.0 above is the release a module of your own requires (the image
+// tag of deploy/). Here the replace builds against the repository this
+// example sits in, so that `make test` checks it against the code beside
+// it; in your copy, delete it once the release can be fetched (go mod
+// tidy then records its checksums), or point it at a checkout
+// (README.md).
 replace github.com/msk-consumer/msk-consumer => ../..
