@@ -14,9 +14,9 @@ import (
 // all (a response header, a session ID and an empty topic array: about 21
 // bytes) while records were still to be fetched.
 type emptyFetches struct {
-	buffered, want int64
-	empty          atomic.Int64
-	n              atomic.Int64
+	want  int64
+	empty atomic.Int64
+	n     atomic.Int64
 }
 
 func (e *emptyFetches) OnFetchRecordBuffered(*kgo.Record) { e.n.Add(1) }
