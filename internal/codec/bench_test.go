@@ -12,7 +12,9 @@ import (
 
 // BenchmarkDecode measures one record's key or value per op, appending to a
 // reused buffer as the batcher does. avro-map is the straightforward route
-// (decode into an any, then EncodeJSON) that the transcoder replaced.
+// (decode into an any, then EncodeJSON) that the transcoder replaced;
+// protobuf-dynamic is dynamicpb+protojson, which the Protobuf transcoder
+// replaced.
 //
 //	go test -run '^$' -bench BenchmarkDecode -benchmem ./internal/codec/
 func BenchmarkDecode(b *testing.B) {
@@ -24,6 +26,12 @@ func BenchmarkDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	jsonValue = bytes.TrimSpace(jsonValue)
+	protoDec, err := New(config.Codec{Format: config.FormatProtobuf, SchemaFile: protoSetFile, ProtoMessage: "shop.v1.Product"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	protoBin, _ := goldenProduct(b, protoFiles(b))
+	protoSize := strconv.Itoa(len(protoBin)) + "B"
 	benches := []struct {
 		name string
 		dec  Decoder
@@ -38,6 +46,8 @@ func BenchmarkDecode(b *testing.B) {
 		{"avro/" + strconv.Itoa(len(large)) + "B", avroDec, large},
 		{"avro-map/" + strconv.Itoa(len(small)) + "B", avroMapDecoder{schema}, small},
 		{"avro-map/" + strconv.Itoa(len(large)) + "B", avroMapDecoder{schema}, large},
+		{"protobuf/" + protoSize, protoDec, protoBin},
+		{"protobuf-dynamic/" + protoSize, protoDynamicDecoder{protoDec.(*protoDecoder).msg}, protoBin},
 	}
 	for _, bb := range benches {
 		b.Run(bb.name, func(b *testing.B) {
@@ -55,6 +65,14 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// protoDynamicDecoder is the dynamicpb+protojson route the Protobuf
+// transcoder replaced (and still the route for what it does not cover).
+type protoDynamicDecoder struct{ p *protoMessage }
+
+func (d protoDynamicDecoder) AppendJSON(_ context.Context, dst, src []byte) ([]byte, error) {
+	return d.p.appendJSONDynamic(dst, src)
 }
 
 func mustNew(tb testing.TB, f config.Format) Decoder {

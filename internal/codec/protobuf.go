@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/bufbuild/protocompile"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -20,9 +21,11 @@ import (
 	"github.com/msk-consumer/msk-consumer/framing"
 )
 
-// Protobuf: a message is decoded with dynamicpb against its descriptor and
-// written with protojson's canonical proto3 mapping, with the .proto field
-// names (UseProtoNames). Fields at their default value are omitted, as the
+// Protobuf: a message is written in protojson's canonical proto3 mapping,
+// with the .proto field names (UseProtoNames): by the transcoder
+// (prototranscode.go), straight from the wire bytes, for proto3 messages
+// whose tree holds no well-known type but Timestamp and Duration; else
+// decoded with dynamicpb against its descriptor and written by protojson. Fields at their default value are omitted, as the
 // canonical mapping says; 64-bit integers are JSON strings; bytes are
 // standard base64; enums are their value names.
 //
@@ -67,14 +70,40 @@ func LoadMessage(path, message string) (protoreflect.MessageDescriptor, error) {
 type protoMessage struct {
 	md protoreflect.MessageDescriptor
 	mt protoreflect.MessageType
+	// plan is the transcoder's (prototranscode.go), nil for the messages it
+	// does not cover: those take the dynamicpb+protojson route.
+	plan *pbMsg
 }
 
 func newProtoMessage(md protoreflect.MessageDescriptor) *protoMessage {
-	return &protoMessage{md: md, mt: dynamicpb.NewMessageType(md)}
+	p := &protoMessage{md: md, mt: dynamicpb.NewMessageType(md)}
+	if plan, err := compilePB(md); err == nil {
+		p.plan = plan
+	}
+	return p
 }
 
+var pbWalkers = sync.Pool{New: func() any { return new(pbWalker) }}
+
 // appendJSON decodes payload as the message and appends its JSON.
-func (p *protoMessage) appendJSON(dst, payload []byte) (out []byte, err error) {
+func (p *protoMessage) appendJSON(dst, payload []byte) ([]byte, error) {
+	if p.plan == nil {
+		return p.appendJSONDynamic(dst, payload)
+	}
+	w := pbWalkers.Get().(*pbWalker)
+	out, err := w.message(dst, payload, p.plan, 0)
+	w.occs, w.ents, w.cur = w.occs[:0], w.ents[:0], w.cur[:0]
+	pbWalkers.Put(w)
+	if err != nil {
+		return dst, &DecodeError{Format: config.FormatProtobuf, Reason: string(p.md.FullName()), Err: err}
+	}
+	return out, nil
+}
+
+// appendJSONDynamic decodes payload into a dynamic message and writes it
+// with protojson: the route for what the transcoder does not cover, and
+// the oracle it is tested against.
+func (p *protoMessage) appendJSONDynamic(dst, payload []byte) (out []byte, err error) {
 	// dynamicpb panics on some malformed map entries (a map entry whose
 	// key has the wrong wire type, found by FuzzProtobuf): bytes that do
 	// not decode, never a crash.
