@@ -47,6 +47,10 @@ func TestUnusedIsWarning(t *testing.T) {
 			want: []string{"KAFKA_IAM_ROLE_ARN: set, but KAFKA_AUTH=none does not use it (KAFKA_AUTH=iam does); ignored"}},
 		{name: "schema file with json", kv: []string{"VALUE_SCHEMA_FILE", cert},
 			want: []string{"VALUE_SCHEMA_FILE: set, but VALUE_FORMAT=json does not use a schema file (VALUE_FORMAT=avro or protobuf does); ignored"}},
+		{name: "lambda function with http", kv: []string{"HANDLER", "http", "HTTP_HANDLER_URL", "http://h/x", "LAMBDA_FUNCTION_NAME", "fn"},
+			want: []string{"LAMBDA_FUNCTION_NAME: set, but HANDLER=http does not use it (HANDLER=lambda does); ignored"}},
+		{name: "cluster arn without the event", kv: []string{"KAFKA_CLUSTER_ARN", "arn:aws:kafka:us-east-1:1:cluster/c/u"},
+			want: []string{"KAFKA_CLUSTER_ARN: set, but only HANDLER=lambda and HANDLER=http with HTTP_HANDLER_BODY=msk send the MSK event; ignored"}},
 		{name: "proto message with avro", kv: []string{"KEY_FORMAT", "avro", "KEY_SCHEMA_FILE", cert, "KEY_PROTO_MESSAGE", "a.B"},
 			want: []string{"KEY_PROTO_MESSAGE: set, but KEY_FORMAT=avro does not use it (KEY_FORMAT=protobuf does); ignored"}},
 	}

@@ -482,7 +482,7 @@ func lambdaUnused(c *Config) string {
 	if c.Handler.Name == HandlerLambda {
 		return ""
 	}
-	return "set, but HANDLER=" + c.Handler.Name + " does not use it; expected HANDLER=lambda"
+	return unusedBy("HANDLER="+c.Handler.Name, "HANDLER=lambda")
 }
 
 // eventUnused is the Unused rule of what only the MSK event uses.
@@ -490,7 +490,7 @@ func eventUnused(c *Config) string {
 	if c.Handler.Name == HandlerLambda || (c.Handler.Name == HandlerHTTP && c.Handler.HTTPBody == BodyMSK) {
 		return ""
 	}
-	return "set, but only HANDLER=lambda and HANDLER=http with HTTP_HANDLER_BODY=msk send the MSK event"
+	return "set, but only HANDLER=lambda and HANDLER=http with HTTP_HANDLER_BODY=msk send the MSK event; ignored"
 }
 
 // saslUnused is the Unused rule of the SASL credentials. Credentials that

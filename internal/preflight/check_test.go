@@ -64,7 +64,17 @@ func setup(t *testing.T, dlqConfigs map[string]*string) *env {
 		}
 		t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
 	}
-	time.Sleep(200 * time.Millisecond) // a real broker's metadata catches up
+	// Creation is asynchronous on a real broker: wait until its metadata
+	// has both topics (a fixed sleep was too short on a loaded machine).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		td, err := adm.ListTopics(ctx, name, name+".dlq")
+		if err == nil && td.Has(name) && td.Has(name+".dlq") && td.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topics %s and %s.dlq not in the broker's metadata after 10s: %v", name, name, err)
+		}
+	}
 	cfg, err := config.Load(func(k string) (string, bool) {
 		v, ok := map[string]string{
 			"KAFKA_BROKERS": strings.Join(addrs, ","), "KAFKA_TOPICS": name, "KAFKA_GROUP_ID": name,
