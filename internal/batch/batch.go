@@ -107,3 +107,22 @@ func (b *Batcher[T]) Drain() int {
 	b.entries, b.head, b.bytes = b.entries[:0], 0, 0
 	return size
 }
+
+// Remove removes every queued item for which drop returns true, keeping the
+// others in their order, and returns the removed items' total size. drop
+// is called once per queued item, oldest first.
+func (b *Batcher[T]) Remove(drop func(T) bool) int {
+	size := 0
+	kept := b.entries[:b.head]
+	for _, e := range b.entries[b.head:] {
+		if drop(e.item) {
+			size += e.size
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(b.entries[len(kept):])
+	b.entries = kept
+	b.bytes -= size
+	return size
+}

@@ -148,12 +148,13 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	p.mu.Lock()
 	for _, r := range recs {
 		size := len(r.Key) + len(r.Value)
-		p.laneOf(r).add(r, size, now)
 		if dropped, rewound := p.track.push(r); rewound {
 			// The prefix never passes what was dropped.
 			n -= int64(dropped) * recordOverhead
+			n -= p.dropQueuedLocked(r.Offset)
 			p.rewoundLocked(r.Offset)
 		}
+		p.laneOf(r).add(r, size, now)
 		n += int64(size) + recordOverhead
 	}
 	p.hwm = hwm
@@ -164,6 +165,28 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	p.mu.Unlock()
 	p.poke()
 	return n
+}
+
+// dropQueuedLocked removes from the lanes' queues the records at or past
+// off that were delivered before the client rewound to off: they are gone
+// from the log, and the records delivered again share their offsets, so a
+// batch holding both would let an answer naming an offset (or an
+// idempotency key made of one) take one for the other. It returns their
+// key and value bytes, given back with them; the tracker has made them
+// orphans and counted their overhead as dropped already. Records of a batch
+// in flight are not queued: they finish as orphans.
+func (p *partition) dropQueuedLocked(off int64) int64 {
+	var freed int64
+	for _, l := range p.lanes {
+		freed += int64(l.batcher.Remove(func(q *kgo.Record) bool {
+			if q.Offset < off {
+				return false
+			}
+			p.track.finish(q) // an orphan: forgotten, nothing else moves
+			return true
+		}))
+	}
+	return freed
 }
 
 // poke wakes the lanes to look at their queues again.

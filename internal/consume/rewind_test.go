@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,11 +24,20 @@ type holdOffset struct {
 	release chan struct{}
 	once    sync.Once
 	free    sync.Once
+	// mixed counts batches whose offsets do not grow: records delivered
+	// before a rewind and after it, handed over together.
+	mixed atomic.Int64
 }
 
 func (h *holdOffset) unblock() { h.free.Do(func() { close(h.release) }) }
 
 func (h *holdOffset) Handle(ctx context.Context, b handler.Batch) error {
+	for i := 1; i < len(b.Records); i++ {
+		if b.Records[i].Raw.Offset <= b.Records[i-1].Raw.Offset {
+			h.mixed.Add(1)
+			break
+		}
+	}
 	for _, r := range b.Records {
 		if r.Raw.Offset == h.offset {
 			first := false
@@ -51,8 +61,19 @@ func (h *holdOffset) Handle(ctx context.Context, b handler.Batch) error {
 // broker here: one fetch at the end answered OFFSET_OUT_OF_RANGE, while a
 // batch in the middle is held. Every record must then be handled and
 // committed, the commit never past an unfinished record, and nothing left
-// tracked or buffered: the partition must not stall for good.
+// tracked or buffered: the partition must not stall for good. The records
+// still queued from before the rewind are dropped with it: a batch never
+// mixes them with the records delivered again (whose offsets they share,
+// so that an answer naming an offset, or an idempotency key made of one,
+// would take one for the other). Batches of 7 do not line up with the
+// rewind; batches of 10 do.
 func TestRewoundPartition(t *testing.T) {
+	for _, n := range []string{"10", "7"} {
+		t.Run("batches of "+n, func(t *testing.T) { testRewoundPartition(t, n) })
+	}
+}
+
+func testRewoundPartition(t *testing.T, batchRecords string) {
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic), kfake.SeedTopics(2, dlqTopic))
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +98,7 @@ func TestRewoundPartition(t *testing.T) {
 	var log sharedLog
 	h := &holdOffset{offset: 60, next: log.recorder("a"), entered: make(chan struct{}), release: make(chan struct{})}
 	t.Cleanup(h.unblock)
-	m := start(t, testConfig(t, kf, map[string]string{"BATCH_MAX_RECORDS": "10"}), h)
+	m := start(t, testConfig(t, kf, map[string]string{"BATCH_MAX_RECORDS": batchRecords}), h)
 	<-h.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -117,6 +138,9 @@ func TestRewoundPartition(t *testing.T) {
 		}
 		return m.c.flow.buffered() == 0
 	})
+	if n := h.mixed.Load(); n > 0 {
+		t.Fatalf("%d batches mixed records delivered before and after the rewind", n)
+	}
 }
 
 // TestTrackerRewind: after the client rewinds below offsets it delivered,
