@@ -74,6 +74,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/mskevent"
 	"github.com/msk-consumer/msk-consumer/internal/process"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
@@ -278,15 +279,26 @@ func (c *Consumer) dlqError(src *kgo.Record, err error) {
 }
 
 // handlerTimeout is the handler's own bound on a call: HTTP_HANDLER_TIMEOUT
-// for the http handler, none for a Go handler (or log, discard).
-func handlerTimeout(cfg config.Handler) time.Duration {
-	if cfg.Name != config.HandlerHTTP {
-		return 0
+// for the http handler; for lambda, LAMBDA_INVOKE_TIMEOUT for each of the
+// invocations a batch of batchMaxBytes may be cut into (base64 makes its
+// event about 4/3 of it, and an event stays below 6 MB); none for a Go
+// handler (or log, discard). A call counts as a stall only past it.
+func handlerTimeout(cfg config.Handler, batchMaxBytes int) time.Duration {
+	switch cfg.Name {
+	case config.HandlerHTTP:
+		if cfg.HTTPTimeout <= 0 {
+			return config.DefaultHTTPHandlerTimeout
+		}
+		return cfg.HTTPTimeout
+	case config.HandlerLambda:
+		t := cfg.LambdaTimeout
+		if t <= 0 {
+			t = config.DefaultLambdaInvokeTimeout
+		}
+		parts := int64(batchMaxBytes)*4/3/mskevent.MaxRequestBytes + 1
+		return t * time.Duration(parts)
 	}
-	if cfg.HTTPTimeout <= 0 {
-		return config.DefaultHTTPHandlerTimeout
-	}
-	return cfg.HTTPTimeout
+	return 0
 }
 
 func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
@@ -353,7 +365,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Backoff:        backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
 		MaxRecordAge:   c.cfg.Batch.HandlerMaxRecordAge,
 		HandlerName:    c.cfg.Handler.Name,
-		HandlerTimeout: handlerTimeout(c.cfg.Handler),
+		HandlerTimeout: handlerTimeout(c.cfg.Handler, c.cfg.Batch.MaxBytes),
 	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
