@@ -345,9 +345,12 @@ var misconfigCodes = map[string]bool{
 	"InvalidSecurityToken":           true,
 }
 
-// rejectedCodes are the error codes that reject the request's content.
+// rejectedCodes are the error codes that reject the request's content
+// (Lambda answers an event over its limit with 413 and
+// RequestEntityTooLargeException; an HTTP 413 is taken as that too).
 var rejectedCodes = map[string]bool{
 	"RequestTooLargeException":       true,
+	"RequestEntityTooLargeException": true,
 	"InvalidRequestContentException": true,
 }
 
@@ -371,7 +374,7 @@ func (h *Lambda) invokeError(ctx context.Context, err error) error {
 		le.Throttled = true
 	case misconfigCodes[le.Code]:
 		le.Misconfigured = true
-	case rejectedCodes[le.Code]:
+	case rejectedCodes[le.Code], le.StatusCode == http.StatusRequestEntityTooLarge:
 		return handler.Permanent(le)
 	case le.StatusCode == http.StatusUnauthorized, le.StatusCode == http.StatusForbidden, le.StatusCode == http.StatusNotFound:
 		le.Misconfigured = true

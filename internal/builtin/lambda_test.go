@@ -193,6 +193,10 @@ func TestLambdaAnswers(t *testing.T) {
 		{"kms", func(w http.ResponseWriter) { awsError(w, 502, "KMSAccessDeniedException", "kms") }, unavailable, nil, "misconfiguration", true},
 		{"bad token", func(w http.ResponseWriter) { awsError(w, 403, "UnrecognizedClientException", "token") }, unavailable, nil, "misconfiguration", true},
 		{"too large", func(w http.ResponseWriter) { awsError(w, 413, "RequestTooLargeException", "big") }, rejected, nil, "RequestTooLarge", false},
+		{"entity too large", func(w http.ResponseWriter) {
+			awsError(w, 413, "RequestEntityTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation")
+		}, rejected, nil, "RequestEntityTooLarge", false},
+		{"413 without a code", func(w http.ResponseWriter) { w.WriteHeader(413) }, rejected, nil, "413", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeLambda{answer: func(_ int, _ []byte, w http.ResponseWriter) { tc.answer(w) }}

@@ -38,9 +38,10 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/jsonx"
 )
 
-// MaxRequestBytes is Lambda's limit on a synchronous invocation's request
-// payload: 6 MB (6,291,456 bytes). An event is never larger.
-const MaxRequestBytes = 6 << 20
+// MaxRequestBytes is the largest event sent: Lambda wants a synchronous
+// invocation's request payload "smaller than 6291456 bytes" (6 MB), so one
+// byte less than that.
+const MaxRequestBytes = 6<<20 - 1
 
 // The values of eventSource.
 const (
