@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -542,4 +543,57 @@ func TestRedriveFromMissingTopic(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dead-letter topic "+o.From+" does not exist") {
 		t.Errorf("got %v, want the missing dead-letter topic named", err)
 	}
+}
+
+// TestRedriveStopsWhenItLosesTheGroup: a redrive whose membership of the
+// progress group ends (its session expired: the coordinator forgot it, and
+// the client joins again as a new member) stops before its next round. It
+// no longer knows that it is the only redrive: another may have joined and
+// taken the group while it was out, and both would send every record and
+// commit over each other's progress.
+func TestRedriveStopsWhenItLosesTheGroup(t *testing.T) {
+	c := startCluster(t)
+	if c.kf == nil {
+		t.Skip("needs kfake's faults")
+	}
+	source := c.topic(t, "-src", 3, nil)
+	dlqTopic := c.topic(t, "-dlq", 2, nil)
+	group := c.group(t, "-g")
+	progress := c.group(t, "-g.redrive")
+	es := seedDLQ(t, c, source, dlqTopic, group, group, 20)
+	o := Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: progress, Batch: 4}
+	opts := append(c.opts(), kgo.HeartbeatInterval(50*time.Millisecond))
+	var rounds int
+	sum, err := o.Run(context.Background(), RedriveDeps{Opts: opts, Progress: func(int64, int64) {
+		rounds++
+		if rounds != 1 {
+			return
+		}
+		// The coordinator forgets the member: its next heartbeat is
+		// answered UNKNOWN_MEMBER_ID, and the client joins again.
+		lost := make(chan struct{})
+		var once sync.Once
+		hook := func() { once.Do(func() { close(lost) }) }
+		testHookProgressLost.Store(&hook)
+		defer testHookProgressLost.Store(nil)
+		f := c.kf.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Heartbeat}, Group: progress, Err: kerr.UnknownMemberID, Count: 1})
+		defer f.Remove()
+		select {
+		case <-lost:
+		case <-time.After(20 * time.Second):
+			t.Errorf("the member was not lost within 20s (fault hits %d)", f.Hits())
+		}
+	}})
+	if err == nil || !strings.Contains(err.Error(), "lost its membership") {
+		t.Fatalf("got %s, %v; want the redrive stopped for having lost the progress group", sum, err)
+	}
+	if sum.Sent == 0 || sum.Sent > 4 || rounds != 1 {
+		t.Errorf("got %s after %d rounds; want the first round (at most 4) sent and nothing after", sum, rounds)
+	}
+	// A new run resumes after the committed round and sends the rest once.
+	sum2, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err != nil || sum.Sent+sum2.Sent != int64(len(es)) {
+		t.Fatalf("the next run: got %s, %v; want the other %d sent", sum2, err, int64(len(es))-sum.Sent)
+	}
+	assertEachOnce(t, c.readAll(t, source), es, 0)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -82,6 +83,23 @@ type progressMember struct {
 	cl    *kgo.Client
 	group string
 	topic string
+	// lost is set when the membership ended under the redrive (its
+	// session expired, or the coordinator forgot it): the client joins
+	// again, but another redrive may have taken the group meanwhile, so
+	// the redrive may neither send nor commit any more.
+	lost atomic.Bool
+}
+
+// testHookProgressLost, if set, runs when a progress member's membership
+// was lost.
+var testHookProgressLost atomic.Pointer[func()]
+
+// check reports an error once the membership was lost.
+func (m *progressMember) check() error {
+	if m.lost.Load() {
+		return fmt.Errorf("the redrive lost its membership of progress group %s (its session expired, or the coordinator forgot it), so another redrive may hold the group now; it stopped without sending more, and a new run resumes from the progress committed", m.group)
+	}
+	return nil
 }
 
 // joinProgress joins group as a redrive of topic and waits for the first
@@ -89,6 +107,7 @@ type progressMember struct {
 // topic, and closes the member on any error.
 func joinProgress(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, group, topic string) (*progressMember, error) {
 	assigned := make(chan bool, 1)
+	m := &progressMember{group: group, topic: topic}
 	cl, err := kgo.NewClient(append(slices.Clone(opts),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -100,13 +119,19 @@ func joinProgress(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, group, 
 			default:
 			}
 		}),
+		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {
+			m.lost.Store(true)
+			if hook := testHookProgressLost.Load(); hook != nil {
+				(*hook)()
+			}
+		}),
 	)...)
 	if err != nil {
 		return nil, err
 	}
+	m.cl = cl
 	// The member never fetches: the redrive reads with its own client.
 	cl.PauseFetchTopics(topic)
-	m := &progressMember{cl: cl, group: group, topic: topic}
 	jctx, cancel := context.WithTimeout(ctx, redriveJoinTimeout)
 	defer cancel()
 	// A failed join (authorization, an unreachable coordinator) is
@@ -166,6 +191,11 @@ func (m *progressMember) commit(ctx context.Context, offsets map[int32]int64) er
 	}
 	deadline := time.Now().Add(redriveCommitRetry)
 	for attempt := 1; ; attempt++ {
+		// A member that was lost and joined again commits within its
+		// new generation, over whatever another redrive committed.
+		if err := m.check(); err != nil {
+			return err
+		}
 		var cerr error
 		m.cl.CommitOffsetsSync(ctx, os, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err != nil {
