@@ -597,3 +597,70 @@ func TestRedriveStopsWhenItLosesTheGroup(t *testing.T) {
 	}
 	assertEachOnce(t, c.readAll(t, source), es, 0)
 }
+
+// TestRedrivesOfTwoTopicsRunTogether: the dead-letter topics of one group
+// (each source topic has its own, <topic>.dlq) are redriven at the same
+// time, both through the group's progress group: each redrive holds its
+// own topic, and a second redrive of either topic is still refused.
+func TestRedrivesOfTwoTopicsRunTogether(t *testing.T) {
+	c := startCluster(t)
+	group := c.group(t, "-g")
+	progress := c.group(t, "-g.redrive")
+	type run struct {
+		o  Redrive
+		es []entry
+		// paused after its first round until release is closed
+		running, release chan struct{}
+		done             chan error
+		sum              RedriveSummary
+	}
+	var runs []*run
+	for _, name := range []string{"-a", "-b"} {
+		source := c.topic(t, name+"-src", 3, nil)
+		dlqTopic := c.topic(t, name+"-dlq", 2, nil)
+		r := &run{
+			o:       Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: progress, Batch: 4},
+			es:      seedDLQ(t, c, source, dlqTopic, group, group, 12),
+			running: make(chan struct{}), release: make(chan struct{}), done: make(chan error, 1),
+		}
+		r.o.Group = group
+		runs = append(runs, r)
+	}
+	for _, r := range runs {
+		go func() {
+			var once bool
+			sum, err := r.o.Run(context.Background(), RedriveDeps{Opts: c.opts(), Progress: func(int64, int64) {
+				if !once {
+					once = true
+					close(r.running)
+					<-r.release
+				}
+			}})
+			r.sum = sum
+			r.done <- err
+		}()
+		select {
+		case <-r.running:
+		case err := <-r.done:
+			t.Fatalf("the redrive of %s ended before its second round: %s, %v", r.o.From, r.sum, err)
+		}
+	}
+	// Both hold their topics now: a second redrive of either is refused.
+	for _, r := range runs {
+		sum, err := r.o.Run(context.Background(), RedriveDeps{Opts: append(c.opts(), kgo.ClientID("second"))})
+		if !errors.As(err, new(*ErrRedriveRunning)) || sum.Sent != 0 {
+			t.Errorf("a second redrive of %s: got %s, %v; want *ErrRedriveRunning and nothing sent", r.o.From, sum, err)
+		}
+	}
+	for _, r := range runs {
+		close(r.release)
+	}
+	for _, r := range runs {
+		if err := <-r.done; err != nil {
+			t.Fatalf("the redrive of %s: %v (%s)", r.o.From, err, r.sum)
+		}
+		if r.sum.Sent != int64(len(r.es)) {
+			t.Errorf("the redrive of %s: got %s, want %d sent", r.o.From, r.sum, len(r.es))
+		}
+	}
+}
