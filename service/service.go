@@ -302,6 +302,7 @@ func signalContext(parent context.Context, log *zap.Logger) (context.Context, co
 // service wires the parts from cfg and runs them until ctx is done. extra
 // client options are appended (the demo's).
 func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kgo.Opt) int {
+	started := time.Now()
 	reg := prometheus.NewRegistry()
 	metrics.RegisterRuntime(reg)
 	metrics.RegisterBuildInfo(reg, version, commit, runtime.Version())
@@ -356,6 +357,9 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/healthz", h.Handler())
 	mux.Handle("/readyz", h.Handler())
+	st := statusPage(ctx, cfg, started, reg, h, nil, nil)
+	mux.Handle("/status", st.Handler())
+	mux.Handle("/status.json", st.Handler())
 	ln := a.metricsListener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Ops.MetricsAddr); err != nil {
