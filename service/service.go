@@ -54,6 +54,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/status"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 	"github.com/msk-consumer/msk-consumer/internal/tracing/provider"
 )
@@ -337,6 +338,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		defer idem.Close()
 	}
 
+	letters := &status.Letters{}
 	kp := kprom.NewMetrics("consumer", kprom.Subsystem("kafka"), kprom.Registerer(reg), kprom.Gatherer(reg))
 	opts := append([]kgo.Opt{
 		kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgoLevel(log)))),
@@ -347,6 +349,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		Hooks:       []kgo.Hook{kp}, // the group member's client only: kprom registers once
 		Idempotency: idem,
 		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name).WithPropagators(cfg.Tracing.PropagatorNames()),
+		Letters:     letters,
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))
@@ -357,7 +360,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/healthz", h.Handler())
 	mux.Handle("/readyz", h.Handler())
-	st := statusPage(ctx, cfg, started, reg, h, nil, nil)
+	st := statusPage(ctx, cfg, started, reg, h, c, letters)
 	mux.Handle("/status", st.Handler())
 	mux.Handle("/status.json", st.Handler())
 	ln := a.metricsListener

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -36,7 +37,7 @@ func (l *Letters) Add(ds ...DeadLetter) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, d := range ds {
-		d.Message = cut(d.Message, maxMessage)
+		d.Message = cut(strings.Join(strings.Fields(d.Message), " "), maxMessage)
 		l.ring[l.n%MaxLetters] = d
 		l.n++
 	}
