@@ -137,6 +137,11 @@ commands:
   run          consume from the environment's configuration until SIGTERM (the default)
   demo         the whole pipeline on an embedded broker, with nothing to install
   healthcheck  exit 0 if this host's service answers /healthz with 200, else 1
+  status       a running service's status page for a terminal (/status.json): partitions,
+               lanes and batches in flight, stalls, the last dead letters; exit 0 if it is
+               ready, 1 if not or if it does not answer
+                 --url URL       the service (default this host's METRICS_ADDR)
+                 --output json   the page's JSON as is
   config       print the effective configuration, or every invalid variable (exit 2)
                  --env           as an env file (docker --env-file, kubectl
                                  --from-env-file) that config reads back
@@ -219,6 +224,8 @@ func (a *app) run(args []string, lookup func(string) (string, bool), stdout, std
 		return a.redriveCommand(rest, lookup, stdout, stderr)
 	case "offsets":
 		return a.offsetsCommand(rest, lookup, stdout, stderr)
+	case "status":
+		return a.statusCommand(rest, lookup, stdout, stderr)
 	case "version", "--version", "-version":
 		if code, ok := noFlags("version", versionSynopsis, rest, stderr); !ok {
 			return code

@@ -257,3 +257,21 @@ func TestSamplerRatesAndWindow(t *testing.T) {
 		t.Errorf("charts: got %+v", c)
 	}
 }
+
+func TestWriteText(t *testing.T) {
+	var b strings.Builder
+	WriteText(&b, stuckStatus().View())
+	out := b.String()
+	for _, want := range []string{
+		"consumer v1.2.3 (commit abc1234), up 1h0m0s, NOT READY",
+		"group orders-svc, member m-1, generation 7, protocol classic",
+		"orders/0 for 1m30s (past UNREADY_AFTER): handler http has not returned",
+		"orders/1 for 10.0s: decoding value: registry unreachable",
+		"10 records, offsets 100-109", "1 (call 1m30s)", "paused", "1m35s",
+		"last 2 dead letters:", "handler answered 422 <b>",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+}
