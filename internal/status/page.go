@@ -79,6 +79,7 @@ type Chart struct {
 	Last   string // the latest value, formatted
 	Max    string // the top of the y axis, formatted
 	Points string // the polyline's points, in the viewBox
+	Span   string // what the x axis spans, formatted
 	Width  int
 	Height int
 }
@@ -102,9 +103,14 @@ func Charts(h History, now time.Time) []Chart {
 	if window <= 0 {
 		window = DefaultWindow.Seconds()
 	}
+	// Until the window is full the x axis spans what was sampled (at
+	// least a minute), so that a service up for a minute shows its curve.
+	if len(h.Samples) > 0 {
+		window = min(window, max(now.Sub(h.Samples[0].Time).Seconds()+h.EverySeconds, 60))
+	}
 	out := make([]Chart, 0, len(series))
 	for _, sr := range series {
-		c := Chart{Title: sr.title, Width: chartW, Height: chartH, Last: "–", Max: sr.fmt(0)}
+		c := Chart{Title: sr.title, Width: chartW, Height: chartH, Last: "–", Max: sr.fmt(0), Span: fmtSeconds(window)}
 		top := 0.0
 		for _, s := range h.Samples {
 			top = max(top, sr.val(s))
