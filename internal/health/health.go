@@ -233,7 +233,7 @@ func (h *Health) Stalls(now time.Time) []Stall {
 	for _, check := range h.checks {
 		for _, c := range check(now) {
 			if !c.Since.After(now) {
-				out = append(out, Stall{Key: c.Key, Reason: c.Reason, Since: c.Since})
+				out = append(out, Stall(c))
 			}
 		}
 	}
