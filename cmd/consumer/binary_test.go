@@ -257,6 +257,11 @@ func TestBinary(t *testing.T) {
 		t.Errorf("/readyz: got %d, want 200", code)
 	}
 	checkStatusJSON(t, metricsAddr, stderr.String)
+	st := exec.Command(bin, "status")
+	st.Env = []string{"METRICS_ADDR=" + metricsAddr}
+	if out, err := st.CombinedOutput(); err != nil || !strings.Contains(string(out), "group binary-test, member ") || !strings.Contains(string(out), "last 2 dead letters:") {
+		t.Errorf("consumer status: %v\n%s", err, out)
+	}
 	hc := exec.Command(bin, "healthcheck")
 	hc.Env = []string{"METRICS_ADDR=" + metricsAddr}
 	if out, err := hc.CombinedOutput(); err != nil {
@@ -430,7 +435,7 @@ func checkStatusJSON(t *testing.T, metricsAddr string, logs func() string) {
 	if v.Version == "" || v.Commit == "" || v.UptimeSeconds <= 0 || !v.Ready || len(v.Stalls) != 0 {
 		t.Errorf("/status.json: version %q commit %q uptime %v ready %v stalls %v", v.Version, v.Commit, v.UptimeSeconds, v.Ready, v.Stalls)
 	}
-	if g := v.Group; g.ID != "binary-test" || g.Member == "" || g.Generation < 1 || g.Protocol != "classic" {
+	if g := v.Group; g.Type != "consumer" || g.ID != "binary-test" || g.Member == "" || g.Generation < 1 || g.Protocol != "classic" {
 		t.Errorf("/status.json group: got %+v", g)
 	}
 	var end int64

@@ -30,7 +30,7 @@ var _ status.Source = (*Consumer)(nil)
 // of now (status.Source).
 func (c *Consumer) Snapshot(now time.Time) status.Consumer {
 	out := status.Consumer{Group: status.Group{
-		ID: c.cfg.Kafka.GroupID, Protocol: string(c.cfg.Kafka.GroupProtocol), Generation: -1,
+		Type: "consumer", ID: c.cfg.Kafka.GroupID, Protocol: string(c.cfg.Kafka.GroupProtocol), Generation: -1,
 	}}
 	select {
 	case <-c.built: // client and proc are set

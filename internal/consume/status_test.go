@@ -105,7 +105,7 @@ func TestSnapshotShowsTheStuckLaneAndDeadLetters(t *testing.T) {
 		return len(p0.Lanes) == 1 && p0.Lanes[0].Batch != nil && p0.Lanes[0].Batch.Attempt == 1 &&
 			p1.Next == 20 && p1.Committed == 20 && len(letters.List()) == 4
 	})
-	if g := snap.Group; g.ID != c.group || g.Member == "" || g.Generation < 1 || g.Protocol != string(m.c.cfg.Kafka.GroupProtocol) {
+	if g := snap.Group; g.Type != "consumer" || g.ID != c.group || g.Member == "" || g.Generation < 1 || g.Protocol != string(m.c.cfg.Kafka.GroupProtocol) {
 		t.Errorf("group: got %+v", g)
 	}
 	b := p0.Lanes[0].Batch

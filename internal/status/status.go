@@ -33,6 +33,9 @@ type Consumer struct {
 
 // Group is the member's place in its consumer group.
 type Group struct {
+	// Type is "consumer" for a consumer group; a share group (KIP-932)
+	// would be "share", with no generation.
+	Type       string `json:"type"`
 	ID         string `json:"id"`
 	Member     string `json:"member"`     // empty until joined
 	Generation int32  `json:"generation"` // -1 until joined; the member epoch with KIP-848
@@ -156,7 +159,7 @@ func (s *Status) View() View {
 		Version: s.cfg.Version, Commit: s.cfg.Commit,
 		Started: s.cfg.Started, Now: now,
 		UptimeSeconds: now.Sub(s.cfg.Started).Seconds(),
-		Group:         Group{ID: s.cfg.Group, Protocol: s.cfg.Protocol, Generation: -1},
+		Group:         Group{Type: "consumer", ID: s.cfg.Group, Protocol: s.cfg.Protocol, Generation: -1},
 		Partitions:    []Partition{},
 		Stalls:        []Stall{},
 		DeadLetters:   []DeadLetter{},

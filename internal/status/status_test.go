@@ -25,7 +25,7 @@ func ptr[T any](v T) *T { return &v }
 // partition and two dead letters.
 func stuckStatus() *Status {
 	src := fakeSource{Consumer{
-		Group: Group{ID: "orders-svc", Member: "m-1", Generation: 7, Protocol: "classic"},
+		Group: Group{Type: "consumer", ID: "orders-svc", Member: "m-1", Generation: 7, Protocol: "classic"},
 		Partitions: []Partition{
 			{Topic: "orders", Partition: 1, Committed: 40, End: 50, Next: 45, LagRecords: 5, LagSeconds: ptr(0.0), Lanes: []Lane{{Name: "orders/1"}}},
 			{Topic: "orders", Partition: 0, Committed: 100, End: 180, Next: 100, LagRecords: 80, LagSeconds: ptr(95.0), Paused: true,
@@ -71,7 +71,7 @@ func TestViewJSONFieldByField(t *testing.T) {
 	want := map[string]any{
 		"version": "v1.2.3", "commit": "abc1234", "started": "2026-12-07T02:00:00Z", "now": "2026-12-07T03:00:00Z",
 		"uptime_seconds": 3600.0, "ready": false,
-		"group": map[string]any{"id": "orders-svc", "member": "m-1", "generation": 7.0, "protocol": "classic"},
+		"group": map[string]any{"type": "consumer", "id": "orders-svc", "member": "m-1", "generation": 7.0, "protocol": "classic"},
 	}
 	for k, w := range want {
 		if got := fmt.Sprint(v[k]); got != fmt.Sprint(w) {
@@ -201,7 +201,7 @@ func TestPageBehindPrefix(t *testing.T) {
 func TestEmptyViewBeforeJoin(t *testing.T) {
 	s := New(Config{Group: "g", Protocol: "consumer", Started: t0}, Deps{Now: func() time.Time { return t0 }})
 	v := s.View()
-	if v.Group.ID != "g" || v.Group.Member != "" || v.Group.Generation != -1 || v.Partitions == nil || v.Stalls == nil || v.DeadLetters == nil || v.History.Samples == nil {
+	if v.Group.ID != "g" || v.Group.Type != "consumer" || v.Group.Member != "" || v.Group.Generation != -1 || v.Partitions == nil || v.Stalls == nil || v.DeadLetters == nil || v.History.Samples == nil {
 		t.Errorf("got %+v, want the group from the configuration and empty (not null) lists", v)
 	}
 	rec := httptest.NewRecorder()

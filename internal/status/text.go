@@ -62,7 +62,7 @@ func WriteText(w io.Writer, v View) {
 				if b := l.Batch; b != nil {
 					batch = fmt.Sprintf("%d records, offsets %d-%d", b.Records, b.FirstOffset, b.LastOffset)
 					age = fmtSeconds(b.AgeSeconds)
-					attempt = "-"
+					attempt = "no call"
 					if b.Attempt > 0 {
 						attempt = strconv.Itoa(b.Attempt) + " (call " + fmtSeconds(b.CallSeconds) + ")"
 					}
