@@ -89,13 +89,16 @@ func (p *partition) status(now time.Time, calls map[string]process.Call) status.
 
 // lagSecondsLocked returns the age of the next record to handle (the first
 // not finished), from its timestamp: 0 if every record fetched is finished
-// and none is past them; unknown (false) if some are, not fetched yet.
+// and none is past them; unknown (false) if some are, not fetched yet, or
+// the next record has no timestamp.
 // p.mu is held.
 func (p *partition) lagSecondsLocked(now time.Time) (float64, bool) {
 	if p.track.len() > 0 {
-		if r := p.track.ents[p.track.head].rec; r != nil {
-			return max(now.Sub(r.Timestamp).Seconds(), 0), true
+		r := p.track.ents[p.track.head].rec
+		if r == nil || r.Timestamp.IsZero() {
+			return 0, false // no timestamp to tell its age by
 		}
+		return max(now.Sub(r.Timestamp).Seconds(), 0), true
 	}
 	pos := p.next
 	if pos < 0 {

@@ -171,3 +171,33 @@ func checkStatusMetrics(t *testing.T, m *member, topic string) {
 		t.Errorf("consumer_lag_seconds: got %v, want partition 0 an hour behind and 1 at 0", lag)
 	}
 }
+
+func TestLagSecondsOfThePartition(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name      string
+		recs      []*kgo.Record // fetched, none finished
+		next, hwm int64
+		want      float64
+		known     bool
+	}{
+		{name: "nothing fetched yet", next: -1, hwm: 0, known: false},
+		{name: "nothing fetched, records past", next: -1, hwm: 5, known: false},
+		{name: "all finished", next: 5, hwm: 5, want: 0, known: true},
+		{name: "next record a minute old", recs: []*kgo.Record{{Offset: 5, Timestamp: now.Add(-time.Minute)}, {Offset: 6, Timestamp: now}}, next: 5, hwm: 7, want: 60, known: true},
+		{name: "next record from the future", recs: []*kgo.Record{{Offset: 5, Timestamp: now.Add(time.Minute)}}, next: 5, hwm: 6, want: 0, known: true},
+		{name: "next record without a timestamp", recs: []*kgo.Record{{Offset: 5}}, next: 5, hwm: 6, known: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &partition{next: tt.next, base: -1, hwm: tt.hwm}
+			for _, r := range tt.recs {
+				p.track.push(r)
+			}
+			got, known := p.lagSecondsLocked(now)
+			if known != tt.known || (known && got != tt.want) {
+				t.Errorf("got %v %v, want %v %v", got, known, tt.want, tt.known)
+			}
+		})
+	}
+}

@@ -21,7 +21,7 @@ type DeadLetter struct {
 	Offset    int64     `json:"offset"`
 	Kind      string    `json:"kind"`    // dlq.error.kind: decode, handler, validation, expired
 	Message   string    `json:"message"` // dlq.error.message, cut to 500 bytes
-	Time      time.Time `json:"time"`    // when the copy was written
+	Time      time.Time `json:"time"`    // when it was given up on (dlq.failed.at)
 }
 
 // Letters keeps the last MaxLetters dead letters. The zero value is ready
