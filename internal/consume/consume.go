@@ -76,6 +76,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 	"github.com/msk-consumer/msk-consumer/internal/mskevent"
 	"github.com/msk-consumer/msk-consumer/internal/process"
+	"github.com/msk-consumer/msk-consumer/internal/status"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
@@ -98,6 +99,9 @@ type Deps struct {
 	Idempotency *idempotency.Guard
 	// Tracer, if not nil, traces every batch (OTEL_TRACES_EXPORTER).
 	Tracer *tracing.Tracer
+	// Letters, if not nil, records the dead letters acknowledged, for
+	// the status page (status.go).
+	Letters *status.Letters
 }
 
 // Consumer consumes the configured topics as a group member.
@@ -358,7 +362,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		TopicFor: c.cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
 		MaxBytes: limits.get,
-	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
+	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh,
+		OnWritten: c.deadLettered})
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
@@ -369,6 +374,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
+	c.metrics.SetLagSeconds(c.lagSeconds)
 	if c.health != nil {
 		c.health.AddCheck(c.proc.Overdue)
 	}

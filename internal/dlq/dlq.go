@@ -167,7 +167,11 @@ type Deps struct {
 	// producer's batch limit return. An error leaves the decision to the
 	// limit as known.
 	RefreshMaxBytes func(ctx context.Context, topic string) (int32, error)
-	Now             func() time.Time // nil: time.Now
+	// OnWritten, if set, is called once Write has every copy of fs
+	// acknowledged, with when they were built (the status page's last
+	// dead letters, consumer_dead_letters_total).
+	OnWritten func(fs []Failure, at time.Time)
+	Now       func() time.Time // nil: time.Now
 }
 
 // Writer writes failures to the dead-letter topic.
@@ -269,6 +273,9 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 			failed = append(failed, r)
 		}
 		if len(failed) == 0 {
+			if w.d.OnWritten != nil {
+				w.d.OnWritten(fs, at)
+			}
 			return nil
 		}
 		pending = failed
