@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image test-image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 chaos-cluster test-lambda
+.PHONY: test-kafka-848 chaos-cluster test-lambda bench-lambda
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -129,11 +129,20 @@ docs:
 	$(GO) run ./config/internal/gendoc -readme README.md
 
 ## bench: the end-to-end benchmark: the service against the raw client,
-## Python and Powertools, in turns on one broker (results in docs/BENCHMARKS.md;
-## BENCH_FLAGS=--kafka for the real broker)
+## Python and Powertools, in turns on one broker, and the Lambda section
+## where scripts/lambda/setup.sh can build the emulator (results in
+## docs/BENCHMARKS.md; BENCH_FLAGS=--kafka for the real broker)
 BENCH_FLAGS ?=
 bench: build
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-lambda: only make bench's Lambda section: HANDLER=lambda on a pool
+## of Lambda runtime interface emulators running a Go function that takes
+## 20 ms, partition and key order, and what throttling costs
+## (LAMBDA_BENCH_FLAGS adds harness flags, e.g. -lambda-records 48000)
+LAMBDA_BENCH_FLAGS ?=
+bench-lambda: build
+	./scripts/bench.sh $(BENCH_FLAGS) -- -only lambda $(LAMBDA_BENCH_FLAGS)
 
 ## bench-quick: cases 1-4 of make bench at both sizes, one round, the
 ## current tree against a previous build (BENCH_OLD, a git ref: default the

@@ -10,14 +10,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/msk-consumer/msk-consumer/service"
+	"github.com/msk-consumer/msk-consumer/test/lambda/pool"
 )
 
 // The Lambda tier (make test-lambda, scripts/lambda/setup.sh) runs real
@@ -34,117 +31,29 @@ import (
 // Powertools. Without them the tests of this file fail: the tier runs them
 // by name only where it has built them.
 
-// rieProxy routes each Invoke to a free emulator (one serves one
-// invocation at a time and answers only the function name "function"),
-// answers 429 TooManyRequestsException when all are busy, and adds
-// X-Amz-Function-Error where the emulator reports a function error only in
-// the body.
-type rieProxy struct {
-	free      chan string // base URLs of idle emulators
-	throttled atomic.Int64
-	invoked   atomic.Int64
-	fnErrors  atomic.Int64
-}
-
-func (p *rieProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/2015-03-31/functions/") || !strings.HasSuffix(r.URL.Path, "/invocations") {
-		w.Header().Set("x-amzn-ErrorType", "ResourceNotFoundException")
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
-	var base string
-	select {
-	case base = <-p.free:
-	default:
-		p.throttled.Add(1)
-		w.Header().Set("x-amzn-ErrorType", "TooManyRequestsException")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = io.WriteString(w, `{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`)
-		return
-	}
-	defer func() { p.free <- base }()
-	body, _ := io.ReadAll(r.Body)
-	resp, err := http.Post(base+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(body))
-	if err != nil {
-		w.Header().Set("x-amzn-ErrorType", "ServiceException")
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	data, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	p.invoked.Add(1)
-	var fe struct {
-		ErrorType    *string `json:"errorType"`
-		ErrorMessage *string `json:"errorMessage"`
-	}
-	if json.Unmarshal(data, &fe) == nil && fe.ErrorType != nil && fe.ErrorMessage != nil {
-		p.fnErrors.Add(1)
-		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-	}
-	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(data)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startEmulators starts n emulators running cmd in dir with env, and a
-// proxy in front of them.
-func startEmulators(t *testing.T, n int, dir string, env []string, cmd ...string) *rieProxy {
+// startEmulators starts n emulators running cmd in dir with env, and the
+// proxy of test/lambda/pool in front of them (it routes each Invoke to an
+// idle emulator, answers 429 TooManyRequestsException when all are busy,
+// and adds X-Amz-Function-Error); their output is logged if t fails.
+func startEmulators(t *testing.T, n int, dir string, env []string, cmd ...string) *pool.Proxy {
 	t.Helper()
 	rie := os.Getenv("LAMBDA_TEST_RIE")
 	if rie == "" {
 		t.Fatal("LAMBDA_TEST_RIE is not set: run make test-lambda")
 	}
-	p := &rieProxy{free: make(chan string, n)}
-	for range n {
-		addr, api := freePort(t), freePort(t)
-		c := exec.Command(rie, append([]string{"--runtime-interface-emulator-address", addr, "--runtime-api-address", api}, cmd...)...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), env...)
-		var log bytes.Buffer
-		c.Stdout, c.Stderr = &log, &log
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-			if t.Failed() {
-				t.Logf("emulator %s:\n%s", addr, tail(log.String(), 3000))
-			}
-		})
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			conn, err := net.Dial("tcp", addr)
-			if err == nil {
-				conn.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("emulator on %s did not listen", addr)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		p.free <- "http://" + addr
+	emu, err := pool.Start(pool.Options{RIE: rie, N: n, Dir: dir, Env: env, Cmd: cmd})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	t.Cleanup(func() {
+		emu.Close()
+		if t.Failed() {
+			for i, u := range emu.URLs() {
+				t.Logf("emulator %s:\n%s", u, emu.Log(i, 3000))
+			}
+		}
+	})
+	return pool.NewProxy(emu.URLs()...)
 }
 
 // avroOrder encodes {"id": id, "sku": sku} in the schema of
@@ -375,11 +284,11 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	}
 	// Four lanes against two emulators: some invocations were throttled,
 	// retried, and none of them dead-lettered a record.
-	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
-	if proxy.throttled.Load() == 0 {
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.Invoked.Load(), proxy.Throttled.Load(), proxy.FunctionErrors.Load())
+	if proxy.Throttled.Load() == 0 {
 		t.Error("no invocation was throttled: the test did not exercise throttling")
 	}
-	if proxy.fnErrors.Load() == 0 {
+	if proxy.FunctionErrors.Load() == 0 {
 		t.Error("no function error")
 	}
 }
@@ -455,8 +364,8 @@ func TestLambdaGoFunction(t *testing.T) {
 			t.Errorf("offset %d neither handled nor dead-lettered", i)
 		}
 	}
-	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
-	if proxy.fnErrors.Load() == 0 {
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.Invoked.Load(), proxy.Throttled.Load(), proxy.FunctionErrors.Load())
+	if proxy.FunctionErrors.Load() == 0 {
 		t.Error("no function error")
 	}
 }
