@@ -93,12 +93,13 @@ test-kafka-848:
 
 ## test-lambda: the lambda handler against real functions: the service on
 ## kfake invokes a Python function using Powertools' kafka_consumer (Avro
-## with EVENT_RECORD_FORMAT=source, JSON with json) and a Go function built
+## with EVENT_RECORD_FORMAT=source, JSON with json, and Avro framed for a
+## Confluent registry with both) and a Go function built
 ## with aws-lambda-go's events.KafkaEvent in AWS's Lambda runtime
 ## interface emulator, built from its Go module, behind a proxy that
 ## throttles when every emulator is busy (scripts/lambda/setup.sh builds
 ## what it needs into bin/).
-LAMBDA_TESTS = TestLambdaPowertoolsAvro|TestLambdaPowertoolsJSON|TestLambdaGoFunction
+LAMBDA_TESTS = TestLambdaPowertoolsAvro|TestLambdaPowertoolsJSON|TestLambdaPowertoolsRegistryJSON|TestLambdaPowertoolsRegistrySource|TestLambdaGoFunction
 test-lambda:
 	./scripts/lambda/setup.sh
 	LAMBDA_TEST_RIE=$(CURDIR)/bin/aws-lambda-rie LAMBDA_TEST_PYTHON=$(CURDIR)/bin/lambda-venv/bin/python LAMBDA_TEST_GOFN=$(CURDIR)/bin/lambda-gofn \

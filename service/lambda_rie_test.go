@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/msk-consumer/msk-consumer/service"
 	"github.com/msk-consumer/msk-consumer/test/lambda/pool"
@@ -189,10 +193,32 @@ func runLambda(t *testing.T, url string, recs []*kgo.Record, extra map[string]st
 // TestLambdaPowertoolsAvro and TestLambdaPowertoolsJSON run the service
 // with HANDLER=lambda against a Python function using Powertools'
 // kafka_consumer in the emulator, behind the proxy, on kfake.
-func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro") }
-func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json") }
+func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro", false) }
+func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json", false) }
 
-func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
+// TestLambdaPowertoolsRegistryJSON and TestLambdaPowertoolsRegistrySource
+// run the same function on Avro records framed for a Confluent schema
+// registry (franz-go's srfake serves the schema, at id 7): with
+// EVENT_RECORD_FORMAT=json Powertools reads each value's
+// valueSchemaMetadata {dataFormat: JSON, schemaId: "7"} and decodes the
+// JSON the service decoded; with source the framed bytes reach it as they
+// are, and Powertools' own Confluent wire format support decodes them.
+func TestLambdaPowertoolsRegistryJSON(t *testing.T) { testLambdaPowertools(t, "json", "json", true) }
+func TestLambdaPowertoolsRegistrySource(t *testing.T) {
+	testLambdaPowertools(t, "source", "avro-confluent", true)
+}
+
+// orderSchemaID is the id the test registry serves order.avsc at: not 1,
+// so that a schemaId taken from elsewhere would show.
+const orderSchemaID = 7
+
+// confluentFramed frames an Avro body for a Confluent schema registry:
+// magic byte 0, the schema id big-endian, the body.
+func confluentFramed(id uint32, body []byte) []byte {
+	return append([]byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}, body...)
+}
+
+func testLambdaPowertools(t *testing.T, recordFormat, fnMode string, registry bool) {
 	python := os.Getenv("LAMBDA_TEST_PYTHON")
 	if python == "" {
 		t.Fatal("LAMBDA_TEST_PYTHON is not set: run make test-lambda")
@@ -228,14 +254,29 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	var recs []*kgo.Record
 	for i := range n {
 		sku := fmt.Sprintf("%s-%03d", kind(i), i)
-		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: avroOrder(int64(i), sku),
+		v := avroOrder(int64(i), sku)
+		if registry {
+			v = confluentFramed(orderSchemaID, v)
+		}
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: v,
 			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{'x', 0xff, byte(i)}}}})
 	}
-	runLambda(t, srv.URL, recs, map[string]string{
+	env := map[string]string{
 		"VALUE_FORMAT":        "avro",
 		"VALUE_SCHEMA_FILE":   filepath.Join(fnDir, "order.avsc"),
 		"EVENT_RECORD_FORMAT": recordFormat,
-	}, wantDead, func(off int64) string {
+	}
+	if registry {
+		schema, err := os.ReadFile(filepath.Join(fnDir, "order.avsc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := srfake.New()
+		t.Cleanup(reg.Close)
+		reg.SeedSchema("orders-value", 1, orderSchemaID, sr.Schema{Schema: string(schema), Type: sr.TypeAvro})
+		env["VALUE_SCHEMA_REGISTRY"], env["SCHEMA_REGISTRY_URL"] = "confluent", reg.URL()
+	}
+	runLambda(t, srv.URL, recs, env, wantDead, func(off int64) string {
 		return fmt.Sprintf("ValueError: cannot handle RAISE-%03d at offset %d", off, off)
 	})
 
@@ -249,10 +290,13 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var line struct {
-			Offset  int64             `json:"offset"`
-			Key     string            `json:"key"`
-			Value   map[string]any    `json:"value"`
-			Headers map[string]string `json:"headers"`
+			Offset              int64             `json:"offset"`
+			Key                 string            `json:"key"`
+			Value               map[string]any    `json:"value"`
+			OriginalValue       string            `json:"originalValue"`
+			KeySchemaMetadata   map[string]any    `json:"keySchemaMetadata"`
+			ValueSchemaMetadata map[string]any    `json:"valueSchemaMetadata"`
+			Headers             map[string]string `json:"headers"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatal(err)
@@ -274,6 +318,25 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 		}
 		if line.Headers["h"] != string([]rune{'x', 0xff, rune(i)}) {
 			t.Errorf("offset %d: header %q", i, line.Headers["h"])
+		}
+		// The schema metadata: only a registry-framed value with json
+		// has it, and the key (not framed) never.
+		var wantMeta map[string]any
+		if registry && recordFormat == "json" {
+			wantMeta = map[string]any{"dataFormat": "JSON", "schemaId": strconv.Itoa(orderSchemaID)}
+		}
+		if !reflect.DeepEqual(line.ValueSchemaMetadata, wantMeta) {
+			t.Errorf("offset %d: Powertools read valueSchemaMetadata %v, want %v", i, line.ValueSchemaMetadata, wantMeta)
+		}
+		if line.KeySchemaMetadata != nil {
+			t.Errorf("offset %d: keySchemaMetadata %v for a key no registry framed", i, line.KeySchemaMetadata)
+		}
+		// With source the function gets the record's bytes as they are,
+		// the registry framing included.
+		if recordFormat == "source" {
+			if v, err := base64.StdEncoding.DecodeString(line.OriginalValue); err != nil || !bytes.Equal(v, recs[i].Value) {
+				t.Errorf("offset %d: original value %x, want the record's bytes %x", i, v, recs[i].Value)
+			}
 		}
 		handled[i] = true
 	}
