@@ -74,24 +74,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`)
 		return
 	}
-	// The emulator goes back to the idle ones only once it has answered:
-	// the request to it does not take the caller's context, so a caller
-	// that gives up (its timeout) never lets a second invocation reach a
-	// busy emulator.
-	defer func() { p.free <- base }()
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	resp, err := p.client.Post(base+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(body))
-	if err != nil {
-		w.Header().Set("x-amzn-ErrorType", "ServiceException")
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	data, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
+	data, code, err := p.invoke(base, r.Body)
 	if err != nil {
 		w.Header().Set("x-amzn-ErrorType", "ServiceException")
 		w.WriteHeader(http.StatusInternalServerError)
@@ -103,8 +86,29 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
 	}
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(code)
 	_, _ = w.Write(data)
+}
+
+// invoke posts the event in body to the idle emulator at base and returns
+// its answer. The emulator is idle again once it has answered, before the
+// caller has the answer, so that the caller's next invocation finds it
+// idle. The request to it does not take the caller's context: a caller
+// that gives up (its timeout) never lets a second invocation reach a busy
+// emulator.
+func (p *Proxy) invoke(base string, body io.Reader) ([]byte, int, error) {
+	defer func() { p.free <- base }()
+	event, err := io.ReadAll(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := p.client.Post(base+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(event))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return data, resp.StatusCode, err
 }
 
 // isFunctionError reports whether an emulator's answer is the error
@@ -164,18 +168,13 @@ func Start(o Options) (*Emulators, error) {
 	if o.N <= 0 || len(o.Cmd) == 0 {
 		return nil, errors.New("pool: no emulators or no command")
 	}
+	addrs, err := freeAddrs(2 * o.N)
+	if err != nil {
+		return nil, err
+	}
 	e := &Emulators{}
-	for range o.N {
-		addr, err := freeAddr()
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-		api, err := freeAddr()
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
+	for i := range o.N {
+		addr, api := addrs[2*i], addrs[2*i+1]
 		c := exec.Command(o.RIE, append([]string{"--runtime-interface-emulator-address", addr, "--runtime-api-address", api}, o.Cmd...)...)
 		c.Dir = o.Dir
 		c.Env = append(os.Environ(), o.Env...)
@@ -233,15 +232,22 @@ func (e *Emulators) Close() {
 	})
 }
 
-// freeAddr is a free TCP address of 127.0.0.1. Another process may take it
-// before the emulator listens on it; Start then fails and says so.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n distinct free TCP addresses of 127.0.0.1. Each
+// listener stays open until all are chosen: closed at once, the kernel may
+// hand the same port out twice, and two emulators (one's API, the other's
+// invocations) would share it. Another process may still take one before
+// an emulator listens on it.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs, nil
 }
 
 // lockedBuffer is an emulator's output, written by exec's copying goroutine

@@ -180,3 +180,21 @@ func TestStartWithoutEmulator(t *testing.T) {
 		t.Error("Start without RIE returned no error")
 	}
 }
+
+// TestFreeAddrsDistinct: the addresses of one Start are distinct. Taken one
+// at a time, each listener closed before the next, the kernel handed the
+// same port out twice now and then, and an emulator's invocations went to
+// another's runtime API (a warm-up invocation answered 404).
+func TestFreeAddrsDistinct(t *testing.T) {
+	addrs, err := freeAddrs(500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("address %s handed out twice", a)
+		}
+		seen[a] = true
+	}
+}
