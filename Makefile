@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image test-image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 chaos-cluster test-lambda test-browser
+.PHONY: test-kafka-848 chaos-cluster test-lambda test-browser bench-lambda
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -93,12 +93,13 @@ test-kafka-848:
 
 ## test-lambda: the lambda handler against real functions: the service on
 ## kfake invokes a Python function using Powertools' kafka_consumer (Avro
-## with EVENT_RECORD_FORMAT=source, JSON with json) and a Go function built
+## with EVENT_RECORD_FORMAT=source, JSON with json, and Avro framed for a
+## Confluent registry with both) and a Go function built
 ## with aws-lambda-go's events.KafkaEvent in AWS's Lambda runtime
 ## interface emulator, built from its Go module, behind a proxy that
 ## throttles when every emulator is busy (scripts/lambda/setup.sh builds
 ## what it needs into bin/).
-LAMBDA_TESTS = TestLambdaPowertoolsAvro|TestLambdaPowertoolsJSON|TestLambdaGoFunction
+LAMBDA_TESTS = TestLambdaPowertoolsAvro|TestLambdaPowertoolsJSON|TestLambdaPowertoolsRegistryJSON|TestLambdaPowertoolsRegistrySource|TestLambdaGoFunction
 test-lambda:
 	./scripts/lambda/setup.sh
 	LAMBDA_TEST_RIE=$(CURDIR)/bin/aws-lambda-rie LAMBDA_TEST_PYTHON=$(CURDIR)/bin/lambda-venv/bin/python LAMBDA_TEST_GOFN=$(CURDIR)/bin/lambda-gofn \
@@ -140,11 +141,20 @@ docs:
 	$(GO) run ./config/internal/gendoc -readme README.md
 
 ## bench: the end-to-end benchmark: the service against the raw client,
-## Python and Powertools, in turns on one broker (results in docs/BENCHMARKS.md;
-## BENCH_FLAGS=--kafka for the real broker)
+## Python and Powertools, in turns on one broker, and the Lambda section
+## where scripts/lambda/setup.sh can build the emulator (results in
+## docs/BENCHMARKS.md; BENCH_FLAGS=--kafka for the real broker)
 BENCH_FLAGS ?=
 bench: build
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-lambda: only make bench's Lambda section: HANDLER=lambda on a pool
+## of Lambda runtime interface emulators running a Go function that takes
+## 20 ms, partition and key order, and what throttling costs
+## (LAMBDA_BENCH_FLAGS adds harness flags, e.g. -lambda-records 48000)
+LAMBDA_BENCH_FLAGS ?=
+bench-lambda: build
+	./scripts/bench.sh $(BENCH_FLAGS) -- -only lambda $(LAMBDA_BENCH_FLAGS)
 
 ## bench-quick: cases 1-4 of make bench at both sizes, one round, the
 ## current tree against a previous build (BENCH_OLD, a git ref: default the

@@ -281,19 +281,46 @@ func scalerPatches(kustomization string) map[string]string {
 	return out
 }
 
-// TestECSTaskDefinition loads the environment of deploy/ecs's task
-// definition as the container will see it, checks it is prod.env's, and that
-// ECS waits longer than SHUTDOWN_TIMEOUT before SIGKILL.
+// TestECSTaskDefinition loads the environment of each of deploy/ecs's task
+// definitions as the container will see it, checks it is the example's
+// (task-definition.json is prod.env's, task-definition-<variant>.json
+// prod-<variant>.env's), and that ECS waits longer than SHUTDOWN_TIMEOUT
+// before SIGKILL; and that every prod example has its task definition.
 func TestECSTaskDefinition(t *testing.T) {
-	path := filepath.Join("..", "deploy", "ecs", "task-definition.json")
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	dir := filepath.Join("..", "deploy", "ecs")
+	files, err := filepath.Glob(filepath.Join(dir, "task-definition*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
 		t.Skip("no deploy/ecs in this tree")
 	}
+	covered := map[string]bool{}
+	for _, path := range files {
+		variant := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "task-definition"), ".json")
+		example := filepath.Join("examples", "prod"+variant+".env")
+		covered[example] = true
+		t.Run(filepath.Base(path), func(t *testing.T) { checkTaskDefinition(t, path, example) })
+	}
+	examples, err := filepath.Glob(filepath.Join("examples", "prod*.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range examples {
+		if !covered[e] {
+			t.Errorf("%s has no task definition in deploy/ecs (task-definition%s.json)", e,
+				strings.TrimSuffix(strings.TrimPrefix(filepath.Base(e), "prod"), ".env"))
+		}
+	}
+}
+
+func checkTaskDefinition(t *testing.T, path, example string) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var td struct {
+		TaskRoleArn          string
 		ContainerDefinitions []struct {
 			Name        string
 			Image       string
@@ -328,6 +355,11 @@ func TestECSTaskDefinition(t *testing.T) {
 	if vars[envHandler] == "http" && !secrets[envHTTPHandlerAuth] {
 		t.Errorf("%s: HANDLER=http without %s in \"secrets\"", path, envHTTPHandlerAuth)
 	}
+	// The task role is what the service authenticates with, to MSK and
+	// to Lambda (deploy/iam/lambda-invoke-policy.json goes on it).
+	if !strings.HasPrefix(td.TaskRoleArn, "arn:aws:iam::") {
+		t.Errorf("%s: taskRoleArn %q: want the role the service runs as", path, td.TaskRoleArn)
+	}
 	checkSecretURLs(t, path, vars, func(secret string) bool { return secrets[secret] })
 	for urlVar := range secretURLs {
 		if u, err := url.Parse(vars[urlVar]); err == nil && clusterLocal(u.Hostname()) {
@@ -345,9 +377,15 @@ func TestECSTaskDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: the container's environment does not load:\n%v", path, err)
 	}
-	for k, v := range parseEnvFile(t, filepath.Join("examples", "prod.env")) {
+	want := parseEnvFile(t, example)
+	for k, v := range want {
 		if vars[k] != v {
-			t.Errorf("%s: %s=%q, but examples/prod.env has %q", path, k, vars[k], v)
+			t.Errorf("%s: %s=%q, but %s has %q", path, k, vars[k], example, v)
+		}
+	}
+	for k := range vars {
+		if _, ok := want[k]; !ok && !secrets[k] {
+			t.Errorf("%s sets %s, which %s does not", path, k, example)
 		}
 	}
 	stop := time.Duration(c.StopTimeout) * time.Second

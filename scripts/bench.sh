@@ -15,6 +15,14 @@
 #   scripts/bench.sh -- -only handler   # only the handler-bound section: records/s per
 #                                       # PROCESSING_ORDER with a 20 ms HTTP sink and a
 #                                       # 2 ms-per-record Go handler, and the 1% DLQ case
+#   scripts/bench.sh -- -only lambda    # only the Lambda section (make bench-lambda): HANDLER=lambda
+#                                       # on a pool of Lambda runtime interface emulators running a
+#                                       # 20 ms Go function, partition and key order, and throttling
+#
+# The Lambda section runs in the whole benchmark too, where
+# scripts/lambda/setup.sh (its emulator and Go function only) can build
+# what it needs into bin/; where it cannot, the table says the section did
+# not run.
 #
 # Python (aiokafka, fastavro) and Node (@aws-lambda-powertools/kafka,
 # avro-js, and underscore, which avro-js 1.12 requires without declaring it)
@@ -50,6 +58,22 @@ case " $* " in *" -only tracing "*|*" -only=tracing "*|*" --only tracing "*|*" -
 case " $* " in *" -only dlq "*|*" -only=dlq "*|*" --only dlq "*|*" --only=dlq "*) memory_only=1 ;; esac
 stores=
 case " $* " in *" -only stores "*|*" -only=stores "*|*" --only stores "*|*" --only=stores "*) memory_only=1; stores=1 ;; esac
+# The Lambda section needs the emulator and the Go function
+# (scripts/lambda/setup.sh go), in the whole run and with -only lambda.
+lambda=1
+[ -n "$memory_only" ] && lambda=
+case " $* " in *" -only lambda "*|*" -only=lambda "*|*" --only lambda "*|*" --only=lambda "*) memory_only=1; lambda=only ;; esac
+lambda_flags=()
+if [ -n "$lambda" ]; then
+  echo "== lambda emulator and function (scripts/lambda/setup.sh go)" >&2
+  if ./scripts/lambda/setup.sh go >&2; then
+    lambda_flags=(-lambda-rie "$root/bin/aws-lambda-rie" -lambda-fn "$root/bin/lambda-gofn")
+  elif [ "$lambda" = only ]; then
+    echo "scripts/lambda/setup.sh failed: no Lambda section" >&2; exit 1
+  else
+    echo "scripts/lambda/setup.sh failed: the benchmark runs without its Lambda section" >&2
+  fi
+fi
 
 cache=bin/benchcache
 py="$cache/venv/bin/python"
@@ -100,4 +124,4 @@ echo "== run (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 bin/bench/harness -brokers "$brokers" -broker-name "$name" -command "$cmdline" \
   -consumer bin/consumer -ceiling bin/bench/ceiling \
   -python "$root/$py" -node-dir "$root/$nodedir" -bench-dir "$root/test/bench" \
-  -out bin/bench/results.json -md bin/bench/results.md -work bin/bench/work "$@"
+  -out bin/bench/results.json -md bin/bench/results.md -work bin/bench/work ${lambda_flags[@]+"${lambda_flags[@]}"} "$@"

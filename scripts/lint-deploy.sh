@@ -120,11 +120,12 @@ for overlay in deploy/k8s/overlays/*/; do
     "$out" || fail "kubeconform: overlay $env"
 
   # What a schema cannot say.
-  "$PYTHON" - "$out" "$overlay/consumer.env" "$env" <<'PY' || fail "manifest rules: overlay $env"
+  "$PYTHON" - "$out" "$overlay/consumer.env" "$env" "$overlay/kustomization.yaml" <<'PY' || fail "manifest rules: overlay $env"
 import re, sys
 docs = open(sys.argv[1]).read().split("\n---\n")
 env = dict(l.split("=", 1) for l in open(sys.argv[2]).read().splitlines() if l and not l.startswith("#"))
 name, problems = sys.argv[3], []
+kustomization = open(sys.argv[4]).read()
 def kind(k): return [d for d in docs if re.search(rf"^kind: {k}$", d, re.M)]
 def seconds(d):
     m = re.fullmatch(r"(\d+)(ms|s|m)", d)
@@ -154,6 +155,17 @@ else:
 sa = kind("ServiceAccount")
 if not sa or "eks.amazonaws.com/role-arn: arn:aws:iam::" not in sa[0]:
     problems.append("ServiceAccount lacks the IRSA role annotation")
+# The Lambda variant: the function named, and the IRSA role's policy for
+# invoking it named where the overlay sets the role (the service invokes
+# with the pod's own credentials, never with KAFKA_IAM_ROLE_ARN's).
+if env.get("HANDLER") == "lambda":
+    if not env.get("LAMBDA_FUNCTION_NAME"):
+        problems.append("HANDLER=lambda without LAMBDA_FUNCTION_NAME")
+    if "deploy/iam/lambda-invoke-policy.json" not in kustomization:
+        problems.append("HANDLER=lambda: the kustomization does not name deploy/iam/lambda-invoke-policy.json for the IRSA role")
+    for v in ("HTTP_HANDLER_URL", "HTTP_HANDLER_BODY"):
+        if v in env:
+            problems.append(f"HANDLER=lambda with {v}, which only HANDLER=http reads")
 for p in problems: print(f"{name}: {p}", file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY

@@ -10,22 +10,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/msk-consumer/msk-consumer/service"
+	"github.com/msk-consumer/msk-consumer/test/lambda/pool"
 )
 
 // The Lambda tier (make test-lambda, scripts/lambda/setup.sh) runs real
@@ -34,117 +35,29 @@ import (
 // Powertools. Without them the tests of this file fail: the tier runs them
 // by name only where it has built them.
 
-// rieProxy routes each Invoke to a free emulator (one serves one
-// invocation at a time and answers only the function name "function"),
-// answers 429 TooManyRequestsException when all are busy, and adds
-// X-Amz-Function-Error where the emulator reports a function error only in
-// the body.
-type rieProxy struct {
-	free      chan string // base URLs of idle emulators
-	throttled atomic.Int64
-	invoked   atomic.Int64
-	fnErrors  atomic.Int64
-}
-
-func (p *rieProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/2015-03-31/functions/") || !strings.HasSuffix(r.URL.Path, "/invocations") {
-		w.Header().Set("x-amzn-ErrorType", "ResourceNotFoundException")
-		w.WriteHeader(http.StatusNotFound)
-		return
-	}
-	var base string
-	select {
-	case base = <-p.free:
-	default:
-		p.throttled.Add(1)
-		w.Header().Set("x-amzn-ErrorType", "TooManyRequestsException")
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = io.WriteString(w, `{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`)
-		return
-	}
-	defer func() { p.free <- base }()
-	body, _ := io.ReadAll(r.Body)
-	resp, err := http.Post(base+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(body))
-	if err != nil {
-		w.Header().Set("x-amzn-ErrorType", "ServiceException")
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	data, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	p.invoked.Add(1)
-	var fe struct {
-		ErrorType    *string `json:"errorType"`
-		ErrorMessage *string `json:"errorMessage"`
-	}
-	if json.Unmarshal(data, &fe) == nil && fe.ErrorType != nil && fe.ErrorMessage != nil {
-		p.fnErrors.Add(1)
-		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-	}
-	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(data)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startEmulators starts n emulators running cmd in dir with env, and a
-// proxy in front of them.
-func startEmulators(t *testing.T, n int, dir string, env []string, cmd ...string) *rieProxy {
+// startEmulators starts n emulators running cmd in dir with env, and the
+// proxy of test/lambda/pool in front of them (it routes each Invoke to an
+// idle emulator, answers 429 TooManyRequestsException when all are busy,
+// and adds X-Amz-Function-Error); their output is logged if t fails.
+func startEmulators(t *testing.T, n int, dir string, env []string, cmd ...string) *pool.Proxy {
 	t.Helper()
 	rie := os.Getenv("LAMBDA_TEST_RIE")
 	if rie == "" {
 		t.Fatal("LAMBDA_TEST_RIE is not set: run make test-lambda")
 	}
-	p := &rieProxy{free: make(chan string, n)}
-	for range n {
-		addr, api := freePort(t), freePort(t)
-		c := exec.Command(rie, append([]string{"--runtime-interface-emulator-address", addr, "--runtime-api-address", api}, cmd...)...)
-		c.Dir = dir
-		c.Env = append(os.Environ(), env...)
-		var log bytes.Buffer
-		c.Stdout, c.Stderr = &log, &log
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-			if t.Failed() {
-				t.Logf("emulator %s:\n%s", addr, tail(log.String(), 3000))
-			}
-		})
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			conn, err := net.Dial("tcp", addr)
-			if err == nil {
-				conn.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("emulator on %s did not listen", addr)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		p.free <- "http://" + addr
+	emu, err := pool.Start(pool.Options{RIE: rie, N: n, Dir: dir, Env: env, Cmd: cmd})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	t.Cleanup(func() {
+		emu.Close()
+		if t.Failed() {
+			for i, u := range emu.URLs() {
+				t.Logf("emulator %s:\n%s", u, emu.Log(i, 3000))
+			}
+		}
+	})
+	return pool.NewProxy(emu.URLs()...)
 }
 
 // avroOrder encodes {"id": id, "sku": sku} in the schema of
@@ -280,10 +193,32 @@ func runLambda(t *testing.T, url string, recs []*kgo.Record, extra map[string]st
 // TestLambdaPowertoolsAvro and TestLambdaPowertoolsJSON run the service
 // with HANDLER=lambda against a Python function using Powertools'
 // kafka_consumer in the emulator, behind the proxy, on kfake.
-func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro") }
-func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json") }
+func TestLambdaPowertoolsAvro(t *testing.T) { testLambdaPowertools(t, "source", "avro", false) }
+func TestLambdaPowertoolsJSON(t *testing.T) { testLambdaPowertools(t, "json", "json", false) }
 
-func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
+// TestLambdaPowertoolsRegistryJSON and TestLambdaPowertoolsRegistrySource
+// run the same function on Avro records framed for a Confluent schema
+// registry (franz-go's srfake serves the schema, at id 7): with
+// EVENT_RECORD_FORMAT=json Powertools reads each value's
+// valueSchemaMetadata {dataFormat: JSON, schemaId: "7"} and decodes the
+// JSON the service decoded; with source the framed bytes reach it as they
+// are, and Powertools' own Confluent wire format support decodes them.
+func TestLambdaPowertoolsRegistryJSON(t *testing.T) { testLambdaPowertools(t, "json", "json", true) }
+func TestLambdaPowertoolsRegistrySource(t *testing.T) {
+	testLambdaPowertools(t, "source", "avro-confluent", true)
+}
+
+// orderSchemaID is the id the test registry serves order.avsc at: not 1,
+// so that a schemaId taken from elsewhere would show.
+const orderSchemaID = 7
+
+// confluentFramed frames an Avro body for a Confluent schema registry:
+// magic byte 0, the schema id big-endian, the body.
+func confluentFramed(id uint32, body []byte) []byte {
+	return append([]byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}, body...)
+}
+
+func testLambdaPowertools(t *testing.T, recordFormat, fnMode string, registry bool) {
 	python := os.Getenv("LAMBDA_TEST_PYTHON")
 	if python == "" {
 		t.Fatal("LAMBDA_TEST_PYTHON is not set: run make test-lambda")
@@ -319,14 +254,29 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	var recs []*kgo.Record
 	for i := range n {
 		sku := fmt.Sprintf("%s-%03d", kind(i), i)
-		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: avroOrder(int64(i), sku),
+		v := avroOrder(int64(i), sku)
+		if registry {
+			v = confluentFramed(orderSchemaID, v)
+		}
+		recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%5), Value: v,
 			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{'x', 0xff, byte(i)}}}})
 	}
-	runLambda(t, srv.URL, recs, map[string]string{
+	env := map[string]string{
 		"VALUE_FORMAT":        "avro",
 		"VALUE_SCHEMA_FILE":   filepath.Join(fnDir, "order.avsc"),
 		"EVENT_RECORD_FORMAT": recordFormat,
-	}, wantDead, func(off int64) string {
+	}
+	if registry {
+		schema, err := os.ReadFile(filepath.Join(fnDir, "order.avsc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := srfake.New()
+		t.Cleanup(reg.Close)
+		reg.SeedSchema("orders-value", 1, orderSchemaID, sr.Schema{Schema: string(schema), Type: sr.TypeAvro})
+		env["VALUE_SCHEMA_REGISTRY"], env["SCHEMA_REGISTRY_URL"] = "confluent", reg.URL()
+	}
+	runLambda(t, srv.URL, recs, env, wantDead, func(off int64) string {
 		return fmt.Sprintf("ValueError: cannot handle RAISE-%03d at offset %d", off, off)
 	})
 
@@ -340,10 +290,13 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var line struct {
-			Offset  int64             `json:"offset"`
-			Key     string            `json:"key"`
-			Value   map[string]any    `json:"value"`
-			Headers map[string]string `json:"headers"`
+			Offset              int64             `json:"offset"`
+			Key                 string            `json:"key"`
+			Value               map[string]any    `json:"value"`
+			OriginalValue       string            `json:"originalValue"`
+			KeySchemaMetadata   map[string]any    `json:"keySchemaMetadata"`
+			ValueSchemaMetadata map[string]any    `json:"valueSchemaMetadata"`
+			Headers             map[string]string `json:"headers"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatal(err)
@@ -366,6 +319,25 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 		if line.Headers["h"] != string([]rune{'x', 0xff, rune(i)}) {
 			t.Errorf("offset %d: header %q", i, line.Headers["h"])
 		}
+		// The schema metadata: only a registry-framed value with json
+		// has it, and the key (not framed) never.
+		var wantMeta map[string]any
+		if registry && recordFormat == "json" {
+			wantMeta = map[string]any{"dataFormat": "JSON", "schemaId": strconv.Itoa(orderSchemaID)}
+		}
+		if !reflect.DeepEqual(line.ValueSchemaMetadata, wantMeta) {
+			t.Errorf("offset %d: Powertools read valueSchemaMetadata %v, want %v", i, line.ValueSchemaMetadata, wantMeta)
+		}
+		if line.KeySchemaMetadata != nil {
+			t.Errorf("offset %d: keySchemaMetadata %v for a key no registry framed", i, line.KeySchemaMetadata)
+		}
+		// With source the function gets the record's bytes as they are,
+		// the registry framing included.
+		if recordFormat == "source" {
+			if v, err := base64.StdEncoding.DecodeString(line.OriginalValue); err != nil || !bytes.Equal(v, recs[i].Value) {
+				t.Errorf("offset %d: original value %x, want the record's bytes %x", i, v, recs[i].Value)
+			}
+		}
 		handled[i] = true
 	}
 	for i := range int64(n) {
@@ -375,11 +347,11 @@ func testLambdaPowertools(t *testing.T, recordFormat, fnMode string) {
 	}
 	// Four lanes against two emulators: some invocations were throttled,
 	// retried, and none of them dead-lettered a record.
-	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
-	if proxy.throttled.Load() == 0 {
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.Invoked.Load(), proxy.Throttled.Load(), proxy.FunctionErrors.Load())
+	if proxy.Throttled.Load() == 0 {
 		t.Error("no invocation was throttled: the test did not exercise throttling")
 	}
-	if proxy.fnErrors.Load() == 0 {
+	if proxy.FunctionErrors.Load() == 0 {
 		t.Error("no function error")
 	}
 }
@@ -455,8 +427,8 @@ func TestLambdaGoFunction(t *testing.T) {
 			t.Errorf("offset %d neither handled nor dead-lettered", i)
 		}
 	}
-	t.Logf("invocations %d, throttled %d, function errors %d", proxy.invoked.Load(), proxy.throttled.Load(), proxy.fnErrors.Load())
-	if proxy.fnErrors.Load() == 0 {
+	t.Logf("invocations %d, throttled %d, function errors %d", proxy.Invoked.Load(), proxy.Throttled.Load(), proxy.FunctionErrors.Load())
+	if proxy.FunctionErrors.Load() == 0 {
 		t.Error("no function error")
 	}
 }

@@ -140,6 +140,15 @@ func (e *Encoder) Append(dst []byte, topic string, partition int32, recs []handl
 	return append(dst, closing...), len(recs)
 }
 
+// AppendProbe appends the event without records, its records an empty
+// object: the probe `consumer check` posts to an HTTP handler with
+// HTTP_HANDLER_BODY=msk, as it posts a batch without records otherwise.
+// The service never sends one while consuming.
+func (e *Encoder) AppendProbe(dst []byte) []byte {
+	dst = append(dst, e.prefix...)
+	return append(dst, "}}"...)
+}
+
 // Size returns the size in bytes of the event of the one record r.
 func (e *Encoder) Size(topic string, partition int32, r *handler.Record) int {
 	buf, _ := e.Append(nil, topic, partition, []handler.Record{*r}, 0)

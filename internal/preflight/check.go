@@ -25,6 +25,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
+	"github.com/msk-consumer/msk-consumer/internal/mskevent"
 )
 
 // Status is the outcome of one check.
@@ -579,7 +580,9 @@ func checkLambda(ctx context.Context, cfg config.Config, d Deps) []Result {
 
 // probeHTTP POSTs the contract's probe, a batch without records, to the
 // handler's URL, as the service posts a batch (its Content-Type, Accept,
-// User-Agent and HTTP_HANDLER_AUTH_HEADER), and wants a 2xx.
+// User-Agent and HTTP_HANDLER_AUTH_HEADER), and wants a 2xx. With
+// HTTP_HANDLER_BODY=msk the probe is the MSK event without records (an
+// empty records object), the shape such a handler reads.
 func probeHTTP(ctx context.Context, cfg config.Config, d Deps, name string) Result {
 	h := cfg.Handler
 	topic := ""
@@ -591,6 +594,11 @@ func probeHTTP(ctx context.Context, cfg config.Config, d Deps, name string) Resu
 		Partition int32    `json:"partition"`
 		Records   []string `json:"records"`
 	}{topic, 0, []string{}})
+	probe := "the probe (a POST of an empty batch)"
+	if h.HTTPBody == config.BodyMSK {
+		body = mskevent.New(mskevent.Options{ClusterARN: h.KafkaClusterARN, BootstrapServers: cfg.Kafka.Brokers}).AppendProbe(nil)
+		probe = "the probe (a POST of an MSK event without records)"
+	}
 	pctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(pctx, http.MethodPost, h.HTTPURL, bytes.NewReader(body))
@@ -607,7 +615,6 @@ func probeHTTP(ctx context.Context, cfg config.Config, d Deps, name string) Resu
 	if hc == nil {
 		hc = &http.Client{Timeout: d.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	const probe = "the probe (a POST of an empty batch)"
 	resp, err := hc.Do(req)
 	if err != nil {
 		return Result{Check: name, Status: Fail, Detail: probe + ": " + redactErr(err, h.HTTPURL),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -347,5 +348,60 @@ func fakeRedis(c net.Conn) {
 		default:
 			c.Write([]byte("+OK\r\n")) //nolint:errcheck // a test server
 		}
+	}
+}
+
+// TestCheckProbesMSKBody: with HTTP_HANDLER_BODY=msk the probe is the MSK
+// event without records, the shape a handler written for Lambda reads
+// (a Powertools kafka_consumer handler would fail on the batch's list of
+// records): eventSource, eventSourceArn with KAFKA_CLUSTER_ARN,
+// bootstrapServers, and records an empty object.
+func TestCheckProbesMSKBody(t *testing.T) {
+	const arn = "arn:aws:kafka:eu-west-1:123456789012:cluster/orders/abcd-1"
+	for _, tc := range []struct {
+		name, arn, wantSource string
+	}{
+		{name: "MSK", arn: arn, wantSource: "aws:kafka"},
+		{name: "self-managed", wantSource: "SelfManagedKafka"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t, nil)
+			var probes atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var ev map[string]json.RawMessage
+				if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.Method != http.MethodPost {
+					t.Errorf("probe: %v", err)
+					w.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				want := map[string]string{"eventSource": `"` + tc.wantSource + `"`, "records": "{}",
+					"bootstrapServers": `"` + strings.Join(e.cfg.Kafka.Brokers, ",") + `"`}
+				if tc.arn != "" {
+					want["eventSourceArn"] = `"` + tc.arn + `"`
+				}
+				got := map[string]string{}
+				for k, v := range ev {
+					got[k] = string(v)
+				}
+				if !maps.Equal(got, want) {
+					t.Errorf("got probe %v, want %v", got, want)
+					w.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				probes.Add(1)
+				_, _ = w.Write([]byte(`{"batchItemFailures":[]}`))
+			}))
+			t.Cleanup(srv.Close)
+			e.cfg.Handler.Name, e.cfg.Handler.HTTPURL = config.HandlerHTTP, srv.URL+"/events"
+			e.cfg.Handler.HTTPBody, e.cfg.Handler.KafkaClusterARN = config.BodyMSK, tc.arn
+			rs := e.check(t)
+			r := line(t, rs, "HTTP handler")
+			if want := "answers the probe (a POST of an MSK event without records) with 200 OK"; r.Status != Pass || r.Detail != want {
+				t.Errorf("got %v %q, want pass %q", r.Status, r.Detail, want)
+			}
+			if probes.Load() != 1 {
+				t.Errorf("the handler got %d probes, want 1", probes.Load())
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type HandlerResult struct {
 	Lanes   int     `json:"lanes"`
 	DLQ     bool    `json:"dlq"` // 1% undecodable records
 	Records int     `json:"records"`
+	Dead    int64   `json:"dead_lettered"`
 	Seconds float64 `json:"seconds"`
 	Rate    float64 `json:"rate"`
 	Err     string  `json:"err,omitempty"`
@@ -97,21 +99,32 @@ func preloadKeyed(ctx context.Context, adm *kadm.Client, cl *kgo.Client, topic s
 // returns the rate from the handler's first call to the last record
 // finished (the last partial batch of each lane waits BATCH_MAX_WAIT, which
 // the rate includes).
-func handlerRun(ctx context.Context, topic string, n int, hname, order string, lanes int, sinkURL string) HandlerResult {
+//
+// hname is "http" (posting to sinkURL), "go" (sleepPerRecord) or "lambda"
+// (invoking through the Lambda API at sinkURL, lambda.go); maxInFlight is
+// MAX_IN_FLIGHT_BATCHES, 0 for one slot per lane of every partition.
+func handlerRun(ctx context.Context, topic string, n int, hname, order string, lanes int, sinkURL string, maxInFlight int) HandlerResult {
 	r := HandlerResult{Handler: hname, Order: order, Lanes: lanes, Records: n}
+	if maxInFlight <= 0 {
+		// Enough slots for every lane of every partition: the handler
+		// is the limit under test, not the slots.
+		maxInFlight = max(*partitions*lanes, 16)
+	}
 	env := map[string]string{
 		"KAFKA_BROKERS": *brokers, "KAFKA_TOPICS": topic, "KAFKA_GROUP_ID": group("hb"),
 		"KAFKA_AUTH": "none", "VALUE_FORMAT": "json", "KEY_FORMAT": "string",
 		"BATCH_MAX_RECORDS": "100", "BATCH_MAX_WAIT": "100ms",
-		// Enough slots for every lane of every partition: the handler
-		// is the limit under test, not the slots.
-		"MAX_IN_FLIGHT_BATCHES": strconv.Itoa(max(*partitions*lanes, 16)),
+		"MAX_IN_FLIGHT_BATCHES": strconv.Itoa(maxInFlight),
 		"PROCESSING_ORDER":      order, "PARTITION_CONCURRENCY": strconv.Itoa(lanes),
 		"SHUTDOWN_TIMEOUT": "10s", "LOG_LEVEL": "error",
 	}
-	if hname == "http" {
+	switch hname {
+	case "http":
 		env["HANDLER"], env["HTTP_HANDLER_URL"] = "http", sinkURL
-	} else {
+	case "lambda":
+		env["HANDLER"], env["LAMBDA_FUNCTION_NAME"], env["LAMBDA_INVOKE_TIMEOUT"] = "lambda", "bench", "30s"
+		env["AWS_REGION"] = "us-east-1"
+	default:
 		env["HANDLER"] = "bench-go"
 	}
 	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, "bench-go")
@@ -124,18 +137,22 @@ func handlerRun(ctx context.Context, topic string, n int, hname, order string, l
 		r.Err = err.Error()
 		return r
 	}
+	reg := prometheus.NewRegistry()
 	var h handler.Handler = sleepPerRecord(*hbPerRecord)
-	if hname == "http" {
+	switch hname {
+	case "http":
 		// Connections for every request in flight at once.
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost, tr.MaxIdleConns = 512, 512
-		if h, err = builtin.NewHTTP(cfg.Handler, nil, &http.Client{Transport: tr, Timeout: cfg.Handler.HTTPTimeout}); err != nil {
-			r.Err = err.Error()
-			return r
-		}
+		h, err = builtin.NewHTTP(cfg.Handler, nil, &http.Client{Transport: tr, Timeout: cfg.Handler.HTTPTimeout})
+	case "lambda":
+		h, err = newBenchLambda(cfg, sinkURL, reg)
+	}
+	if err != nil {
+		r.Err = err.Error()
+		return r
 	}
 	fc := &firstCall{next: h}
-	reg := prometheus.NewRegistry()
 	c, err := consume.New(cfg, consume.Deps{
 		Key: key, Value: value, Handler: fc, Logger: zap.NewNop(),
 		Metrics: metrics.New(reg), Health: health.New(cfg.Ops.UnreadyAfter, time.Minute, time.Now),
@@ -163,6 +180,7 @@ func handlerRun(ctx context.Context, topic string, n int, hname, order string, l
 	if err := <-done; err != nil && r.Err == "" {
 		r.Err = err.Error()
 	}
+	r.Dead = count(reg, "dead_lettered")
 	if begin := fc.first(); !end.IsZero() && end.After(begin) {
 		r.Seconds = end.Sub(begin).Seconds()
 		r.Rate = float64(n) / r.Seconds
@@ -187,7 +205,10 @@ func (f *firstCall) first() time.Time { return time.Unix(0, f.at.Load()) }
 
 // finished sums consumer_records_total for processed and dead-lettered
 // records.
-func finished(reg *prometheus.Registry) int64 {
+func finished(reg *prometheus.Registry) int64 { return count(reg, "processed", "dead_lettered") }
+
+// count sums consumer_records_total for the outcomes.
+func count(reg *prometheus.Registry, outcomes ...string) int64 {
 	mfs, err := reg.Gather()
 	if err != nil {
 		return 0
@@ -199,7 +220,7 @@ func finished(reg *prometheus.Registry) int64 {
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && (l.GetValue() == "processed" || l.GetValue() == "dead_lettered") {
+				if l.GetName() == "outcome" && slices.Contains(outcomes, l.GetValue()) {
 					total += m.GetCounter().GetValue()
 				}
 			}
@@ -238,7 +259,7 @@ func runHandlerBound(ctx context.Context, adm *kadm.Client) error {
 				return err
 			}
 			logf("handler-bound: %s, %s/%d, %d records", hname, m.order, m.lanes, n)
-			r := handlerRun(ctx, topic, n, hname, m.order, m.lanes, sink.url)
+			r := handlerRun(ctx, topic, n, hname, m.order, m.lanes, sink.url, 0)
 			r.Section = "modes"
 			logf("  %.0f records/s %s", r.Rate, r.Err)
 			hbResults = append(hbResults, r)
@@ -261,7 +282,7 @@ func runHandlerBound(ctx context.Context, adm *kadm.Client) error {
 					return err
 				}
 				logf("handler-bound DLQ: %s, %s/%d, 1%% bad %v", hname, m.order, m.lanes, bad)
-				r := handlerRun(ctx, topic, n, hname, m.order, m.lanes, sink.url)
+				r := handlerRun(ctx, topic, n, hname, m.order, m.lanes, sink.url, 0)
 				r.Section, r.DLQ = "dlq", bad
 				logf("  %.0f records/s %s", r.Rate, r.Err)
 				hbResults = append(hbResults, r)

@@ -94,6 +94,7 @@ type Output struct {
 	Backlog     []Result             `json:"backlog"`
 	Memory      []MemResult          `json:"memory,omitempty"`
 	Handler     []HandlerResult      `json:"handler_bound,omitempty"`
+	Lambda      []LambdaResult       `json:"lambda,omitempty"`
 	MaxBuffered int64                `json:"max_buffered_bytes"`
 }
 
@@ -158,8 +159,10 @@ func run() error {
 		return dlqOnly(ctx, adm)
 	case "quick":
 		return quickOnly(ctx, adm, sizes)
+	case "lambda":
+		return lambdaOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq or quick", *only)
+		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq, quick or lambda", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
@@ -283,10 +286,17 @@ func run() error {
 	if err := runHandlerBound(ctx, adm); err != nil {
 		logf("handler-bound: %v", err)
 	}
+	// HANDLER=lambda on the emulator pool (lambda.go), where
+	// scripts/lambda/setup.sh built the emulator.
+	if err := runLambda(ctx, adm); err != nil {
+		logf("lambda: %v", err)
+		lambdaSkipped = err.Error()
+	}
 	out.Handler = hbResults
+	out.Lambda = lambdaResults
 	out.LoadEnd = loadavg()
 	writeOut()
-	md := markdown(sizes) + memoryMarkdown() + handlerMarkdown()
+	md := markdown(sizes) + memoryMarkdown() + handlerMarkdown() + lambdaMarkdown()
 	fmt.Println(md)
 	return os.WriteFile(*outMD, []byte(md), 0o644)
 }

@@ -3,7 +3,10 @@
 // interface emulator: it decodes each record as the Go runtime does,
 // reports the records whose value starts with FAIL in batchItemFailures,
 // fails (returns an error) on a value that starts with RAISE, and writes
-// every other record, as decoded, to FN_OUT.
+// every other record, as decoded, to FN_OUT. FN_SLEEP (a Go duration)
+// makes each invocation take that long first, as a function doing its own
+// work would (the Lambda section of make bench); without FN_OUT it writes
+// nothing.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -40,7 +44,11 @@ type handled struct {
 	Timestamp   int64             `json:"timestamp"`
 }
 
+// sleep is FN_SLEEP, read once.
+var sleep, _ = time.ParseDuration(os.Getenv("FN_SLEEP"))
+
 func handle(_ context.Context, ev events.KafkaEvent) (response, error) {
+	time.Sleep(sleep)
 	var resp response
 	var seen []handled
 	for tp, recs := range ev.Records {
@@ -65,6 +73,9 @@ func handle(_ context.Context, ev events.KafkaEvent) (response, error) {
 			}
 			seen = append(seen, handled{r.Offset, string(k), string(v), h, ev.EventSource, r.Timestamp.UnixMilli()})
 		}
+	}
+	if os.Getenv("FN_OUT") == "" {
+		return resp, nil
 	}
 	f, err := os.OpenFile(os.Getenv("FN_OUT"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
