@@ -1,7 +1,6 @@
 package consume
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
@@ -18,8 +17,7 @@ import (
 // Lanes of all partitions share the in-flight slots (MAX_IN_FLIGHT_BATCHES).
 type lane struct {
 	p       *partition
-	ctx     context.Context             // p.ctx, naming the lane in Stalls when there are several
-	name    string                      // in /readyz: the partition's key, with " lane N" when there are several
+	name    string                      // in /readyz's stalls: health.PartitionKey, or health.LaneKey when there are several
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	letters laneLetters                 // under p.letters.mu
@@ -91,7 +89,7 @@ func (l *lane) run() {
 			return
 		}
 		slot := &laneSlot{p: p, release: release} // given back while the batch waits on another's claims
-		b, err := p.proc.Handle(process.WithSlot(l.ctx, slot), recs, p.m)
+		b, err := p.proc.Handle(process.WithSlot(p.ctx, slot), l.name, recs, p.m)
 		slot.Yield()
 		p.finish(recs, b.Done)
 		if n, size := b.Letters(); n > 0 {

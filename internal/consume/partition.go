@@ -2,7 +2,6 @@ package consume
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +64,7 @@ type partition struct {
 
 // processor is what a lane hands its batches to (*process.Processor).
 type processor interface {
-	Handle(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
+	Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
 }
 
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {
@@ -97,18 +96,12 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	}
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		p.lanes[i] = &lane{p: p, ctx: p.ctx, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
 		if n > 1 {
-			p.lanes[i].name = laneKey(topic, id, i)
-			p.lanes[i].ctx = process.WithStallKey(p.ctx, p.lanes[i].name)
+			p.lanes[i].name = health.LaneKey(topic, id, i)
 		}
 	}
 	return p
-}
-
-// laneKey names lane i of a partition in /readyz's stalls.
-func laneKey(topic string, id int32, i int) string {
-	return health.PartitionKey(topic, id) + " lane " + strconv.Itoa(i)
 }
 
 // laneOf returns the lane of r: the only one in partition order, else by
