@@ -263,22 +263,19 @@ func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
 // was built (it may be joining the group already).
 var testHookClientBuilt func()
 
-func (c *Consumer) dlqError(src *kgo.Record, err error) {
+// dlqError reports a failed attempt of a dead-letter write (letters, which
+// the lane's write hands it to) and returns the reason its lane's stall
+// shows.
+func (c *Consumer) dlqError(src *kgo.Record, err error) string {
 	c.metrics.DLQProduceErrors.Inc()
 	dest := c.cfg.DLQ.TopicFor(src.Topic)
 	c.log.Error("dead-letter write failed; retrying, the partition waits",
 		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
 		zap.String("dlq_topic", dest), zap.Error(err))
-	c.mu.Lock()
-	p := c.parts[tp{src.Topic, src.Partition}]
-	c.mu.Unlock()
-	if p != nil {
-		// The lane waits for its write, and is reported stuck on it.
-		p.letters.attemptFailed(p.laneOf(src), src, "cannot write to dead-letter topic "+dest+": "+err.Error())
-	}
 	if kafkaclient.IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
 	}
+	return "cannot write to dead-letter topic " + dest + ": " + err.Error()
 }
 
 // handlerTimeout is the handler's own bound on a call: HTTP_HANDLER_TIMEOUT
@@ -361,7 +358,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		TopicFor: c.cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
 		MaxBytes: limits.get,
-	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
+	}, dlq.Deps{Producer: cl, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,

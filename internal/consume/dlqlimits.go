@@ -36,10 +36,7 @@ func newDLQLimits(atStart map[string]int32) *dlqLimits {
 func (l *dlqLimits) get(topic string) int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n, ok := l.m[topic]; ok && n >= 512 {
-		return n
-	}
-	return dlq.DefaultMaxMessageBytes
+	return dlq.MaxMessageBytes(int64(l.m[topic]))
 }
 
 var errNoLimit = errors.New("max.message.bytes not readable")

@@ -137,7 +137,10 @@ var deadLetterOverlap = time.Second
 // BATCH_MAX_BYTES, one write always allowed.
 type letters struct {
 	limit int64
-	wg    sync.WaitGroup // one per write in flight
+	// report logs and counts a failed attempt (and fails the consumer
+	// on a fatal error), and returns the reason the lane's stall shows.
+	report func(src *kgo.Record, err error) string
+	wg     sync.WaitGroup // one per write in flight
 
 	mu    sync.Mutex
 	bytes int64
@@ -173,8 +176,9 @@ func (w *laneLetters) failing() bool {
 // stalls (its name alone), which its batch in flight sets and clears.
 func deadLetterKey(name string) string { return name + " dead-letter" }
 
-func (l *letters) init(limit int64) {
+func (l *letters) init(limit int64, report func(src *kgo.Record, err error) string) {
 	l.limit = max(limit, 1)
+	l.report = report
 	l.freed = make(chan struct{})
 }
 
@@ -201,21 +205,16 @@ func (l *letters) healthy(ln *lane) bool {
 	}
 }
 
-// attemptFailed records that an attempt of the write of src's copy (one of
-// ln's writes in flight) failed for reason: the client reported an error
-// and the write retries. The lane is reported stuck until none of its
-// writes is failing.
-func (l *letters) attemptFailed(ln *lane, src *kgo.Record, reason string) {
+// attemptFailed is the failure path of lw, one of ln's writes in flight,
+// handed to the write: an attempt of it failed with err and the write
+// retries. The lane is reported stuck until none of its writes is failing.
+func (l *letters) attemptFailed(ln *lane, lw *letterWrite, src *kgo.Record, err error) {
+	reason := l.report(src, err)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, lw := range ln.letters.writes {
-		if slices.Contains(lw.recs, src) {
-			lw.failed = true
-			if s := ln.p.stalls; s != nil {
-				s.Stuck(deadLetterKey(ln.name), reason)
-			}
-			return
-		}
+	lw.failed = true
+	if s := ln.p.stalls; s != nil {
+		s.Stuck(deadLetterKey(ln.name), reason)
 	}
 }
 
@@ -250,7 +249,7 @@ func (l *letters) send(ln *lane, b *process.Pending, recs []*kgo.Record, size in
 	p.flow.add(p, work)
 	go func() {
 		defer l.wg.Done()
-		err := b.Write(p.ctx)
+		err := b.Write(p.ctx, func(src *kgo.Record, err error) { l.attemptFailed(ln, lw, src, err) })
 		if err == nil {
 			p.finish(recs, b.Done)
 		}

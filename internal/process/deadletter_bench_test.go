@@ -21,7 +21,7 @@ import (
 // discardDLQ acknowledges every copy at once and keeps nothing.
 type discardDLQ struct{}
 
-func (discardDLQ) Write(context.Context, []dlq.Failure) error { return nil }
+func (discardDLQ) Write(context.Context, []dlq.Failure, dlq.OnError) error { return nil }
 
 // BenchmarkHandleDeadLettering is what batches with records to dead-letter
 // cost the processor when their writes overlap the next batches (as a lane
@@ -68,7 +68,7 @@ func BenchmarkHandleDeadLettering(b *testing.B) {
 				}
 				pending = append(pending, pb)
 				if len(pending) > inFlight {
-					if err := pending[0].Write(ctx); err != nil {
+					if err := pending[0].Write(ctx, nil); err != nil {
 						b.Fatal(err)
 					}
 					pending[0].Close()

@@ -28,7 +28,7 @@ func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.
 func (p *Processor) ProcessIn(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (int, error) {
 	b, err := p.Handle(ctx, stall, recs, m)
 	if err == nil {
-		err = b.Write(ctx)
+		err = b.Write(ctx, nil)
 	}
 	n := 0
 	for n < len(recs) && b.Done(n) {

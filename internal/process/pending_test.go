@@ -39,7 +39,7 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 		if len(d.written) != 0 {
 			t.Fatalf("written before Write: got %d", len(d.written))
 		}
-		if err := b.Write(context.Background()); err != nil {
+		if err := b.Write(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 		if !b.Done(2) || len(d.written) != 1 {
@@ -58,7 +58,7 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		if err := b.Write(ctx); err == nil {
+		if err := b.Write(ctx, nil); err == nil {
 			t.Fatal("Write: got nil, want ctx's error")
 		}
 		if b.Done(2) || !b.Done(3) {

@@ -48,9 +48,10 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
-// DeadLetterer writes failed records and returns once they are acknowledged.
+// DeadLetterer writes failed records and returns once they are acknowledged
+// (dlq.Writer), telling each failed attempt to onError.
 type DeadLetterer interface {
-	Write(ctx context.Context, fs []dlq.Failure) error
+	Write(ctx context.Context, fs []dlq.Failure, onError dlq.OnError) error
 }
 
 // Stalls is told when a partition or one of its lanes cannot make progress
@@ -222,13 +223,15 @@ func (b *Pending) Letters() (n int, bytes int64) {
 
 // Write writes the dead-letter copies of the records given up on and
 // returns nil once the brokers acknowledged every one (then every record of
-// the batch is Done), or ctx's error, in which case none of them is.
-func (b *Pending) Write(ctx context.Context) error {
+// the batch is Done), or ctx's error, in which case none of them is. Each
+// failed attempt is told to onError: the caller's failure path (its stall,
+// its logs), given with the write rather than looked up.
+func (b *Pending) Write(ctx context.Context, onError dlq.OnError) error {
 	if !b.letters {
 		return b.err
 	}
 	w := b.w
-	err := w.deadLetter(ctx)
+	err := w.deadLetter(ctx, onError)
 	if err == nil && w.p.d.Idempotency != nil {
 		err = w.complete(ctx, lettered)
 	}
@@ -858,14 +861,14 @@ func (p *Processor) callHandler(ctx context.Context, b handler.Batch) (err error
 
 // deadLetter writes the queued failures, in offset order, and returns only
 // once the brokers acknowledged them.
-func (w *work) deadLetter(ctx context.Context) (err error) {
+func (w *work) deadLetter(ctx context.Context, onError dlq.OnError) (err error) {
 	if len(w.fails) == 0 {
 		return nil
 	}
 	ctx, lsp := w.p.d.Tracer.StartDeadLetter(w.tspan.ContextWith(ctx), len(w.fails))
 	defer func() { lsp.End(err) }()
 	slices.SortFunc(w.fails, func(a, b dlq.Failure) int { return int(a.Record.Offset - b.Record.Offset) })
-	if err := w.p.d.DLQ.Write(ctx, w.fails); err != nil {
+	if err := w.p.d.DLQ.Write(ctx, w.fails, onError); err != nil {
 		return err
 	}
 	// One line per batch: each record's failure was logged with its
