@@ -62,7 +62,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -72,7 +71,6 @@ import (
 	"github.com/msk-consumer/msk-consumer/handler"
 	"github.com/msk-consumer/msk-consumer/internal/backoff"
 	"github.com/msk-consumer/msk-consumer/internal/codec"
-	"github.com/msk-consumer/msk-consumer/internal/dlq"
 	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
@@ -114,6 +112,7 @@ type Consumer struct {
 	opts    []kgo.Opt // connection options shared by every client
 	client  *kgo.Client
 	proc    *process.Processor
+	dlq     *deadLetters // set with the client
 	flow    *flow
 	sizer   *fetchSizer // set with the client; tells the fetches' sizes
 	log     *zap.Logger
@@ -181,7 +180,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 
 // newClient builds the group member's client, with the dead-letter
 // producer sized to the dead-letter topics' max.message.bytes.
-func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
+func (c *Consumer) newClient(limits *deadLetters) (*kgo.Client, error) {
 	cfg := c.cfg
 	start := kgo.NewOffset().AtStart()
 	if at, ok := cfg.Kafka.StartOffset.Time(); ok {
@@ -263,21 +262,6 @@ func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
 // was built (it may be joining the group already).
 var testHookClientBuilt func()
 
-// dlqError reports a failed attempt of a dead-letter write (letters, which
-// the lane's write hands it to) and returns the reason its lane's stall
-// shows.
-func (c *Consumer) dlqError(src *kgo.Record, err error) string {
-	c.metrics.DLQProduceErrors.Inc()
-	dest := c.cfg.DLQ.TopicFor(src.Topic)
-	c.log.Error("dead-letter write failed; retrying, the partition waits",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Error(err))
-	if kafkaclient.IsFatal(err) {
-		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
-	}
-	return "cannot write to dead-letter topic " + dest + ": " + err.Error()
-}
-
 // handlerTimeout is the handler's own bound on a call: HTTP_HANDLER_TIMEOUT
 // for the http handler; for lambda, LAMBDA_INVOKE_TIMEOUT for each of the
 // invocations a batch of batchMaxBytes may be cut into (base64 makes its
@@ -299,18 +283,6 @@ func handlerTimeout(cfg config.Handler, batchMaxBytes int) time.Duration {
 		return t * time.Duration(parts)
 	}
 	return 0
-}
-
-func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
-	c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("value_bytes", len(src.Value)))
-}
-
-func (c *Consumer) dlqHeadersOmitted(src *kgo.Record, dest string, limit int32) {
-	c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("headers", len(src.Headers)))
 }
 
 // fail reports a fatal error to Run; the first one wins.
@@ -341,24 +313,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	limits := newDLQLimits(atStart)
-	cl, err := c.newClient(limits)
+	c.dlq = newDeadLetters(c, atStart)
+	cl, err := c.newClient(c.dlq)
 	if err != nil {
 		return err
 	}
 	c.client = cl
-	limits.adm = kadm.NewClient(cl)
+	c.dlq.start(cl)
 	if testHookClientBuilt != nil {
 		testHookClientBuilt()
 	}
 	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
 	c.flow.onDivide = c.sizer.setPartitions
-	w := dlq.NewWriter(dlq.Config{
-		Group:    c.cfg.Kafka.GroupID,
-		TopicFor: c.cfg.DLQ.TopicFor,
-		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
-		MaxBytes: limits.get,
-	}, dlq.Deps{Producer: cl, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
@@ -366,7 +332,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MaxRecordAge:   c.cfg.Batch.HandlerMaxRecordAge,
 		HandlerName:    c.cfg.Handler.Name,
 		HandlerTimeout: handlerTimeout(c.cfg.Handler, c.cfg.Batch.MaxBytes),
-	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
+	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: c.dlq.writer, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
 	if c.health != nil {

@@ -84,7 +84,7 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	if c.health != nil {
 		p.stalls = c.health
 	}
-	p.letters.init(int64(c.cfg.Batch.MaxBytes), c.dlqError)
+	p.letters.init(int64(c.cfg.Batch.MaxBytes), c.dlq.report)
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
 		n = max(c.cfg.Batch.Lanes, 1)
