@@ -21,6 +21,7 @@ type lane struct {
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	letters laneLetters                 // under p.letters.mu
+	flight  inFlight                    // under p.mu: the batch taken last, until the lane waits again (status.go)
 }
 
 // add queues r; p.mu is held.
@@ -59,9 +60,12 @@ func (l *lane) run() {
 		// While fetching is paused this partition's share of the buffer
 		// (or the whole buffer) is full: hand over what is queued rather
 		// than wait for batches that cannot fill.
-		ready := l.batcher.Ready(time.Now()) || (p.paused.Load() && l.batcher.Len() > 0)
+		now := time.Now()
+		ready := l.batcher.Ready(now) || (p.paused.Load() && l.batcher.Len() > 0)
+		l.flight = inFlight{}
 		if ready {
 			recs, _ = l.batcher.Take(recs[:0])
+			l.flight = inFlight{since: now, first: recs[0].Offset, last: recs[len(recs)-1].Offset, n: len(recs)}
 		}
 		deadline, waiting := l.batcher.Deadline()
 		p.mu.Unlock()
