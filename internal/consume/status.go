@@ -60,12 +60,9 @@ func (p *partition) status(now time.Time, calls map[string]process.Call) status.
 	defer p.mu.Unlock()
 	sp := status.Partition{
 		Topic: p.topic, Partition: p.id,
-		Committed: p.committed, End: p.hwm, Next: p.next,
+		Committed: p.offs.committed, End: p.hwm, Next: p.fin.position(),
 		Paused: p.paused.Load(),
 		Lanes:  make([]status.Lane, 0, len(p.lanes)),
-	}
-	if sp.Next < 0 {
-		sp.Next = p.base
 	}
 	if sp.Next >= 0 && sp.End >= sp.Next {
 		sp.LagRecords = sp.End - sp.Next
@@ -93,18 +90,14 @@ func (p *partition) status(now time.Time, calls map[string]process.Call) status.
 // the next record has no timestamp.
 // p.mu is held.
 func (p *partition) lagSecondsLocked(now time.Time) (float64, bool) {
-	if p.track.len() > 0 {
-		r := p.track.ents[p.track.head].rec
+	if t := &p.offs.track; t.len() > 0 {
+		r := t.ents[t.head].rec
 		if r == nil || r.Timestamp.IsZero() {
 			return 0, false // no timestamp to tell its age by
 		}
 		return max(now.Sub(r.Timestamp).Seconds(), 0), true
 	}
-	pos := p.next
-	if pos < 0 {
-		pos = p.base
-	}
-	if pos >= 0 && p.hwm <= pos {
+	if pos := p.fin.position(); pos >= 0 && p.hwm <= pos {
 		return 0, true
 	}
 	return 0, false

@@ -190,9 +190,10 @@ func TestLagSecondsOfThePartition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &partition{next: tt.next, base: -1, hwm: tt.hwm}
+			o := &offsets{next: tt.next, base: -1}
+			p := &partition{offs: o, fin: o, hwm: tt.hwm}
 			for _, r := range tt.recs {
-				p.track.push(r)
+				o.track.push(r)
 			}
 			got, known := p.lagSecondsLocked(now)
 			if known != tt.known || (known && got != tt.want) {
