@@ -9,13 +9,13 @@
 // Owners inside the package: a partition (partition.go) queues its records
 // in its lanes (lane.go) and hands the finished ones to its completion
 // (completion.go); flow (flow.go) holds the in-flight slots and the
-// buffered bytes; a partition's dead-letter writes in flight, their overlap
-// gate, bound and stalls are its letters (lane.go), which write through
-// the consumer's deadLetters (deadletters.go: the topics' limits, the
-// writer, the report of a failed attempt), each write with its lane's own
-// failure path. A lane names its stalls itself (health.PartitionKey, or
-// health.LaneKey when its partition has several), for its batches
-// (Processor.Handle) and its dead-letter writes.
+// buffered bytes; deadLetters (deadletters.go) owns the dead-letter
+// writes: the topics' limits, the writer that fits and retries, each
+// partition's writes in flight (bound, overlap gate, each lane's stall)
+// and the report of a failed attempt, through the failing lane's own
+// path; a lane only asks it healthy and send. A lane names its stalls
+// itself (health.PartitionKey, or health.LaneKey when its partition has
+// several), for its batches (Processor.Handle) and its dead-letter writes.
 //
 // # The commit protocol
 //

@@ -37,6 +37,7 @@ const recordOverhead = 256
 type partition struct {
 	flow  *flow
 	proc  processor
+	dlq   *deadLetters
 	topic string
 	id    int32
 	m     *metrics.Topic
@@ -53,7 +54,7 @@ type partition struct {
 	done   chan struct{} // closed when every lane and dead-letter write returned
 
 	lanes   []*lane
-	letters letters
+	letters letters        // its dead-letter writes in flight, for deadLetters
 	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
 
 	mu   sync.Mutex
@@ -70,7 +71,7 @@ type processor interface {
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {
 	ctx, cancel := context.WithCancel(c.abort)
 	p := &partition{
-		flow: c.flow, proc: c.proc,
+		flow: c.flow, proc: c.proc, dlq: c.dlq,
 		topic: topic, id: id, m: m,
 		lag:    c.metrics.LagFor(topic, id),
 		order:  c.cfg.Batch.Order,
@@ -84,7 +85,7 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	if c.health != nil {
 		p.stalls = c.health
 	}
-	p.letters.init(int64(c.cfg.Batch.MaxBytes), c.dlq.report)
+	p.letters.freed = make(chan struct{})
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
 		n = max(c.cfg.Batch.Lanes, 1)
