@@ -78,15 +78,11 @@ func (p Plan) Flush(now time.Time) time.Time {
 	if p.Begun() && p.End.Before(deadline) {
 		deadline = p.End
 	}
-	return later(deadline, now.Add(minFlush))
+	if floor := now.Add(minFlush); deadline.Before(floor) {
+		return floor
+	}
+	return deadline
 }
 
 // Server is the deadline of the metrics server's shutdown begun at now.
 func (p Plan) Server(now time.Time) time.Time { return now.Add(serverGrace) }
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
