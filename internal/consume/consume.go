@@ -198,7 +198,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 
 // newClient builds the group member's client, with the dead-letter
 // producer sized to the dead-letter topics' max.message.bytes.
-func (c *Consumer) newClient(limits *deadLetters) (*kgo.Client, error) {
+func (c *Consumer) newClient() (*kgo.Client, error) {
 	cfg := c.cfg
 	start := kgo.NewOffset().AtStart()
 	if at, ok := cfg.Kafka.StartOffset.Time(); ok {
@@ -244,7 +244,7 @@ func (c *Consumer) newClient(limits *deadLetters) (*kgo.Client, error) {
 		// may be as large as each dead-letter topic takes.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(30*time.Second),
-		kgo.ProducerBatchMaxBytesFn(limits.get),
+		kgo.ProducerBatchMaxBytesFn(c.dlq.get),
 		kgo.WithHooks(&groupHooks{c}, sizer),
 	)
 	if len(c.deps.Hooks) > 0 {
@@ -333,7 +333,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.dlq = newDeadLetters(c, atStart)
-	cl, err := c.newClient(c.dlq)
+	cl, err := c.newClient()
 	if err != nil {
 		return err
 	}
@@ -399,7 +399,7 @@ func (c *Consumer) awaitJoin(ctx, startCtx context.Context) {
 		case <-c.joined:
 		case <-ctx.Done():
 		default:
-			c.fail(c.startupError("joining consumer group "+c.cfg.Kafka.GroupID, c.conn.LastGroupError()))
+			c.fail(c.startupError("joining consumer group "+c.cfg.Kafka.GroupID, c.conn.Seen().Group))
 		}
 	}
 }

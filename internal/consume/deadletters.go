@@ -71,8 +71,7 @@ type letters struct {
 // letterWrite is one dead-letter write in flight: the copies of one batch.
 type letterWrite struct {
 	start  time.Time
-	recs   []*kgo.Record // the batch
-	failed bool          // an attempt of it failed, and no later one succeeded
+	failed bool // an attempt of it failed, and no later one succeeded
 }
 
 // pendingOverhead is what a batch waiting for its dead-letter copies holds
@@ -150,7 +149,7 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 	_, size := b.Letters()
 	work := int64(len(recs)) * pendingOverhead
 	cost := size + work
-	lw := &letterWrite{recs: recs}
+	lw := &letterWrite{}
 	for {
 		ls.mu.Lock()
 		if ls.bytes == 0 || ls.bytes+cost <= max(int64(d.c.cfg.Batch.MaxBytes), 1) {

@@ -47,7 +47,7 @@ func (c *Consumer) preflight(ctx context.Context) (map[string]int32, error) {
 func (c *Consumer) startupFailure(ctx context.Context, step string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		var last error
-		if !c.conn.Reached() {
+		if !c.conn.Seen().Reached() {
 			step = "reaching the brokers"
 			if c.cfg.Kafka.TLS {
 				last = preflight.ProbeTLS(c.cfg.Kafka.Brokers)
@@ -241,7 +241,7 @@ func (e *StartupError) hint() string { return preflight.TLSHint(e.TLS, e.Last) }
 
 func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	if last == nil {
-		last = c.conn.LastError()
+		last = c.conn.Seen().Last()
 	}
 	return &StartupError{
 		Waiting: waiting,

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -149,16 +150,21 @@ func Write(w io.Writer, rs []Result) {
 }
 
 // Conns is what a client saw of the brokers, which a request that ran out
-// of time does not return: whether any connection succeeded, and the last
-// error of each kind. It is a kgo hook (connections and reads); group
+// of time does not return. It is a kgo hook (connections and reads); group
 // errors are told to Group. The check command and the consumer's start-up
-// diagnosis both read it.
+// diagnosis both read it (Seen).
 type Conns struct {
-	mu       sync.Mutex
-	ok       bool
-	connErr  error // the last failed connection (dial, TLS, SASL)
-	readErr  error // the last failed read on an open connection
-	groupErr error
+	mu   sync.Mutex
+	seen Seen
+}
+
+// Seen is what Conns saw: whether any connection succeeded, and the last
+// error of each kind.
+type Seen struct {
+	OK    bool
+	Conn  error // the last failed connection (dial, TLS, SASL)
+	Read  error // the last failed read on an open connection
+	Group error // the last group management error
 }
 
 var (
@@ -171,17 +177,17 @@ func (s *Conns) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Con
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil {
-		s.ok = true
+		s.seen.OK = true
 		return
 	}
-	s.connErr = err
+	s.seen.Conn = err
 }
 
 // OnBrokerRead implements kgo.HookBrokerRead.
 func (s *Conns) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
 	if err != nil {
 		s.mu.Lock()
-		s.readErr = err
+		s.seen.Read = err
 		s.mu.Unlock()
 	}
 }
@@ -189,40 +195,22 @@ func (s *Conns) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Dur
 // Group records a group management error.
 func (s *Conns) Group(err error) {
 	s.mu.Lock()
-	s.groupErr = err
+	s.seen.Group = err
 	s.mu.Unlock()
 }
 
-// Connected reports whether a connection succeeded, and the last failed one.
-func (s *Conns) Connected() (bool, error) {
+// Seen returns what s saw so far.
+func (s *Conns) Seen() Seen {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ok, s.connErr
+	return s.seen
 }
 
 // Reached reports whether a connection succeeded and no read failed since.
-func (s *Conns) Reached() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ok && s.readErr == nil
-}
+func (s Seen) Reached() bool { return s.OK && s.Read == nil }
 
-// LastError is the error most telling of why the brokers were not reached.
-func (s *Conns) LastError() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.connErr != nil {
-		return s.connErr
-	}
-	return s.readErr
-}
-
-// LastGroupError is the last group management error.
-func (s *Conns) LastGroupError() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.groupErr
-}
+// Last is the error most telling of why the brokers were not reached.
+func (s Seen) Last() error { return cmp.Or(s.Conn, s.Read) }
 
 func checkCluster(ctx context.Context, cfg config.Config, d Deps) []Result {
 	k := cfg.Kafka
@@ -247,7 +235,8 @@ func checkCluster(ctx context.Context, cfg config.Config, d Deps) []Result {
 		return rs
 	}
 	if err != nil {
-		reached, last := ce.Connected()
+		seen := ce.Seen()
+		reached, last := seen.OK, seen.Conn
 		if last == nil && !errors.Is(err, context.DeadlineExceeded) {
 			last = err
 		}
