@@ -150,7 +150,8 @@ commands:
                interrupted redrive resumes; it stops at the end offsets as of its start
                  --from TOPIC      the dead-letter topic (default DLQ_TOPIC or <topic>.dlq)
                  --to TOPIC        send every record here instead of dlq.original.topic
-                 --kind K,...      only decode, handler, validation or expired records
+                 --kind K,...      only decode, handler, validation, expired or
+                                   delivery-limit records
                  --group G         only records of this dlq.consumer.group (default
                                    KAFKA_GROUP_ID; * for all)
                  --since T         failed at or after T (RFC 3339, or a duration ago: 2h)
