@@ -161,8 +161,9 @@ commands:
                  --max-redrives 3  skip and report records already redriven this often
                  --dry-run         print what would be sent; send and commit nothing
                  --from-start      ignore earlier progress; read from the topic's start
-  offsets      per partition of KAFKA_TOPICS: the group's committed offset, end offset,
-               lag, the next record's timestamp and its owning member
+  offsets      per partition of KAFKA_TOPICS: the group's committed offset (a share
+               group's start offset), end offset, lag, the next record's timestamp and
+               its owning member
                  --topic T,...     other topics than KAFKA_TOPICS
   offsets reset --to earliest|latest|<RFC 3339 time>|<offset>
                move the group (replay or skip): prints the plan, refuses while the group
