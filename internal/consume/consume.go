@@ -8,15 +8,18 @@
 // # The commit protocol
 //
 // A partition's lanes finish records as they are handled or their
-// dead-letter copies acknowledged, in any order; the partition's tracker
-// marks the offset one past the longest finished prefix. Marked offsets are
+// dead-letter copies acknowledged, in any order, and hand them to the
+// partition's completion (completion.go): in a classic group, offsets,
+// whose tracker marks the offset one past the longest finished prefix. A
+// share group (KIP-932) would acknowledge each record instead, through a
+// second completion, with the same lanes, flow and dead-letter writes. Marked offsets are
 // committed every KAFKA_COMMIT_INTERVAL, on revoke (after the partition's
 // in-flight batches and dead-letter writes ended) and on shutdown. Offsets
 // are tracked here and nowhere else. The invariants:
 //
 //  1. A committed offset never passes a record that is not finished: the
 //     mark is only ever one past the finished prefix (partition.finish,
-//     tracker).
+//     offsets, tracker).
 //  2. A partition taken from this member (revoked or lost) is committed by
 //     the revoke callback only, while the generation that owned it is
 //     current, and never after: take sets partition.gone before the worker

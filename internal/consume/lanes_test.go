@@ -317,7 +317,7 @@ func TestMemoryBoundedWithOneLaneStuck(t *testing.T) {
 	var tracked int
 	for _, pt := range m.c.owned() {
 		pt.mu.Lock()
-		tracked += pt.track.len()
+		tracked += pt.offs.track.len()
 		pt.mu.Unlock()
 	}
 	if int64(tracked)*recordOverhead > bound {

@@ -57,15 +57,10 @@ type partition struct {
 	letters letters
 	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
 
-	mu        sync.Mutex
-	track     tracker
-	hwm       int64 // high watermark, as of the last fetch
-	base      int64 // first offset fetched, for lag before anything is marked
-	next      int64 // offset to commit: one past the finished prefix; -1 if none
-	epoch     int32 // leader epoch of the last record of the finished prefix
-	committed int64 // last committed offset; -1 if none by this member (or since a rewind)
-	rewinds   int   // times the client rewound below offsets delivered before
-	sentAt    int   // rewinds when toCommit last returned an offset
+	mu   sync.Mutex
+	fin  completion // what becomes of its records: offs in a classic group
+	offs *offsets   // the offset to commit and the last committed
+	hwm  int64      // high watermark, as of the last fetch
 }
 
 // processor is what a lane hands its batches to (*process.Processor).
@@ -78,16 +73,15 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	p := &partition{
 		flow: c.flow, proc: c.proc,
 		topic: topic, id: id, m: m,
-		lag:       c.metrics.LagFor(topic, id),
-		order:     c.cfg.Batch.Order,
-		ctx:       ctx,
-		cancel:    cancel,
-		halt:      make(chan struct{}),
-		done:      make(chan struct{}),
-		base:      -1,
-		next:      -1,
-		committed: -1,
+		lag:    c.metrics.LagFor(topic, id),
+		order:  c.cfg.Batch.Order,
+		ctx:    ctx,
+		cancel: cancel,
+		halt:   make(chan struct{}),
+		done:   make(chan struct{}),
+		offs:   newOffsets(),
 	}
+	p.fin = p.offs
 	if c.health != nil {
 		p.stalls = c.health
 	}
@@ -148,19 +142,14 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	p.mu.Lock()
 	for _, r := range recs {
 		size := len(r.Key) + len(r.Value)
-		if dropped, rewound := p.track.push(r); rewound {
-			// The prefix never passes what was dropped.
-			n -= int64(dropped) * recordOverhead
+		if released, rewound := p.fin.queued(r); rewound {
+			n -= int64(released) * recordOverhead
 			n -= p.dropQueuedLocked(r.Offset)
-			p.rewoundLocked(r.Offset)
 		}
 		p.laneOf(r).add(r, size, now)
 		n += int64(size) + recordOverhead
 	}
 	p.hwm = hwm
-	if p.base < 0 {
-		p.base = recs[0].Offset
-	}
 	p.setLagLocked()
 	p.mu.Unlock()
 	p.poke()
@@ -172,9 +161,9 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 // from the log, and the records delivered again share their offsets, so a
 // batch holding both would let an answer naming an offset (or an
 // idempotency key made of one) take one for the other. It returns their
-// key and value bytes, given back with them; the tracker has made them
-// orphans and counted their overhead as dropped already. Records of a batch
-// in flight are not queued: they finish as orphans.
+// key and value bytes, given back with them; the completion has counted
+// their overhead as released already. Records of a batch in flight are not
+// queued: they finish as orphans.
 func (p *partition) dropQueuedLocked(off int64) int64 {
 	var freed int64
 	for _, l := range p.lanes {
@@ -182,7 +171,7 @@ func (p *partition) dropQueuedLocked(off int64) int64 {
 			if q.Offset < off {
 				return false
 			}
-			p.track.finish(q) // an orphan: forgotten, nothing else moves
+			p.fin.unstarted(q)
 			return true
 		}))
 	}
@@ -199,15 +188,19 @@ func (p *partition) poke() {
 // stop asks the lanes to finish their in-flight batches and return.
 func (p *partition) stop() { p.once.Do(func() { close(p.halt) }) }
 
-// drain empties the queues of a stopped partition and forgets what it
-// tracked; flow.detach releases its bytes.
+// drain empties the queues of a stopped partition, telling the completion
+// of each record never started, then that the partition stopped;
+// flow.detach releases its bytes.
 func (p *partition) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range p.lanes {
-		l.batcher.Drain()
+		l.batcher.Remove(func(q *kgo.Record) bool {
+			p.fin.unstarted(q)
+			return true
+		})
 	}
-	p.track.reset()
+	p.fin.stopped()
 }
 
 // run runs the lanes and returns once they all returned and the dead-letter
@@ -228,11 +221,11 @@ func (p *partition) run() {
 	p.letters.wg.Wait()
 }
 
-// finish records that the records of recs for which done holds are
-// finished, moves the offset to commit to one past the finished prefix, and
+// finish is how lanes and dead-letter writes hand over finished records:
+// it tells the completion of the records of recs for which done holds and
 // gives back their bytes: a record's key and value when it finishes, its
-// recordOverhead when the prefix passes it (until then the tracker holds
-// it).
+// recordOverhead when the completion releases it (classic: when the
+// finished prefix passes it).
 func (p *partition) finish(recs []*kgo.Record, done func(i int) bool) {
 	var freed int64
 	p.mu.Lock()
@@ -240,15 +233,11 @@ func (p *partition) finish(recs []*kgo.Record, done func(i int) bool) {
 		if !done(i) {
 			continue
 		}
-		ok, n, last := p.track.finish(r)
+		ok, n := p.fin.finished(r)
 		if !ok {
 			continue
 		}
-		freed += int64(len(r.Key) + len(r.Value))
-		if n > 0 {
-			freed += int64(n) * recordOverhead
-			p.next, p.epoch = last.off+1, last.epoch
-		}
+		freed += int64(len(r.Key)+len(r.Value)) + int64(n)*recordOverhead
 	}
 	p.setLagLocked()
 	p.mu.Unlock()
@@ -267,30 +256,8 @@ func (p *partition) setEnd(hwm int64) {
 }
 
 func (p *partition) setLagLocked() {
-	pos := p.next
-	if pos < 0 {
-		pos = p.base
-	}
-	if pos >= 0 && p.hwm >= pos {
+	if pos := p.fin.position(); pos >= 0 && p.hwm >= pos {
 		p.lag.Set(float64(p.hwm - pos))
-	}
-}
-
-// rewoundLocked follows the client back to off, below offsets it delivered
-// before (tracker.push): the records from off on are new ones, so the
-// offset to commit may not stay past off, and a commit at or past off made
-// before must be followed by one below it, or a restart would skip the new
-// records. p.mu is held.
-func (p *partition) rewoundLocked(off int64) {
-	p.rewinds++
-	if p.next > off {
-		p.next, p.epoch = off, -1
-	}
-	if p.committed >= off {
-		p.committed = -1
-	}
-	if p.next < 0 {
-		p.base = off
 	}
 }
 
@@ -298,19 +265,13 @@ func (p *partition) rewoundLocked(off int64) {
 func (p *partition) toCommit() (kgo.EpochOffset, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.next < 0 || p.next <= p.committed {
-		return kgo.EpochOffset{}, false
-	}
-	p.sentAt = p.rewinds
-	return kgo.EpochOffset{Epoch: p.epoch, Offset: p.next}, true
+	return p.offs.toCommit()
 }
 
 // setCommitted records the commit of the offset toCommit returned last,
 // unless the partition rewound since it was taken.
 func (p *partition) setCommitted(offset int64) {
 	p.mu.Lock()
-	if p.sentAt == p.rewinds {
-		p.committed = max(p.committed, offset)
-	}
+	p.offs.setCommitted(offset)
 	p.mu.Unlock()
 }

@@ -110,7 +110,7 @@ func testRewoundPartition(t *testing.T, batchRecords string) {
 	waitFor(t, 20*time.Second, "the records delivered again to be queued", func() bool {
 		for _, p := range m.c.owned() {
 			p.mu.Lock()
-			n := p.track.len()
+			n := p.offs.track.len()
 			p.mu.Unlock()
 			if n >= 100 {
 				return true
@@ -130,7 +130,7 @@ func testRewoundPartition(t *testing.T, batchRecords string) {
 	waitFor(t, 10*time.Second, "nothing left tracked or buffered", func() bool {
 		for _, p := range m.c.owned() {
 			p.mu.Lock()
-			n := p.track.len()
+			n := p.offs.track.len()
 			p.mu.Unlock()
 			if n != 0 {
 				return false
