@@ -289,17 +289,3 @@ func TestLogWarnings(t *testing.T) {
 		})
 	}
 }
-
-// TestRunShareNotYetWired: until the share pipeline is wired, run refuses
-// KAFKA_GROUP_TYPE=share (exit 2) instead of joining the group as a
-// consumer group.
-func TestRunShareNotYetWired(t *testing.T) {
-	var stdout, stderr strings.Builder
-	code := run([]string{"run"}, testEnv(t, "KAFKA_GROUP_TYPE", "share", "METRICS_ADDR", "127.0.0.1:0"), &stdout, &stderr)
-	if code != exitConfig {
-		t.Fatalf("got exit %d, want %d\n%s", code, exitConfig, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "KAFKA_GROUP_TYPE=share is not available") {
-		t.Fatalf("got stderr without the reason:\n%s", stderr.String())
-	}
-}

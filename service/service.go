@@ -304,12 +304,6 @@ func signalContext(parent context.Context, log *zap.Logger) (context.Context, co
 // service wires the parts from cfg and runs them until ctx is done. extra
 // client options are appended (the demo's).
 func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kgo.Opt) int {
-	if cfg.Kafka.GroupType == config.GroupTypeShare {
-		// The share pipeline (issue 25) is not wired yet: refuse rather
-		// than join the group as a consumer group.
-		log.Error("KAFKA_GROUP_TYPE=share is not available in this build yet; use KAFKA_GROUP_TYPE=consumer")
-		return exitConfig
-	}
 	reg := prometheus.NewRegistry()
 	metrics.RegisterRuntime(reg)
 	metrics.RegisterBuildInfo(reg, version, commit, runtime.Version())

@@ -143,6 +143,8 @@ type Consumer struct {
 	commitMu sync.Mutex // one commit at a time: snapshots never go out of order
 
 	conn connState // what the clients saw of the brokers, for start-up errors
+
+	share shareState // KAFKA_GROUP_TYPE=share only (share.go)
 }
 
 type tp struct {
@@ -344,8 +346,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if c.isShare() {
+		if err := c.prepareShare(startCtx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 	limits := newDLQLimits(atStart)
-	cl, err := c.newClient(limits)
+	newClient := c.newClient
+	if c.isShare() {
+		newClient = c.newShareClient
+	}
+	cl, err := newClient(limits)
 	if err != nil {
 		return err
 	}
@@ -354,14 +368,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if testHookClientBuilt != nil {
 		testHookClientBuilt()
 	}
-	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
-	c.flow.onDivide = c.sizer.setPartitions
+	if c.isShare() {
+		c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, noPause{}, c.metrics.BufferedBytes)
+		c.share.gate.init(c.metrics.ShareInFlight)
+	} else {
+		c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
+		c.flow.onDivide = c.sizer.setPartitions
+	}
 	w := dlq.NewWriter(dlq.Config{
 		Group:    c.cfg.Kafka.GroupID,
 		TopicFor: c.cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
 		MaxBytes: limits.get,
 	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
+	c.share.dlq = w
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
@@ -380,15 +400,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
 	var wg sync.WaitGroup
-	wg.Go(func() { c.commitLoop(loopCtx) })
-	wg.Go(func() { c.lagLoop(loopCtx) })
+	poll := c.pollLoop
+	// The share group's renewals go on through the shutdown, while the
+	// batches in flight finish; shareShutdown stops them.
+	renewCtx, stopRenew := context.WithCancel(context.Background())
+	defer stopRenew()
+	renewDone := make(chan struct{})
+	if c.isShare() {
+		poll = c.sharePollLoop
+		wg.Go(func() { c.shareLagLoop(loopCtx) })
+		go func() {
+			defer close(renewDone)
+			c.renewLoop(renewCtx)
+		}()
+	} else {
+		close(renewDone)
+		wg.Go(func() { c.commitLoop(loopCtx) })
+		wg.Go(func() { c.lagLoop(loopCtx) })
+	}
 	wg.Go(func() { c.awaitJoin(loopCtx, startCtx) })
 
 	var runErr error
 	pollDone := make(chan struct{})
 	go func() {
 		defer close(pollDone)
-		c.pollLoop(loopCtx)
+		poll(loopCtx)
 	}()
 	select {
 	case <-ctx.Done():
@@ -401,6 +437,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopLoop()
 	<-pollDone
 	wg.Wait()
+	if c.isShare() {
+		c.shareShutdown(stopRenew, renewDone)
+		return runErr
+	}
 	c.shutdown(runErr != nil)
 	return runErr
 }
@@ -416,7 +456,11 @@ func (c *Consumer) awaitJoin(ctx, startCtx context.Context) {
 		case <-c.joined:
 		case <-ctx.Done():
 		default:
-			c.fail(c.startupError("joining consumer group "+c.cfg.Kafka.GroupID, c.conn.lastGroupError()))
+			what := "joining consumer group "
+			if c.isShare() {
+				what = "joining share group "
+			}
+			c.fail(c.startupError(what+c.cfg.Kafka.GroupID, c.conn.lastGroupError()))
 		}
 	}
 }

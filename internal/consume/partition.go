@@ -43,6 +43,19 @@ type partition struct {
 	m     *metrics.Topic
 	lag   prometheus.Gauge
 	order config.Order
+	// eager lanes hand over what is queued at once rather than wait
+	// BATCH_MAX_WAIT for more: a share group polls again only once these
+	// records are finished, so no more can come.
+	eager bool
+	// solos are a share group's lanes for redelivered records (delivery
+	// count above 1), one record each, started as the record arrives and
+	// ended once it is handled (share.go): a record that crashed the
+	// member holding it neither takes its batch-mates to the delivery
+	// limit with it nor holds up the others delivered again with it.
+	// Under mu; soloOf maps their records to them, for the dead-letter
+	// writes' reports.
+	solos  map[*lane]struct{}
+	soloOf sync.Map // *kgo.Record -> *lane
 
 	gone   atomic.Bool     // taken from this member: never committed but by the revoke callback
 	paused atomic.Bool     // fetching paused by flow; changed under flow.mu
@@ -114,6 +127,11 @@ func laneKey(topic string, id int32, i int) string {
 // laneOf returns the lane of r: the only one in partition order, else by
 // the hash of its key (key order), or by its offset (none, or a null key).
 func (p *partition) laneOf(r *kgo.Record) *lane {
+	if p.solos != nil {
+		if l, ok := p.soloOf.Load(r); ok {
+			return l.(*lane)
+		}
+	}
 	n := uint64(len(p.lanes))
 	if n == 1 {
 		return p.lanes[0]
@@ -146,7 +164,11 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 			n -= int64(released) * recordOverhead
 			n -= p.dropQueuedLocked(r.Offset)
 		}
-		p.laneOf(r).add(r, size, now)
+		if p.solos != nil && r.DeliveryCount() > 1 {
+			p.soloLocked(r, size, now)
+		} else {
+			p.laneOf(r).add(r, size, now)
+		}
 		n += int64(size) + recordOverhead
 	}
 	p.hwm = hwm
@@ -200,6 +222,12 @@ func (p *partition) drain() {
 			return true
 		})
 	}
+	for l := range p.solos {
+		l.batcher.Remove(func(q *kgo.Record) bool {
+			p.fin.unstarted(q)
+			return true
+		})
+	}
 	p.fin.stopped()
 }
 
@@ -236,6 +264,9 @@ func (p *partition) finish(recs []*kgo.Record, done func(i int) bool) {
 		ok, n := p.fin.finished(r)
 		if !ok {
 			continue
+		}
+		if p.solos != nil {
+			p.soloOf.Delete(r)
 		}
 		freed += int64(len(r.Key)+len(r.Value)) + int64(n)*recordOverhead
 	}

@@ -70,23 +70,20 @@ func Read(ctx context.Context, r kmsg.Requestor, group string) (Settings, error)
 	if ctx.Err() != nil {
 		return s, ctx.Err()
 	}
-	limit, lock := groupVals[GroupDeliveryLimit], groupVals[GroupLockDuration]
-	if limit != "" {
-		s.LimitFrom = FromGroup
-	}
-	if lock != "" {
-		s.LockFrom = FromGroup
-	}
+	limit, lock := groupVals.get(GroupDeliveryLimit), groupVals.get(GroupLockDuration)
+	// Kafka answers a group without its own value with the brokers'
+	// default (source DEFAULT_CONFIG or a broker source); kfake with none.
+	s.LimitFrom, s.LockFrom = groupVals.from(GroupDeliveryLimit), groupVals.from(GroupLockDuration)
 	if limit == "" || lock == "" {
 		brokerVals, berr := describe(ctx, r, kmsg.ConfigResourceTypeBroker, "", BrokerDeliveryLimit, BrokerLockDuration)
 		if ctx.Err() != nil {
 			return s, ctx.Err()
 		}
-		if limit == "" && brokerVals[BrokerDeliveryLimit] != "" {
-			limit, s.LimitFrom = brokerVals[BrokerDeliveryLimit], FromBroker
+		if limit == "" && brokerVals.get(BrokerDeliveryLimit) != "" {
+			limit, s.LimitFrom = brokerVals.get(BrokerDeliveryLimit), FromBroker
 		}
-		if lock == "" && brokerVals[BrokerLockDuration] != "" {
-			lock, s.LockFrom = brokerVals[BrokerLockDuration], FromBroker
+		if lock == "" && brokerVals.get(BrokerLockDuration) != "" {
+			lock, s.LockFrom = brokerVals.get(BrokerLockDuration), FromBroker
 		}
 		if limit == "" || lock == "" {
 			why := "not set"
@@ -118,27 +115,48 @@ func Read(ctx context.Context, r kmsg.Requestor, group string) (Settings, error)
 	return s, nil
 }
 
+// configs are configuration values by name, with whether each is the
+// group's own (source GROUP_CONFIG).
+type configs struct {
+	vals map[string]string
+	own  map[string]bool
+}
+
+func (c configs) get(k string) string { return c.vals[k] }
+
+// from is where the value of k came from, given that it is not "".
+func (c configs) from(k string) Source {
+	switch {
+	case c.vals[k] == "":
+		return FromDefault
+	case c.own[k]:
+		return FromGroup
+	}
+	return FromBroker
+}
+
 // describe reads the named configurations of one resource; a missing or
 // null value is "". The error says why nothing could be read.
-func describe(ctx context.Context, r kmsg.Requestor, typ kmsg.ConfigResourceType, name string, keys ...string) (map[string]string, error) {
+func describe(ctx context.Context, r kmsg.Requestor, typ kmsg.ConfigResourceType, name string, keys ...string) (configs, error) {
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	res := kmsg.NewDescribeConfigsRequestResource()
 	res.ResourceType = typ
 	res.ResourceName = name
 	res.ConfigNames = keys
 	req.Resources = append(req.Resources, res)
+	out := configs{vals: map[string]string{}, own: map[string]bool{}}
 	resp, err := req.RequestWith(ctx, r)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	out := map[string]string{}
 	for _, rr := range resp.Resources {
 		if err := kerr.ErrorForCode(rr.ErrorCode); err != nil {
-			return nil, fmt.Errorf("describing the configuration of %s %q: %w", typ, name, err)
+			return out, fmt.Errorf("describing the configuration of %s %q: %w", typ, name, err)
 		}
 		for _, c := range rr.Configs {
 			if c.Value != nil && *c.Value != "" {
-				out[c.Name] = *c.Value
+				out.vals[c.Name] = *c.Value
+				out.own[c.Name] = c.Source == kmsg.ConfigSourceGroupConfig
 			}
 		}
 	}
