@@ -31,7 +31,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +53,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
+	"github.com/msk-consumer/msk-consumer/internal/shutdown"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 	"github.com/msk-consumer/msk-consumer/internal/tracing/provider"
 )
@@ -316,7 +316,10 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		log.Error("cannot set up tracing", zap.String("OTEL_TRACES_EXPORTER", string(cfg.Tracing.Exporter)), zap.Error(err))
 		return exitConfig
 	}
-	defer a.stopTracing(ctx, prov, cfg.Batch.ShutdownTimeout, log)()
+	// The consumer's shutdown plan, once Run returned: the phases after it
+	// (the metrics server, then the trace export) keep to it.
+	var plan shutdown.Plan
+	defer a.stopTracing(prov, &plan, log)
 
 	// Both sides share one client (and schema cache) per registry.
 	key, value, err := codec.NewKeyValue(ctx, cfg, codec.Options{AWSRegion: cfg.Kafka.AWSRegion})
@@ -375,7 +378,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		}
 	}()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, cancel := context.WithDeadline(context.Background(), plan.Server(time.Now()))
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-srvDone
@@ -390,7 +393,9 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		zap.String("idempotency", string(cfg.Idempotency.Store)),
 		zap.String("tracing", tracingState(cfg.Tracing)),
 		zap.String("metrics", ln.Addr().String()))
-	if err := c.Run(ctx); err != nil {
+	err = c.Run(ctx)
+	plan = c.Plan()
+	if err != nil {
 		log.Error("stopped: "+err.Error(), zap.Error(err))
 		return exitRuntime
 	}
@@ -486,15 +491,6 @@ func (a *app) newHandler(full config.Config, log *zap.Logger, reg prometheus.Reg
 	return f(handler.Deps{Config: cfg, Logger: log.Named("handler"), TracerProvider: tp})
 }
 
-// Bounds of the export of the spans still queued at shutdown: the rest of
-// SHUTDOWN_TIMEOUT counted from the signal, at most maxTraceFlush and at
-// least minTraceFlush (within the half second the exit may take past
-// SHUTDOWN_TIMEOUT).
-const (
-	maxTraceFlush = 5 * time.Second
-	minTraceFlush = 250 * time.Millisecond
-)
-
 // startTracing sets up the OpenTelemetry SDK from the OTEL_* variables:
 // nil with tracing off. An exporter that cannot be built is an error; a
 // resource detector that fails (an ECS metadata endpoint that does not
@@ -543,33 +539,17 @@ func tracingEndpoint(t config.Tracing) string {
 	return config.RedactURL(t.OTLPEndpoint())
 }
 
-// stopTracing returns the function that exports the spans still queued
-// and stops the exporter, within what is left of shutdownTimeout since ctx
-// was canceled (see maxTraceFlush). It does nothing for a nil prov.
-func (a *app) stopTracing(ctx context.Context, prov *provider.Provider, shutdownTimeout time.Duration, log *zap.Logger) func() {
+// stopTracing exports the spans still queued and stops the exporter, by
+// the deadline plan gives it (shutdown.Plan.Flush). It does nothing for a
+// nil prov.
+func (a *app) stopTracing(prov *provider.Provider, plan *shutdown.Plan, log *zap.Logger) {
 	if prov == nil {
-		return func() {}
+		return
 	}
-	var stoppedAt atomic.Pointer[time.Time]
-	unregister := context.AfterFunc(ctx, func() {
-		now := time.Now()
-		stoppedAt.Store(&now)
-	})
-	return func() {
-		unregister()
-		now := time.Now()
-		deadline := now.Add(maxTraceFlush)
-		if at := stoppedAt.Load(); at != nil && at.Add(shutdownTimeout).Before(deadline) {
-			deadline = at.Add(shutdownTimeout)
-		}
-		if least := now.Add(minTraceFlush); deadline.Before(least) {
-			deadline = least
-		}
-		fctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		if err := prov.Shutdown(fctx); err != nil {
-			log.Warn("tracing: spans still queued at shutdown were not all exported", zap.Error(err))
-		}
+	fctx, cancel := context.WithDeadline(context.Background(), plan.Flush(time.Now()))
+	defer cancel()
+	if err := prov.Shutdown(fctx); err != nil {
+		log.Warn("tracing: spans still queued at shutdown were not all exported", zap.Error(err))
 	}
 }
 

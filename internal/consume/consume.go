@@ -2,8 +2,20 @@
 // pausing for backpressure, marking and committing offsets, and the
 // rebalance callbacks. How a client connects (TLS, SASL, credentials) is
 // internal/kafkaclient's business; what happens to a batch (decoding,
-// handling, dead-lettering) is internal/process's; how records are cut into
-// batches is internal/batch's.
+// handling, deciding what is dead-lettered) is internal/process's; how
+// records are cut into batches is internal/batch's; the shutdown's
+// deadlines are internal/shutdown's plan.
+//
+// Owners inside the package: a partition (partition.go) queues its records
+// in its lanes (lane.go) and hands the finished ones to its completion
+// (completion.go); flow (flow.go) holds the in-flight slots and the
+// buffered bytes; a partition's dead-letter writes in flight, their overlap
+// gate, bound and stalls are its letters (lane.go), which write through
+// the consumer's deadLetters (deadletters.go: the topics' limits, the
+// writer, the report of a failed attempt), each write with its lane's own
+// failure path. A lane names its stalls itself (health.PartitionKey, or
+// health.LaneKey when its partition has several), for its batches
+// (Processor.Handle) and its dead-letter writes.
 //
 // # The commit protocol
 //
@@ -62,7 +74,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -72,13 +83,13 @@ import (
 	"github.com/msk-consumer/msk-consumer/handler"
 	"github.com/msk-consumer/msk-consumer/internal/backoff"
 	"github.com/msk-consumer/msk-consumer/internal/codec"
-	"github.com/msk-consumer/msk-consumer/internal/dlq"
 	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 	"github.com/msk-consumer/msk-consumer/internal/mskevent"
 	"github.com/msk-consumer/msk-consumer/internal/process"
+	"github.com/msk-consumer/msk-consumer/internal/shutdown"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
@@ -114,6 +125,7 @@ type Consumer struct {
 	opts    []kgo.Opt // connection options shared by every client
 	client  *kgo.Client
 	proc    *process.Processor
+	dlq     *deadLetters // set with the client
 	flow    *flow
 	sizer   *fetchSizer // set with the client; tells the fetches' sizes
 	log     *zap.Logger
@@ -134,7 +146,7 @@ type Consumer struct {
 	// stopping is closed when shutdown begins, after plan is set; waits
 	// that started before (a revoke in progress) then shorten to the plan.
 	stopping chan struct{}
-	plan     shutdownPlan
+	plan     shutdown.Plan
 
 	mu       sync.Mutex
 	parts    map[tp]*partition
@@ -183,7 +195,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 
 // newClient builds the group member's client, with the dead-letter
 // producer sized to the dead-letter topics' max.message.bytes.
-func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
+func (c *Consumer) newClient(limits *deadLetters) (*kgo.Client, error) {
 	cfg := c.cfg
 	start := kgo.NewOffset().AtStart()
 	if at, ok := cfg.Kafka.StartOffset.Time(); ok {
@@ -265,24 +277,6 @@ func (c *Consumer) newClient(limits *dlqLimits) (*kgo.Client, error) {
 // was built (it may be joining the group already).
 var testHookClientBuilt func()
 
-func (c *Consumer) dlqError(src *kgo.Record, err error) {
-	c.metrics.DLQProduceErrors.Inc()
-	dest := c.cfg.DLQ.TopicFor(src.Topic)
-	c.log.Error("dead-letter write failed; retrying, the partition waits",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Error(err))
-	c.mu.Lock()
-	p := c.parts[tp{src.Topic, src.Partition}]
-	c.mu.Unlock()
-	if p != nil {
-		// The lane waits for its write, and is reported stuck on it.
-		p.letters.attemptFailed(p.laneOf(src), src, "cannot write to dead-letter topic "+dest+": "+err.Error())
-	}
-	if kafkaclient.IsFatal(err) {
-		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
-	}
-}
-
 // handlerTimeout is the handler's own bound on a call: HTTP_HANDLER_TIMEOUT
 // for the http handler; for lambda, LAMBDA_INVOKE_TIMEOUT for each of the
 // invocations a batch of batchMaxBytes may be cut into (base64 makes its
@@ -304,18 +298,6 @@ func handlerTimeout(cfg config.Handler, batchMaxBytes int) time.Duration {
 		return t * time.Duration(parts)
 	}
 	return 0
-}
-
-func (c *Consumer) dlqValueOmitted(src *kgo.Record, dest string, limit int32) {
-	c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("value_bytes", len(src.Value)))
-}
-
-func (c *Consumer) dlqHeadersOmitted(src *kgo.Record, dest string, limit int32) {
-	c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("headers", len(src.Headers)))
 }
 
 // fail reports a fatal error to Run; the first one wins.
@@ -342,6 +324,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	atStart, err := c.preflight(startCtx)
 	if err != nil {
 		if ctx.Err() != nil {
+			c.beginShutdown() // for the phases that follow Run (Plan)
 			return nil
 		}
 		return err
@@ -349,22 +332,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.isShare() {
 		if err := c.prepareShare(startCtx); err != nil {
 			if ctx.Err() != nil {
+				c.beginShutdown() // for the phases that follow Run (Plan)
 				return nil
 			}
 			return err
 		}
 	}
-	limits := newDLQLimits(atStart)
+	c.dlq = newDeadLetters(c, atStart)
 	newClient := c.newClient
 	if c.isShare() {
 		newClient = c.newShareClient
 	}
-	cl, err := newClient(limits)
+	cl, err := newClient(c.dlq)
 	if err != nil {
 		return err
 	}
 	c.client = cl
-	limits.adm = kadm.NewClient(cl)
+	c.dlq.start(cl)
 	if testHookClientBuilt != nil {
 		testHookClientBuilt()
 	}
@@ -375,13 +359,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
 		c.flow.onDivide = c.sizer.setPartitions
 	}
-	w := dlq.NewWriter(dlq.Config{
-		Group:    c.cfg.Kafka.GroupID,
-		TopicFor: c.cfg.DLQ.TopicFor,
-		Backoff:  backoff.Policy{First: c.cfg.Batch.HandlerRetryBackoff, Max: c.cfg.Batch.HandlerBackoffMax},
-		MaxBytes: limits.get,
-	}, dlq.Deps{Producer: cl, OnError: c.dlqError, OnValueOmitted: c.dlqValueOmitted, OnHeadersOmitted: c.dlqHeadersOmitted, RefreshMaxBytes: limits.refresh})
-	c.share.dlq = w
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
@@ -389,7 +366,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MaxRecordAge:   c.cfg.Batch.HandlerMaxRecordAge,
 		HandlerName:    c.cfg.Handler.Name,
 		HandlerTimeout: handlerTimeout(c.cfg.Handler, c.cfg.Batch.MaxBytes),
-	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: w, Stalls: d.Health, Logger: c.log,
+	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: c.dlq.writer, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
 	if c.health != nil {
@@ -565,7 +542,7 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	// leaving the group runs) the commit keeps to the shutdown's budget.
 	end := start.Add(rt)
 	if c.shuttingDown() {
-		end = earliest(end, c.plan.end)
+		end = earliest(end, c.plan.End)
 	}
 	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
@@ -625,13 +602,6 @@ func (c *Consumer) owned() []*partition {
 	return out
 }
 
-// abandonGrace bounds the wait for workers after their work was canceled: a
-// dead-letter write already sent cannot be called back, and a handler may
-// ignore its context. A worker still running after it is left to finish on
-// its own; its partition is gone, so nothing it marks is committed but by
-// the commit that follows (which is right: a mark is finished work).
-const abandonGrace = 5 * time.Second
-
 // stop asks the workers to finish their in-flight batch and start no other,
 // waits for them until deadline, then abandons what is still running. Once
 // shutdown begins, the waits keep to its plan whenever they began.
@@ -639,12 +609,12 @@ func (c *Consumer) stop(parts []*partition, deadline time.Time) {
 	for _, p := range parts {
 		p.stop()
 	}
-	if !c.waitAll(parts, deadline, func(p shutdownPlan) time.Time { return p.workEnd }) {
+	if !c.waitAll(parts, deadline, func(p shutdown.Plan) time.Time { return p.Work }) {
 		c.log.Warn("in-flight batches did not finish in time; abandoning them (they will be redelivered)")
 		for _, p := range parts {
 			p.cancel()
 		}
-		if !c.waitAll(parts, time.Now().Add(abandonGrace), func(p shutdownPlan) time.Time { return p.abandonEnd }) {
+		if !c.waitAll(parts, time.Now().Add(shutdown.AbandonGrace), func(p shutdown.Plan) time.Time { return p.Abandon }) {
 			c.log.Warn("workers still running after being canceled; moving on without them")
 		}
 	}
@@ -653,7 +623,7 @@ func (c *Consumer) stop(parts []*partition, deadline time.Time) {
 // waitAll waits until every worker returned or deadline passed, and reports
 // whether they all returned. When shutdown begins during the wait, or had
 // begun, the deadline becomes the earlier of it and limit(plan).
-func (c *Consumer) waitAll(parts []*partition, deadline time.Time, limit func(shutdownPlan) time.Time) bool {
+func (c *Consumer) waitAll(parts []*partition, deadline time.Time, limit func(shutdown.Plan) time.Time) bool {
 	stopping := c.stopping
 	if c.shuttingDown() {
 		deadline, stopping = earliest(deadline, limit(c.plan)), nil
@@ -800,31 +770,16 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 	}
 }
 
-// shutdownPlan is the shutdown's budget, from the signal: workers finish
-// by workEnd, canceled ones are waited for until abandonEnd, the final
-// commit is sent by commitEnd, and leaving the group and closing end by end
-// (SHUTDOWN_TIMEOUT after the signal). A fifth of the budget, at most 5s,
-// is kept for committing and leaving.
-type shutdownPlan struct {
-	workEnd, abandonEnd, commitEnd, end time.Time
-}
-
-func newShutdownPlan(start time.Time, total time.Duration) shutdownPlan {
-	end := start.Add(total)
-	reserve := min(total/5, 5*time.Second)
-	return shutdownPlan{
-		workEnd:    end.Add(-reserve),
-		abandonEnd: end.Add(-reserve / 2),
-		commitEnd:  end.Add(-reserve / 4),
-		end:        end,
-	}
-}
-
 // beginShutdown starts the shutdown's clock; it is called once, by Run.
 func (c *Consumer) beginShutdown() {
-	c.plan = newShutdownPlan(time.Now(), c.cfg.Batch.ShutdownTimeout)
+	c.plan = shutdown.New(time.Now(), c.cfg.Batch.ShutdownTimeout)
 	close(c.stopping)
 }
+
+// Plan returns the shutdown's plan once Run returned, for the phases that
+// follow it (the trace export, the metrics server); the zero Plan if Run
+// returned before it consumed (a start-up error).
+func (c *Consumer) Plan() shutdown.Plan { return c.plan }
 
 func (c *Consumer) shuttingDown() bool {
 	select {
@@ -834,11 +789,6 @@ func (c *Consumer) shuttingDown() bool {
 		return false
 	}
 }
-
-// closeGrace is how long past SHUTDOWN_TIMEOUT the client may take to
-// close before Run returns without it: the process exits within
-// SHUTDOWN_TIMEOUT plus a second whatever is in flight.
-const closeGrace = 500 * time.Millisecond
 
 // shutdown stops every worker, commits, leaves the group and closes the
 // client, within the plan. The partitions stay assigned until the group
@@ -851,11 +801,11 @@ func (c *Consumer) shutdown(fatal bool) {
 	c.health.Left()
 	plan := c.plan
 	parts := c.owned()
-	c.stop(parts, plan.workEnd)
-	ctx, cancel := context.WithDeadline(context.Background(), plan.commitEnd)
+	c.stop(parts, plan.Work)
+	ctx, cancel := context.WithDeadline(context.Background(), plan.Commit)
 	c.commit(ctx, parts, false)
 	cancel()
-	ctx, cancel = context.WithDeadline(context.Background(), plan.end)
+	ctx, cancel = context.WithDeadline(context.Background(), plan.End)
 	defer cancel()
 	if c.cfg.Kafka.InstanceID == "" && !c.noCommit.Load() {
 		// Leaving runs the revoke callback for what is still assigned;
@@ -877,11 +827,11 @@ func (c *Consumer) shutdown(fatal bool) {
 	}()
 	select {
 	case <-closed:
-	case <-time.After(time.Until(plan.end.Add(closeGrace))):
+	case <-time.After(time.Until(plan.Close())):
 		c.log.Warn("the Kafka client did not close within SHUTDOWN_TIMEOUT; exiting without waiting for it")
 	}
 	c.forget(c.take(nil))
-	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.end)))
+	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.End)))
 }
 
 // crash stops the consumer the way a killed process would, as far as the

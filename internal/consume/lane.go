@@ -1,7 +1,6 @@
 package consume
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
@@ -18,8 +17,7 @@ import (
 // Lanes of all partitions share the in-flight slots (MAX_IN_FLIGHT_BATCHES).
 type lane struct {
 	p       *partition
-	ctx     context.Context             // p.ctx, naming the lane in Stalls when there are several
-	name    string                      // in /readyz: the partition's key, with " lane N" when there are several
+	name    string                      // in /readyz's stalls: health.PartitionKey, or health.LaneKey when there are several
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	letters laneLetters                 // under p.letters.mu
@@ -92,7 +90,7 @@ func (l *lane) run() {
 			return
 		}
 		slot := &laneSlot{p: p, release: release} // given back while the batch waits on another's claims
-		b, err := p.proc.Handle(process.WithSlot(l.ctx, slot), recs, p.m)
+		b, err := p.proc.Handle(process.WithSlot(p.ctx, slot), l.name, recs, p.m)
 		slot.Yield()
 		p.finish(recs, b.Done)
 		if n, size := b.Letters(); n > 0 {
@@ -143,7 +141,10 @@ var deadLetterOverlap = time.Second
 // BATCH_MAX_BYTES, one write always allowed.
 type letters struct {
 	limit int64
-	wg    sync.WaitGroup // one per write in flight
+	// report logs and counts a failed attempt (and fails the consumer
+	// on a fatal error), and returns the reason the lane's stall shows.
+	report func(src *kgo.Record, err error) string
+	wg     sync.WaitGroup // one per write in flight
 
 	mu    sync.Mutex
 	bytes int64
@@ -179,8 +180,9 @@ func (w *laneLetters) failing() bool {
 // stalls (its name alone), which its batch in flight sets and clears.
 func deadLetterKey(name string) string { return name + " dead-letter" }
 
-func (l *letters) init(limit int64) {
+func (l *letters) init(limit int64, report func(src *kgo.Record, err error) string) {
 	l.limit = max(limit, 1)
+	l.report = report
 	l.freed = make(chan struct{})
 }
 
@@ -207,21 +209,16 @@ func (l *letters) healthy(ln *lane) bool {
 	}
 }
 
-// attemptFailed records that an attempt of the write of src's copy (one of
-// ln's writes in flight) failed for reason: the client reported an error
-// and the write retries. The lane is reported stuck until none of its
-// writes is failing.
-func (l *letters) attemptFailed(ln *lane, src *kgo.Record, reason string) {
+// attemptFailed is the failure path of lw, one of ln's writes in flight,
+// handed to the write: an attempt of it failed with err and the write
+// retries. The lane is reported stuck until none of its writes is failing.
+func (l *letters) attemptFailed(ln *lane, lw *letterWrite, src *kgo.Record, err error) {
+	reason := l.report(src, err)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, lw := range ln.letters.writes {
-		if slices.Contains(lw.recs, src) {
-			lw.failed = true
-			if s := ln.p.stalls; s != nil {
-				s.Stuck(deadLetterKey(ln.name), reason)
-			}
-			return
-		}
+	lw.failed = true
+	if s := ln.p.stalls; s != nil {
+		s.Stuck(deadLetterKey(ln.name), reason)
 	}
 }
 
@@ -256,7 +253,7 @@ func (l *letters) send(ln *lane, b *process.Pending, recs []*kgo.Record, size in
 	p.flow.add(p, work)
 	go func() {
 		defer l.wg.Done()
-		err := b.Write(p.ctx)
+		err := b.Write(p.ctx, func(src *kgo.Record, err error) { l.attemptFailed(ln, lw, src, err) })
 		if err == nil {
 			p.finish(recs, b.Done)
 		}

@@ -2,7 +2,6 @@ package consume
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,10 +51,8 @@ type partition struct {
 	// ended once it is handled (share.go): a record that crashed the
 	// member holding it neither takes its batch-mates to the delivery
 	// limit with it nor holds up the others delivered again with it.
-	// Under mu; soloOf maps their records to them, for the dead-letter
-	// writes' reports.
-	solos  map[*lane]struct{}
-	soloOf sync.Map // *kgo.Record -> *lane
+	// Under mu.
+	solos map[*lane]struct{}
 
 	gone   atomic.Bool     // taken from this member: never committed but by the revoke callback
 	paused atomic.Bool     // fetching paused by flow; changed under flow.mu
@@ -78,7 +75,7 @@ type partition struct {
 
 // processor is what a lane hands its batches to (*process.Processor).
 type processor interface {
-	Handle(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
+	Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
 }
 
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {
@@ -98,7 +95,7 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	if c.health != nil {
 		p.stalls = c.health
 	}
-	p.letters.init(int64(c.cfg.Batch.MaxBytes))
+	p.letters.init(int64(c.cfg.Batch.MaxBytes), c.dlq.report)
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
 		n = max(c.cfg.Batch.Lanes, 1)
@@ -110,28 +107,17 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 	}
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		p.lanes[i] = &lane{p: p, ctx: p.ctx, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
 		if n > 1 {
-			p.lanes[i].name = laneKey(topic, id, i)
-			p.lanes[i].ctx = process.WithStallKey(p.ctx, p.lanes[i].name)
+			p.lanes[i].name = health.LaneKey(topic, id, i)
 		}
 	}
 	return p
 }
 
-// laneKey names lane i of a partition in /readyz's stalls.
-func laneKey(topic string, id int32, i int) string {
-	return health.PartitionKey(topic, id) + " lane " + strconv.Itoa(i)
-}
-
 // laneOf returns the lane of r: the only one in partition order, else by
 // the hash of its key (key order), or by its offset (none, or a null key).
 func (p *partition) laneOf(r *kgo.Record) *lane {
-	if p.solos != nil {
-		if l, ok := p.soloOf.Load(r); ok {
-			return l.(*lane)
-		}
-	}
 	n := uint64(len(p.lanes))
 	if n == 1 {
 		return p.lanes[0]
@@ -264,9 +250,6 @@ func (p *partition) finish(recs []*kgo.Record, done func(i int) bool) {
 		ok, n := p.fin.finished(r)
 		if !ok {
 			continue
-		}
-		if p.solos != nil {
-			p.soloOf.Delete(r)
 		}
 		freed += int64(len(r.Key)+len(r.Value)) + int64(n)*recordOverhead
 	}

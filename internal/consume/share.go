@@ -49,7 +49,6 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
-	"github.com/msk-consumer/msk-consumer/internal/process"
 	"github.com/msk-consumer/msk-consumer/internal/share"
 )
 
@@ -57,7 +56,6 @@ import (
 type shareState struct {
 	settings share.Settings
 	gate     shareGate
-	dlq      *dlq.Writer
 }
 
 func (c *Consumer) isShare() bool { return c.cfg.Kafka.GroupType == config.GroupTypeShare }
@@ -185,7 +183,7 @@ func (a *acks) renew() int {
 
 // newShareClient builds the share-group member's client, with the
 // dead-letter producer as newClient builds it.
-func (c *Consumer) newShareClient(limits *dlqLimits) (*kgo.Client, error) {
+func (c *Consumer) newShareClient(limits *deadLetters) (*kgo.Client, error) {
 	cfg := c.cfg
 	// One poll acquires about what the member can work on at once:
 	// MAX_IN_FLIGHT_BATCHES batches of BATCH_MAX_RECORDS, within
@@ -394,7 +392,17 @@ func (c *Consumer) deadLetterLimit(p *partition, recs []*kgo.Record) {
 	p.letters.wg.Add(1)
 	go func() {
 		defer p.letters.wg.Done()
-		if err := c.share.dlq.Write(p.ctx, fs); err != nil {
+		stall := health.PartitionKey(p.topic, p.id) + " delivery-limit dead-letter"
+		onError := func(src *kgo.Record, err error) {
+			if p.stalls != nil {
+				p.stalls.Stuck(stall, c.dlq.report(src, err))
+			}
+		}
+		err := c.dlq.writer.Write(p.ctx, fs, onError)
+		if p.stalls != nil {
+			p.stalls.Unstuck(stall)
+		}
+		if err != nil {
 			return // canceled: the records stay unacknowledged, released at shutdown
 		}
 		p.m.DeadLettered.Add(float64(len(recs)))
@@ -445,11 +453,10 @@ func (c *Consumer) renewLoop(ctx context.Context) {
 // stopped, so the count never grows while run waits.
 func (p *partition) soloLocked(r *kgo.Record, size int, now time.Time) {
 	name := health.PartitionKey(p.topic, p.id) + " redelivery of " + strconv.FormatInt(r.Offset, 10)
-	l := &lane{p: p, ctx: process.WithStallKey(p.ctx, name), name: name, solo: true,
+	l := &lane{p: p, name: name, solo: true,
 		wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](batch.Limits{MaxRecords: 1, MaxBytes: 1, MaxWait: time.Hour})}
 	l.add(r, size, now)
 	p.solos[l] = struct{}{}
-	p.soloOf.Store(r, l)
 	p.letters.wg.Add(1)
 	go func() {
 		defer p.letters.wg.Done()
@@ -540,11 +547,11 @@ func (c *Consumer) shareShutdown(renewStop context.CancelFunc, renewDone <-chan 
 			p.releaseQueued()
 		}
 	}
-	c.stop(parts, plan.workEnd)
+	c.stop(parts, plan.Work)
 	renewStop()
 	<-renewDone
 	c.forget(c.take(nil)) // releases what was abandoned
-	ctx, cancel := context.WithDeadline(context.Background(), plan.commitEnd)
+	ctx, cancel := context.WithDeadline(context.Background(), plan.Commit)
 	if !c.noCommit.Load() {
 		if err := c.client.FlushAcks(ctx); err != nil {
 			c.log.Warn("share acknowledgements not all sent before the shutdown deadline; their records will be delivered again", zap.Error(err))
@@ -559,10 +566,10 @@ func (c *Consumer) shareShutdown(renewStop context.CancelFunc, renewDone <-chan 
 	}()
 	select {
 	case <-closed:
-	case <-time.After(time.Until(plan.end.Add(closeGrace))):
+	case <-time.After(time.Until(plan.Close())):
 		c.log.Warn("the Kafka client did not close within SHUTDOWN_TIMEOUT; exiting without waiting for it")
 	}
-	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.end)))
+	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.End)))
 }
 
 // noPause is flow's pauser for a share group: pausing a partition would

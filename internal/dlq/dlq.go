@@ -127,6 +127,18 @@ func oneLine(s string) string {
 // a dead-letter topic whose configuration cannot be read.
 const DefaultMaxMessageBytes = 1048588
 
+// MaxMessageBytes is the record batch limit to produce to a topic whose
+// max.message.bytes reads n (0: not read): n, or DefaultMaxMessageBytes
+// when n is below 512, which no real limit is (a record batch header and
+// the dlq.* headers alone take a few hundred bytes). The consumer's
+// dead-letter producer and redrive's producer both size batches with it.
+func MaxMessageBytes(n int64) int32 {
+	if n < 512 || n > 1<<31-1 {
+		return DefaultMaxMessageBytes
+	}
+	return int32(n)
+}
+
 // HeaderValueOmitted is added, with the original value's size in bytes, to
 // a dead-letter copy written without its value because the copy would not
 // fit the dead-letter topic's max.message.bytes.
@@ -153,12 +165,13 @@ type Config struct {
 	MaxBytes func(topic string) int32
 }
 
+// OnError is told every failed produce attempt of a write, with the source
+// record and the error: the failure path of whoever waits for the write.
+type OnError func(source *kgo.Record, err error)
+
 // Deps is what a Writer writes with and reports to.
 type Deps struct {
 	Producer Producer
-	// OnError, if set, is called for every failed produce attempt, with
-	// the source record and the error.
-	OnError func(source *kgo.Record, err error)
 	// OnValueOmitted, if set, is called for every copy acknowledged without
 	// its value because it would not fit the dead-letter topic.
 	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
@@ -201,7 +214,8 @@ func (w *Writer) limit(topic string) int32 {
 // Write dead-letters fs and returns nil once the brokers acknowledged every
 // one of them. It retries failed records until they are acknowledged or ctx
 // is done, in which case it returns ctx's error and the caller must not
-// treat any of fs as finished.
+// treat any of fs as finished. Every failed attempt is told to onError (nil:
+// not told), the caller's own failure path.
 //
 // A copy that cannot fit the dead-letter topic leaves out what it must, in
 // this order (see form): its value (HeaderValueOmitted), else the
@@ -215,7 +229,7 @@ func (w *Writer) limit(topic string) int32 {
 // an outage like any other: retried, with an error that says so (the
 // reason /readyz shows), and the next attempt sends the whole copy again,
 // so that the copy written once the topic is fixed is whole.
-func (w *Writer) Write(ctx context.Context, fs []Failure) error {
+func (w *Writer) Write(ctx context.Context, fs []Failure, onError OnError) error {
 	if len(fs) == 0 {
 		return nil
 	}
@@ -257,8 +271,8 @@ func (w *Writer) Write(ctx context.Context, fs []Failure) error {
 				next, now, err = w.tooLarge(ctx, c, whole[c.src], err, fresh)
 				again = again || now
 			}
-			if w.d.OnError != nil {
-				w.d.OnError(c.src, err)
+			if onError != nil {
+				onError(c.src, err)
 			}
 			// The failed records are produced again as new records: a
 			// record that failed is not reused by the client.

@@ -103,9 +103,14 @@ func (e *errorsSeen) last() error {
 
 func writeWithin(t *testing.T, w *Writer, d time.Duration, fs ...Failure) error {
 	t.Helper()
+	return writeReporting(t, w, d, nil, fs...)
+}
+
+func writeReporting(t *testing.T, w *Writer, d time.Duration, onError OnError, fs ...Failure) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return w.Write(ctx, fs)
+	return w.Write(ctx, fs, onError)
 }
 
 // TestCopyWhoseHeadersExceedTheLimitOmitsThem: a source record whose
@@ -180,11 +185,11 @@ func TestCopyRefusedAsRecordListTooLarge(t *testing.T) {
 func TestCopyTooLargeEvenWithoutValueAndHeaders(t *testing.T) {
 	b := newBroker(t, 2000)
 	seen := &errorsSeen{}
-	w := NewWriter(testConfig(), Deps{Producer: b.cl, OnError: seen.add})
+	w := NewWriter(testConfig(), Deps{Producer: b.cl})
 	src := &kgo.Record{Topic: "t", Offset: 9, Key: make([]byte, 3000), Value: []byte("v"),
 		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}
 	f := Failure{Record: src, Kind: KindDecode, Err: errors.New("bad")}
-	if err := writeWithin(t, w, 3*time.Second, f); !errors.Is(err, context.DeadlineExceeded) {
+	if err := writeReporting(t, w, 3*time.Second, seen.add, f); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Write: got %v, want it to retry until the deadline", err)
 	}
 	err := seen.last()
@@ -197,8 +202,8 @@ func TestCopyTooLargeEvenWithoutValueAndHeaders(t *testing.T) {
 		}
 	}
 	b.setLimit(t, 1<<20) // the topic fixed
-	w = NewWriter(testConfig(), Deps{Producer: b.client(t), OnError: seen.add})
-	if err := writeWithin(t, w, 10*time.Second, f); err != nil {
+	w = NewWriter(testConfig(), Deps{Producer: b.client(t)})
+	if err := writeReporting(t, w, 10*time.Second, seen.add, f); err != nil {
 		t.Fatalf("Write after the fix: %v", err)
 	}
 	got := readDLQ(t, b, 1)[0]

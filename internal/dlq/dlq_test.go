@@ -87,13 +87,13 @@ func TestWriteRetriesUntilAcknowledged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &flaky{failures: 4}
 		var reported int
-		w := NewWriter(testConfig(), Deps{Producer: p, OnError: func(src *kgo.Record, err error) {
+		w := NewWriter(testConfig(), Deps{Producer: p})
+		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 7}, Kind: KindDecode, Err: errors.New("x")}}, func(src *kgo.Record, err error) {
 			if src.Offset != 7 {
 				t.Errorf("OnError source offset: got %d, want 7", src.Offset)
 			}
 			reported++
-		}})
-		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 7}, Kind: KindDecode, Err: errors.New("x")}})
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestWriteStopsWithContext(t *testing.T) {
 		w := NewWriter(testConfig(), Deps{Producer: p})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := w.Write(ctx, []Failure{{Record: &kgo.Record{Topic: "t"}}}); !errors.Is(err, context.DeadlineExceeded) {
+		if err := w.Write(ctx, []Failure{{Record: &kgo.Record{Topic: "t"}}}, nil); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want a deadline error", err)
 		}
 		if len(p.produced) != 0 || p.calls < 60 {
@@ -180,7 +180,7 @@ func TestCopyTooLargeForTheTopicOmitsTheValue(t *testing.T) {
 			err := w.Write(context.Background(), []Failure{
 				{Record: big, Kind: KindDecode, Err: errors.New("bad")},
 				{Record: small, Kind: KindDecode, Err: errors.New("bad")},
-			})
+			}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,12 +230,11 @@ func TestTopicRefusingEvenTheHeadersIsAnOutage(t *testing.T) {
 				var errs, omitted int
 				w := NewWriter(cfg, Deps{
 					Producer:       p,
-					OnError:        func(*kgo.Record, error) { errs++ },
 					OnValueOmitted: func(*kgo.Record, string, int32) { omitted++ },
 				})
 				done := make(chan error)
 				go func() {
-					done <- w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json")}, Kind: KindDecode, Err: errors.New("bad")}})
+					done <- w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json")}, Kind: KindDecode, Err: errors.New("bad")}}, func(*kgo.Record, error) { errs++ })
 				}()
 				time.Sleep(10 * time.Second)
 				synctest.Wait()
@@ -290,7 +289,7 @@ func TestTopicFixedBetweenAttemptsKeepsTheValue(t *testing.T) {
 				return int32(p.max), nil
 			},
 		})
-		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json")}, Kind: KindDecode, Err: errors.New("bad")}})
+		err := w.Write(context.Background(), []Failure{{Record: &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json")}, Kind: KindDecode, Err: errors.New("bad")}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,7 +358,7 @@ func TestLimitReadOncePerAttempt(t *testing.T) {
 		for i := range 5 {
 			fs = append(fs, Failure{Record: &kgo.Record{Topic: "t", Offset: int64(i), Value: make([]byte, 1000)}, Kind: KindDecode, Err: errors.New("bad")})
 		}
-		if err := w.Write(context.Background(), fs); err != nil {
+		if err := w.Write(context.Background(), fs, nil); err != nil {
 			t.Fatal(err)
 		}
 		if len(p.produced) != 5 || headerOf(p.produced[0], HeaderValueOmitted) == nil {
@@ -381,7 +380,7 @@ func TestCopyFittingNoFormIsSentWhole(t *testing.T) {
 	cfg.MaxBytes = func(string) int32 { return 64 } // as it was read
 	w := NewWriter(cfg, Deps{Producer: p})
 	src := &kgo.Record{Topic: "t", Offset: 40, Value: []byte("not json"), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}
-	if err := w.Write(context.Background(), []Failure{{Record: src, Kind: KindDecode, Err: errors.New("bad")}}); err != nil {
+	if err := w.Write(context.Background(), []Failure{{Record: src, Kind: KindDecode, Err: errors.New("bad")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.produced) != 1 || string(p.produced[0].Value) != "not json" || string(headerOf(p.produced[0], "h")) != "x" {

@@ -125,10 +125,16 @@ func (h *Health) BrokerConnect(err error) {
 }
 
 // PartitionKey names a partition in Stuck and Unstuck: "topic/partition".
-// The consumer reports a partition stuck on the dead-letter topic and the
-// processor clears it, so both must name it the same way.
+// It is the one key scheme of stalls, with LaneKey: whoever waits reports
+// and clears under the key of the partition or lane it works for.
 func PartitionKey(topic string, partition int32) string {
 	return topic + "/" + strconv.Itoa(int(partition))
+}
+
+// LaneKey names lane i of a partition that has several lanes:
+// "topic/partition lane i".
+func LaneKey(topic string, partition int32, lane int) string {
+	return PartitionKey(topic, partition) + " lane " + strconv.Itoa(lane)
 }
 
 // Stuck records that the work named key (a partition) cannot make progress

@@ -482,8 +482,8 @@ func (o Redrive) learnLimits(ctx context.Context, adm *kadm.Client, out []*kgo.R
 		}
 		for _, c := range rc.Configs {
 			if c.Key == "max.message.bytes" && c.Value != nil {
-				if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n >= 512 {
-					limits.Store(rc.Name, int32(n))
+				if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil {
+					limits.Store(rc.Name, dlq.MaxMessageBytes(n))
 				}
 			}
 		}

@@ -21,7 +21,7 @@ import (
 // discardDLQ acknowledges every copy at once and keeps nothing.
 type discardDLQ struct{}
 
-func (discardDLQ) Write(context.Context, []dlq.Failure) error { return nil }
+func (discardDLQ) Write(context.Context, []dlq.Failure, dlq.OnError) error { return nil }
 
 // BenchmarkHandleDeadLettering is what batches with records to dead-letter
 // cost the processor when their writes overlap the next batches (as a lane
@@ -62,13 +62,13 @@ func BenchmarkHandleDeadLettering(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for it := 0; it < b.N; it++ {
-				pb, err := p.Handle(ctx, batches[it%len(batches)], m)
+				pb, err := p.Handle(ctx, "t/0", batches[it%len(batches)], m)
 				if err != nil {
 					b.Fatal(err)
 				}
 				pending = append(pending, pb)
 				if len(pending) > inFlight {
-					if err := pending[0].Write(ctx); err != nil {
+					if err := pending[0].Write(ctx, nil); err != nil {
 						b.Fatal(err)
 					}
 					pending[0].Close()

@@ -16,7 +16,7 @@ import (
 // copiesDLQ keeps offset:kind:message of every failure written.
 type copiesDLQ struct{ copies []string }
 
-func (d *copiesDLQ) Write(_ context.Context, fs []dlq.Failure) error {
+func (d *copiesDLQ) Write(_ context.Context, fs []dlq.Failure, _ dlq.OnError) error {
 	for _, f := range fs {
 		d.copies = append(d.copies, fmt.Sprintf("%d:%s:%s", f.Record.Offset, f.Kind, f.Err))
 	}
@@ -137,11 +137,11 @@ func TestEachCopyCarriesItsOwnRecordsError(t *testing.T) {
 				for _, r := range recs {
 					r.Timestamp = time.Now().Add(-time.Hour)
 				}
-				b, err := p.Handle(context.Background(), recs, m)
+				b, err := p.Handle(context.Background(), "t/0", recs, m)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := b.Write(context.Background()); err != nil {
+				if err := b.Write(context.Background(), nil); err != nil {
 					t.Fatal(err)
 				}
 				b.Close()

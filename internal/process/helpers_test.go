@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
@@ -20,9 +21,14 @@ func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	b, err := p.Handle(ctx, recs, m)
+	return p.ProcessIn(ctx, health.PartitionKey(recs[0].Topic, recs[0].Partition), recs, m)
+}
+
+// ProcessIn is Process for the lane named stall.
+func (p *Processor) ProcessIn(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (int, error) {
+	b, err := p.Handle(ctx, stall, recs, m)
 	if err == nil {
-		err = b.Write(ctx)
+		err = b.Write(ctx, nil)
 	}
 	n := 0
 	for n < len(recs) && b.Done(n) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/msk-consumer/msk-consumer/internal/backoff"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
+	"github.com/msk-consumer/msk-consumer/internal/shutdown"
 )
 
 // The idempotency phase (Deps.Idempotency, IDEMPOTENCY_STORE): before
@@ -28,11 +29,6 @@ import (
 // under another member: their claims end when that member completes them,
 // or when they expire (IDEMPOTENCY_IN_PROGRESS_TTL) if it died.
 var inProgressPoll = backoff.Policy{First: 100 * time.Millisecond, Max: time.Second}
-
-// releaseTimeout bounds giving back the claims of an abandoned batch: it
-// is a courtesy to the next owner (the claims expire anyway), and must not
-// hold up a shutdown.
-const releaseTimeout = 500 * time.Millisecond
 
 // Slot is the in-flight slot a batch runs in (MAX_IN_FLIGHT_BATCHES), given
 // by the caller with WithSlot: a batch that waits for records in progress
@@ -240,7 +236,7 @@ func (w *work) release(ctx context.Context) {
 		return
 	}
 	w.idem.hold.Drop(keys)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown.ReleaseTimeout)
 	defer cancel()
 	_ = w.p.d.Idempotency.Release(rctx, keys, w.idem.owner)
 }

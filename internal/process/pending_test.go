@@ -24,7 +24,7 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 	t.Run("acknowledged", func(t *testing.T) {
 		d := &fakeDLQ{}
 		p, m := newProc(t, h, d, nil, nil)
-		b, err := p.Handle(context.Background(), records(4, bad), m)
+		b, err := p.Handle(context.Background(), "t/2", records(4, bad), m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 		if len(d.written) != 0 {
 			t.Fatalf("written before Write: got %d", len(d.written))
 		}
-		if err := b.Write(context.Background()); err != nil {
+		if err := b.Write(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 		if !b.Done(2) || len(d.written) != 1 {
@@ -52,13 +52,13 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 	})
 	t.Run("abandoned", func(t *testing.T) {
 		p, m := newProc(t, h, &fakeDLQ{fail: true}, nil, nil)
-		b, err := p.Handle(context.Background(), records(4, bad), m)
+		b, err := p.Handle(context.Background(), "t/2", records(4, bad), m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		if err := b.Write(ctx); err == nil {
+		if err := b.Write(ctx, nil); err == nil {
 			t.Fatal("Write: got nil, want ctx's error")
 		}
 		if b.Done(2) || !b.Done(3) {

@@ -43,19 +43,22 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/backoff"
 	"github.com/msk-consumer/msk-consumer/internal/codec"
 	"github.com/msk-consumer/msk-consumer/internal/dlq"
-	"github.com/msk-consumer/msk-consumer/internal/health"
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
-// DeadLetterer writes failed records and returns once they are acknowledged.
+// DeadLetterer writes failed records and returns once they are acknowledged
+// (dlq.Writer), telling each failed attempt to onError.
 type DeadLetterer interface {
-	Write(ctx context.Context, fs []dlq.Failure) error
+	Write(ctx context.Context, fs []dlq.Failure, onError dlq.OnError) error
 }
 
-// Stalls is told when a partition cannot make progress because
-// infrastructure is unavailable, and when it can again (health.Health).
+// Stalls is told when a partition or one of its lanes cannot make progress
+// because infrastructure is unavailable, and when it can again
+// (health.Health). Whoever waits reports and clears, under the key its
+// caller named (Handle's stall); the dead-letter writes' stalls are the
+// consumer's.
 type Stalls interface {
 	Stuck(key, reason string)
 	Unstuck(key string)
@@ -138,14 +141,18 @@ func New(cfg Config, d Deps) *Processor {
 // A caller may go on with later records while the copies are written: a
 // record given up on is not finished, so not committed, until Write
 // returned nil.
-func (p *Processor) Handle(ctx context.Context, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
+//
+// stall names the caller's work in Stalls (health.PartitionKey, or
+// health.LaneKey when its partition has several lanes): while the batch
+// waits on an unavailable handler, decoder or idempotency store, it is
+// reported stuck under that key, and cleared once it gets through, so a
+// lane that recovers clears its own stall and not a sibling's.
+func (p *Processor) Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
 	if len(recs) == 0 {
 		return &Pending{}, nil
 	}
 	w := p.get(recs, m)
-	if k, ok := ctx.Value(stallKeyType{}).(string); ok {
-		w.stallKey = k
-	}
+	w.stallKey = stall
 	ctx, w.tspan = p.d.Tracer.StartBatch(ctx, recs)
 	w.log = traceLogger(p.log, w.tspan.SpanContext())
 	err := w.run(ctx)
@@ -216,13 +223,15 @@ func (b *Pending) Letters() (n int, bytes int64) {
 
 // Write writes the dead-letter copies of the records given up on and
 // returns nil once the brokers acknowledged every one (then every record of
-// the batch is Done), or ctx's error, in which case none of them is.
-func (b *Pending) Write(ctx context.Context) error {
+// the batch is Done), or ctx's error, in which case none of them is. Each
+// failed attempt is told to onError: the caller's failure path (its stall,
+// its logs), given with the write rather than looked up.
+func (b *Pending) Write(ctx context.Context, onError dlq.OnError) error {
 	if !b.letters {
 		return b.err
 	}
 	w := b.w
-	err := w.deadLetter(ctx)
+	err := w.deadLetter(ctx, onError)
 	if err == nil && w.p.d.Idempotency != nil {
 		err = w.complete(ctx, lettered)
 	}
@@ -307,18 +316,6 @@ type work struct {
 // holding it for as long as the service runs.
 const maxKeptBuf = 1 << 20
 
-// stallKeyType keys the context value WithStallKey sets.
-type stallKeyType struct{}
-
-// WithStallKey returns ctx naming the work a batch belongs to in Stalls
-// (a lane of a partition): a lane that recovers clears its own stall, not
-// another lane's. Without it, the key is the batch's partition
-// (health.PartitionKey). Dead-letter stalls are the consumer's: each lane
-// reports and clears its own (internal/consume).
-func WithStallKey(ctx context.Context, key string) context.Context {
-	return context.WithValue(ctx, stallKeyType{}, key)
-}
-
 func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	w, _ := p.pool.Get().(*work)
 	if w == nil {
@@ -326,7 +323,6 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 	}
 	n := len(recs)
 	w.m, w.recs, w.start = m, recs, time.Now()
-	w.stallKey = health.PartitionKey(recs[0].Topic, recs[0].Partition)
 	if w.buf == nil {
 		if b, ok := p.bufs.Get().(*[]byte); ok {
 			w.buf = *b
@@ -865,14 +861,14 @@ func (p *Processor) callHandler(ctx context.Context, b handler.Batch) (err error
 
 // deadLetter writes the queued failures, in offset order, and returns only
 // once the brokers acknowledged them.
-func (w *work) deadLetter(ctx context.Context) (err error) {
+func (w *work) deadLetter(ctx context.Context, onError dlq.OnError) (err error) {
 	if len(w.fails) == 0 {
 		return nil
 	}
 	ctx, lsp := w.p.d.Tracer.StartDeadLetter(w.tspan.ContextWith(ctx), len(w.fails))
 	defer func() { lsp.End(err) }()
 	slices.SortFunc(w.fails, func(a, b dlq.Failure) int { return int(a.Record.Offset - b.Record.Offset) })
-	if err := w.p.d.DLQ.Write(ctx, w.fails); err != nil {
+	if err := w.p.d.DLQ.Write(ctx, w.fails, onError); err != nil {
 		return err
 	}
 	// One line per batch: each record's failure was logged with its

@@ -35,7 +35,7 @@ type fakeDLQ struct {
 	fail    bool
 }
 
-func (d *fakeDLQ) Write(ctx context.Context, fs []dlq.Failure) error {
+func (d *fakeDLQ) Write(ctx context.Context, fs []dlq.Failure, _ dlq.OnError) error {
 	if d.fail {
 		<-ctx.Done()
 		return ctx.Err()
@@ -556,7 +556,7 @@ func (e lazyErr) Error() string { return "invalid " + string(e.v) }
 // messagesDLQ keeps the message of every failure as it is when written.
 type messagesDLQ struct{ msgs []string }
 
-func (d *messagesDLQ) Write(_ context.Context, fs []dlq.Failure) error {
+func (d *messagesDLQ) Write(_ context.Context, fs []dlq.Failure, _ dlq.OnError) error {
 	for _, f := range fs {
 		d.msgs = append(d.msgs, f.Err.Error())
 	}
@@ -575,15 +575,15 @@ func TestFailureMessageReadBeforeTheNextBatch(t *testing.T) {
 	d := &messagesDLQ{}
 	p, m := newProc(t, h, d, nil, nil)
 	ctx := context.Background()
-	first, err := p.Handle(ctx, records(1, func(int) []byte { return []byte(`{"v":"AAAA"}`) }), m)
+	first, err := p.Handle(ctx, "t/2", records(1, func(int) []byte { return []byte(`{"v":"AAAA"}`) }), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := p.Handle(ctx, records(1, func(int) []byte { return []byte(`{"v":"BBBB"}`) }), m)
+	next, err := p.Handle(ctx, "t/2", records(1, func(int) []byte { return []byte(`{"v":"BBBB"}`) }), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Write(ctx); err != nil {
+	if err := first.Write(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	first.Close()
