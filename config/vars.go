@@ -252,7 +252,7 @@ var variables = []variable{
 		Help:  "time members get to finish in-flight work on a rebalance",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.RebalanceTimeout }, def: DefaultRebalanceTimeout}},
 	{Name: envKafkaInstanceID, Section: sectionKafka, Default: "unset",
-		Help:  "static membership id (e.g. the pod name of a StatefulSet)",
+		Help: "static membership id (e.g. the pod name of a StatefulSet)", Unused: shareUnused,
 		value: str{at: func(c *Config) *string { return &c.Kafka.InstanceID }, expect: instanceIDExpect}},
 	{Name: envKafkaGroupProtocol, Section: sectionKafka, Default: "`classic`",
 		Help:  "`classic` or `consumer` (KIP-848: the brokers assign the partitions and set the session timeout and heartbeat interval; Kafka 4.0+, recommended on 4.3+; [Group protocol](#group-protocol))",
@@ -476,6 +476,15 @@ func tlsOff(c *Config) string {
 		return ""
 	}
 	return "set, but TLS is off (KAFKA_TLS=true uses it); ignored"
+}
+
+// shareUnused is the Unused rule of the consumer group's own settings that
+// a share group has no use for.
+func shareUnused(c *Config) string {
+	if c.Kafka.GroupType == GroupTypeShare {
+		return unusedBy("KAFKA_GROUP_TYPE=share", "KAFKA_GROUP_TYPE=consumer")
+	}
+	return ""
 }
 
 // orderFor is PROCESSING_ORDER's default: a share group has no order to

@@ -264,6 +264,10 @@ func (c *Consumer) prepareShare(ctx context.Context) error {
 		c.log.Warn(w)
 	}
 	c.share.settings = s
+	if s.DeliveryLimit < 2 {
+		c.log.Warn("share group's share.delivery.count.limit is 1: a record whose only delivery ends without an acknowledgement (a member crashed holding it) is archived by the brokers unhandled, before the service can dead-letter it; set it to 2 or more",
+			zap.String("group", c.cfg.Kafka.GroupID))
+	}
 	c.log.Info("share group settings", zap.String("group", c.cfg.Kafka.GroupID),
 		zap.Int32("delivery_limit", s.DeliveryLimit), zap.String("delivery_limit_from", string(s.LimitFrom)),
 		zap.Duration("lock_duration", s.LockDuration), zap.String("lock_duration_from", string(s.LockFrom)))
@@ -414,7 +418,10 @@ func (c *Consumer) deadLetterLimit(p *partition, recs []*kgo.Record) {
 // group's lock duration, and sends what was acknowledged, until ctx is
 // done.
 func (c *Consumer) renewLoop(ctx context.Context) {
-	every := max(c.share.settings.LockDuration/3, 10*time.Millisecond)
+	// At most every 10s as well: franz-go closes a connection idle for
+	// ConnIdleTimeout (20s), and the brokers release every record held on
+	// a share session whose connection closed.
+	every := min(max(c.share.settings.LockDuration/3, 10*time.Millisecond), 10*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
