@@ -17,6 +17,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/handler"
 	"github.com/msk-consumer/msk-consumer/internal/dlq"
+	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 )
 
@@ -368,4 +369,38 @@ func TestShareShutdownReleasesUnstarted(t *testing.T) {
 		t.Fatalf("got %d dead letters, want none", n)
 	}
 	_ = b.stop(t)
+}
+
+// TestShareIdempotencyStore: a share group goes through the idempotency
+// store as a consumer group does: a record whose key was completed before
+// is not handed to the handler again, and it is still accepted.
+func TestShareIdempotencyStore(t *testing.T) {
+	c := startShareCluster(t, 1, 5)
+	cl := newClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ids := []string{"a", "b", "c", "a", "b", "d"} // two duplicates by message-id
+	produceIDs(t, c, cl, 0, ids...)
+	var log sharedLog
+	mem := idempotency.NewMemory(time.Now)
+	m := startIdem(t, shareConfig(t, c, nil), log.recorder("a"), idemGuard(c, mem, time.Minute))
+	waitFor(t, 20*time.Second, "every record acknowledged", func() bool {
+		return shareStart(t, c, cl)[0] >= int64(len(ids))
+	})
+	seen := map[string]int{}
+	for _, d := range log.snapshot() {
+		seen[d.key]++
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if seen[strconv.Quote(id)] != 1 { // the handler's key is JSON
+			t.Errorf("id %s handled %d times, want once", id, seen[strconv.Quote(id)])
+		}
+	}
+	if got := testutil.ToFloat64(m.metrics.Records.WithLabelValues(c.topic, "duplicate")); got != 2 {
+		t.Errorf("got %v duplicates, want 2", got)
+	}
+	if err := m.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.metrics.ShareAcks.WithLabelValues(c.topic, metrics.AckAccept)); got != float64(len(ids)) {
+		t.Errorf("got %v accepted, want %d: duplicates are accepted too", got, len(ids))
+	}
 }
