@@ -110,15 +110,16 @@ func Run(ctx context.Context, env Env, handlers Handlers) int {
 			return exitConfig
 		}
 	}
-	a := &app{ctx: ctx, handlers: handlers, stdout: env.Stdout, lookup: env.Lookup}
-	return a.run(env.Args, env.Lookup, env.Stdout, env.Stderr)
+	a := &app{ctx: ctx, handlers: handlers, stdout: env.Stdout, stderr: env.Stderr, lookup: env.Lookup}
+	return a.run(env.Args)
 }
 
 // app is one run of a command.
 type app struct {
 	ctx      context.Context
 	handlers Handlers
-	stdout   io.Writer                   // where the console span exporter writes
+	stdout   io.Writer                   // where commands print, and the console span exporter writes
+	stderr   io.Writer                   // where commands print errors
 	lookup   func(string) (string, bool) // the environment, for the resource detectors
 	// tracerProvider is the service's, for the handler (Deps); nil until
 	// service sets it, and with tracing off: a no-op one then.
@@ -186,7 +187,8 @@ const (
 	configSynopsis      = "config [--env]\n\nRuns every check run makes before it connects, then prints the effective\nconfiguration (exit 0) or every problem (exit 2)."
 )
 
-func (a *app) run(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+func (a *app) run(args []string) int {
+	lookup, stdout, stderr := a.lookup, a.stdout, a.stderr
 	cmd, rest := "run", args
 	if len(args) > 0 {
 		cmd, rest = args[0], args[1:]

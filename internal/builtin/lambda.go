@@ -215,7 +215,7 @@ func (h *Lambda) Handle(ctx context.Context, b handler.Batch) error {
 		buf, n = h.enc.Append((*bp)[:0], b.Topic, b.Partition, rest, h.limit)
 		*bp = buf
 		err := h.invoke(ctx, &b, rest[:n], buf)
-		if items, ok := errors.AsType[*handler.ItemFailures](err); ok && !errors.Is(err, handler.ErrUnavailable) {
+		if cls, items := handler.Classify(err); cls == handler.ClassItems {
 			failed = append(failed, items.Offsets...)
 			itemErr = items.Err
 		} else if err != nil {

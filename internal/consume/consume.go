@@ -88,6 +88,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 	"github.com/msk-consumer/msk-consumer/internal/mskevent"
+	"github.com/msk-consumer/msk-consumer/internal/preflight"
 	"github.com/msk-consumer/msk-consumer/internal/process"
 	"github.com/msk-consumer/msk-consumer/internal/shutdown"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
@@ -154,7 +155,7 @@ type Consumer struct {
 
 	commitMu sync.Mutex // one commit at a time: snapshots never go out of order
 
-	conn connState // what the clients saw of the brokers, for start-up errors
+	conn preflight.Conns // what the clients saw of the brokers, for start-up errors
 
 	share shareState // KAFKA_GROUP_TYPE=share only (share.go)
 }
@@ -189,7 +190,7 @@ func New(cfg config.Config, d Deps) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.opts = append(opts, kgo.WithHooks(&connHooks{c}))
+	c.opts = append(opts, kgo.WithHooks(&connHooks{c}, &c.conn))
 	return c, nil
 }
 
@@ -437,7 +438,7 @@ func (c *Consumer) awaitJoin(ctx, startCtx context.Context) {
 			if c.isShare() {
 				what = "joining share group "
 			}
-			c.fail(c.startupError(what+c.cfg.Kafka.GroupID, c.conn.lastGroupError()))
+			c.fail(c.startupError(what+c.cfg.Kafka.GroupID, c.conn.LastGroupError()))
 		}
 	}
 }
@@ -842,24 +843,14 @@ func (c *Consumer) crash() {
 	c.abortAll()
 }
 
-// connHooks feeds every client's broker connections to health and to the
-// start-up diagnosis.
+// connHooks feeds every client's broker connections to health (c.conn,
+// a hook too, keeps them for the start-up diagnosis).
 type connHooks struct{ c *Consumer }
 
-var (
-	_ kgo.HookBrokerConnect = (*connHooks)(nil)
-	_ kgo.HookBrokerRead    = (*connHooks)(nil)
-)
+var _ kgo.HookBrokerConnect = (*connHooks)(nil)
 
 func (h *connHooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	h.c.health.BrokerConnect(err)
-	h.c.conn.connect(err)
-}
-
-func (h *connHooks) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
-	if err != nil {
-		h.c.conn.read(err)
-	}
 }
 
 // groupHooks feeds the group member's group events to health.
@@ -872,7 +863,7 @@ func (h *groupHooks) OnGroupManageError(err error) {
 		return
 	}
 	h.c.health.GroupError(err)
-	h.c.conn.group(err)
+	h.c.conn.Group(err)
 	if kafkaclient.IsFatal(err) {
 		h.c.fail(&FatalError{What: "joining group " + h.c.cfg.Kafka.GroupID, Err: err})
 		return

@@ -211,9 +211,14 @@ func (l *letters) healthy(ln *lane) bool {
 
 // attemptFailed is the failure path of lw, one of ln's writes in flight,
 // handed to the write: an attempt of it failed with err and the write
-// retries. The lane is reported stuck until none of its writes is failing.
+// retries. The lane is reported stuck until none of its writes is failing,
+// unless its partition is gone from this member (as when the report
+// looked the partition up among those assigned).
 func (l *letters) attemptFailed(ln *lane, lw *letterWrite, src *kgo.Record, err error) {
 	reason := l.report(src, err)
+	if ln.p.gone.Load() {
+		return // taken from this member: its stalls are no longer shown
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lw.failed = true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,7 +47,7 @@ func (c *Consumer) preflight(ctx context.Context) (map[string]int32, error) {
 func (c *Consumer) startupFailure(ctx context.Context, step string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		var last error
-		if !c.conn.reached() {
+		if !c.conn.Reached() {
 			step = "reaching the brokers"
 			if c.cfg.Kafka.TLS {
 				last = preflight.ProbeTLS(c.cfg.Kafka.Brokers)
@@ -242,7 +241,7 @@ func (e *StartupError) hint() string { return preflight.TLSHint(e.TLS, e.Last) }
 
 func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	if last == nil {
-		last = c.conn.lastError()
+		last = c.conn.LastError()
 	}
 	return &StartupError{
 		Waiting: waiting,
@@ -251,60 +250,6 @@ func (c *Consumer) startupError(waiting string, last error) *StartupError {
 		TLS:     c.cfg.Kafka.TLS,
 		Last:    last,
 	}
-}
-
-// connState is what the clients saw of the brokers: whether any connection
-// succeeded, and the last error of each kind.
-type connState struct {
-	mu       sync.Mutex
-	ok       bool
-	connErr  error // the last failed connection (dial, TLS, SASL)
-	readErr  error // the last failed read on an open connection
-	groupErr error
-}
-
-func (s *connState) connect(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err == nil {
-		s.ok = true
-		return
-	}
-	s.connErr = err
-}
-
-func (s *connState) read(err error) {
-	s.mu.Lock()
-	s.readErr = err
-	s.mu.Unlock()
-}
-
-func (s *connState) group(err error) {
-	s.mu.Lock()
-	s.groupErr = err
-	s.mu.Unlock()
-}
-
-func (s *connState) reached() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ok && s.readErr == nil
-}
-
-// lastError is the error most telling of why the brokers were not reached.
-func (s *connState) lastError() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.connErr != nil {
-		return s.connErr
-	}
-	return s.readErr
-}
-
-func (s *connState) lastGroupError() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.groupErr
 }
 
 // lagLoop refreshes the end offsets of the assigned partitions every

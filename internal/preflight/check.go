@@ -147,33 +147,85 @@ func Write(w io.Writer, rs []Result) {
 	fmt.Fprintf(w, "%d of %d checks failed\n", failed, len(rs))
 }
 
-// connErrors records the last failed connection of a client, which a
-// request that ran out of time does not return.
-type connErrors struct {
-	mu   sync.Mutex
-	ok   bool
-	last error
+// Conns is what a client saw of the brokers, which a request that ran out
+// of time does not return: whether any connection succeeded, and the last
+// error of each kind. It is a kgo hook (connections and reads); group
+// errors are told to Group. The check command and the consumer's start-up
+// diagnosis both read it.
+type Conns struct {
+	mu       sync.Mutex
+	ok       bool
+	connErr  error // the last failed connection (dial, TLS, SASL)
+	readErr  error // the last failed read on an open connection
+	groupErr error
 }
 
-func (c *connErrors) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+var (
+	_ kgo.HookBrokerConnect = (*Conns)(nil)
+	_ kgo.HookBrokerRead    = (*Conns)(nil)
+)
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (s *Conns) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err == nil {
-		c.ok = true
+		s.ok = true
 		return
 	}
-	c.last = err
+	s.connErr = err
 }
 
-func (c *connErrors) get() (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ok, c.last
+// OnBrokerRead implements kgo.HookBrokerRead.
+func (s *Conns) OnBrokerRead(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		s.mu.Lock()
+		s.readErr = err
+		s.mu.Unlock()
+	}
+}
+
+// Group records a group management error.
+func (s *Conns) Group(err error) {
+	s.mu.Lock()
+	s.groupErr = err
+	s.mu.Unlock()
+}
+
+// Connected reports whether a connection succeeded, and the last failed one.
+func (s *Conns) Connected() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok, s.connErr
+}
+
+// Reached reports whether a connection succeeded and no read failed since.
+func (s *Conns) Reached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok && s.readErr == nil
+}
+
+// LastError is the error most telling of why the brokers were not reached.
+func (s *Conns) LastError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.connErr != nil {
+		return s.connErr
+	}
+	return s.readErr
+}
+
+// LastGroupError is the last group management error.
+func (s *Conns) LastGroupError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groupErr
 }
 
 func checkCluster(ctx context.Context, cfg config.Config, d Deps) []Result {
 	k := cfg.Kafka
-	ce := &connErrors{}
+	ce := &Conns{}
 	cl, err := kgo.NewClient(append(slices.Clone(d.Opts), kgo.WithHooks(ce))...)
 	if err != nil {
 		return []Result{{Check: "brokers", Status: Fail, Detail: err.Error(), Fix: "check KAFKA_BROKERS and the KAFKA_TLS_* files"}}
@@ -194,7 +246,7 @@ func checkCluster(ctx context.Context, cfg config.Config, d Deps) []Result {
 		return rs
 	}
 	if err != nil {
-		reached, last := ce.get()
+		reached, last := ce.Connected()
 		if last == nil && !errors.Is(err, context.DeadlineExceeded) {
 			last = err
 		}
