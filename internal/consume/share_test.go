@@ -27,7 +27,7 @@ const shareLockMs = 1000
 
 // startShareCluster starts kfake with the source topic (parts partitions),
 // its dead-letter topic and the given delivery limit.
-func startShareCluster(t *testing.T, parts int32, limit int) *cluster {
+func startShareCluster(t testing.TB, parts int32, limit int) *cluster {
 	t.Helper()
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, topic), kfake.SeedTopics(2, dlqTopic),
 		kfake.BrokerConfigs(map[string]string{
