@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image test-image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 chaos-cluster test-lambda
+.PHONY: test-kafka-848 chaos-cluster test-lambda test-browser
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -103,6 +103,17 @@ test-lambda:
 	./scripts/lambda/setup.sh
 	LAMBDA_TEST_RIE=$(CURDIR)/bin/aws-lambda-rie LAMBDA_TEST_PYTHON=$(CURDIR)/bin/lambda-venv/bin/python LAMBDA_TEST_GOFN=$(CURDIR)/bin/lambda-gofn \
 	  GOFLAGS=-tags=lambdatest ./scripts/gotest-named.sh ./service/ '$(LAMBDA_TESTS)'
+
+## test-browser: the status page in a real browser: the service on kfake
+## under load, one partition stuck on its HTTP handler and a few dead
+## letters, loaded by Debian's chromium in headless mode (installed with
+## apt-get if missing: scripts/browser/setup.sh); the DOM is checked for the
+## stuck lane, its reason and the dead letters, also behind a path prefix,
+## and the screenshot written to docs/status.png
+BROWSER_TESTS = TestStatusPageInBrowser
+test-browser:
+	./scripts/browser/setup.sh
+	BROWSER_TEST_SCREENSHOT=$(CURDIR)/docs/status.png GOFLAGS=-tags=browsertest ./scripts/gotest-named.sh ./service/ '$(BROWSER_TESTS)'
 
 ## test-stores: the idempotency stores' tests on Redis (Debian's
 ## redis-server) and on moto's DynamoDB emulator, both started and stopped here

@@ -15,7 +15,8 @@ import (
 // a span started from it belongs to the trace the record was produced in.
 // A record without a valid traceparent leaves ctx as it is, so a span
 // started from it is a child of the handler attempt's span (with tracing
-// on) or of nothing.
+// on) or of nothing. With OTEL_PROPAGATORS not naming tracecontext
+// (none), the traceparent is not read and ctx is returned as it is.
 //
 // With tracing on (OTEL_TRACES_EXPORTER), the ctx Handle is given carries
 // the span of the handler attempt, a child of the batch's span, which is
@@ -25,7 +26,7 @@ func RecordContext(ctx context.Context, r Record) context.Context {
 	if r.Raw == nil {
 		return ctx
 	}
-	if sc := tracing.Extract(r.Raw.Headers); sc.IsValid() {
+	if sc := tracing.ExtractIn(ctx, r.Raw.Headers); sc.IsValid() {
 		return trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	return ctx

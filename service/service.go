@@ -54,6 +54,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/idempotency"
 	"github.com/msk-consumer/msk-consumer/internal/metrics"
 	"github.com/msk-consumer/msk-consumer/internal/shutdown"
+	"github.com/msk-consumer/msk-consumer/internal/status"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 	"github.com/msk-consumer/msk-consumer/internal/tracing/provider"
 )
@@ -137,6 +138,11 @@ commands:
   run          consume from the environment's configuration until SIGTERM (the default)
   demo         the whole pipeline on an embedded broker, with nothing to install
   healthcheck  exit 0 if this host's service answers /healthz with 200, else 1
+  status       a running service's status page for a terminal (/status.json): partitions,
+               lanes and batches in flight, stalls, the last dead letters; exit 0 if it is
+               ready, 1 if not or if it does not answer
+                 --url URL       the service (default this host's METRICS_ADDR)
+                 --output json   the page's JSON as is
   config       print the effective configuration, or every invalid variable (exit 2)
                  --env           as an env file (docker --env-file, kubectl
                                  --from-env-file) that config reads back
@@ -222,6 +228,8 @@ func (a *app) run(args []string) int {
 		return a.redriveCommand(rest, lookup, stdout, stderr)
 	case "offsets":
 		return a.offsetsCommand(rest, lookup, stdout, stderr)
+	case "status":
+		return a.statusCommand(rest, lookup, stdout, stderr)
 	case "version", "--version", "-version":
 		if code, ok := noFlags("version", versionSynopsis, rest, stderr); !ok {
 			return code
@@ -306,6 +314,7 @@ func signalContext(parent context.Context, log *zap.Logger) (context.Context, co
 // service wires the parts from cfg and runs them until ctx is done. extra
 // client options are appended (the demo's).
 func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, extra []kgo.Opt) int {
+	started := time.Now()
 	reg := prometheus.NewRegistry()
 	metrics.RegisterRuntime(reg)
 	metrics.RegisterBuildInfo(reg, version, commit, runtime.Version())
@@ -343,6 +352,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		defer idem.Close()
 	}
 
+	letters := &status.Letters{}
 	kp := kprom.NewMetrics("consumer", kprom.Subsystem("kafka"), kprom.Registerer(reg), kprom.Gatherer(reg))
 	opts := append([]kgo.Opt{
 		kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgoLevel(log)))),
@@ -353,6 +363,7 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 		Hooks:       []kgo.Hook{kp}, // the group member's client only: kprom registers once
 		Idempotency: idem,
 		Tracer:      tracing.New(prov.TracerProvider(), cfg.Kafka.GroupID, cfg.Handler.Name).WithPropagators(cfg.Tracing.PropagatorNames()),
+		Letters:     letters,
 	})
 	if err != nil {
 		log.Error("cannot build the Kafka client", zap.Error(err))
@@ -363,6 +374,9 @@ func (a *app) service(ctx context.Context, cfg config.Config, log *zap.Logger, e
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/healthz", h.Handler())
 	mux.Handle("/readyz", h.Handler())
+	st := statusPage(ctx, cfg, started, reg, h, c, letters)
+	mux.Handle("/status", st.Handler())
+	mux.Handle("/status.json", st.Handler())
 	ln := a.metricsListener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Ops.MetricsAddr); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/msk-consumer/msk-consumer/internal/kafkaclient/kafkaclienttest"
+	statuspage "github.com/msk-consumer/msk-consumer/internal/status"
 )
 
 // buildBinary builds the consumer once per test run.
@@ -242,6 +243,7 @@ func TestBinary(t *testing.T) {
 		"consumer_batches_total", "consumer_batch_records", "consumer_batch_duration_seconds",
 		"consumer_commits_total", "consumer_lag_records", "consumer_assigned_partitions",
 		"consumer_rebalances_total", "consumer_dlq_produce_errors_total", "consumer_buffered_bytes",
+		"consumer_lag_seconds", "consumer_dead_letters_total",
 		"consumer_kafka_connects_total", "go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, "\n"+name) {
@@ -253,6 +255,12 @@ func TestBinary(t *testing.T) {
 	}
 	if code := status(t, "http://"+metricsAddr+"/readyz"); code != 200 {
 		t.Errorf("/readyz: got %d, want 200", code)
+	}
+	checkStatusJSON(t, metricsAddr, stderr.String)
+	st := exec.Command(bin, "status")
+	st.Env = []string{"METRICS_ADDR=" + metricsAddr}
+	if out, err := st.CombinedOutput(); err != nil || !strings.Contains(string(out), "group binary-test, member ") || !strings.Contains(string(out), "last 2 dead letters:") {
+		t.Errorf("consumer status: %v\n%s", err, out)
 	}
 	hc := exec.Command(bin, "healthcheck")
 	hc.Env = []string{"METRICS_ADDR=" + metricsAddr}
@@ -396,4 +404,66 @@ func grep(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// checkStatusJSON checks /status.json field by field once every record is
+// finished: the group, each partition's offsets and lag, idle lanes, no
+// stall, the two dead letters (and nothing of their keys or values), and
+// that neither page shows the handler's credentials.
+func checkStatusJSON(t *testing.T, metricsAddr string, logs func() string) {
+	t.Helper()
+	var v statuspage.View
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body := get(t, "http://"+metricsAddr+"/status.json")
+		v = statuspage.View{}
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatalf("/status.json: %v: %s", err, body)
+		}
+		settled := len(v.DeadLetters) == 2 && len(v.Partitions) > 0
+		for _, p := range v.Partitions {
+			settled = settled && p.LagRecords == 0 && p.Committed == p.End
+		}
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status.json never settled (every partition committed to its end, 2 dead letters): %s\nstderr:\n%s", body, logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v.Version == "" || v.Commit == "" || v.UptimeSeconds <= 0 || !v.Ready || len(v.Stalls) != 0 {
+		t.Errorf("/status.json: version %q commit %q uptime %v ready %v stalls %v", v.Version, v.Commit, v.UptimeSeconds, v.Ready, v.Stalls)
+	}
+	if g := v.Group; g.Type != "consumer" || g.ID != "binary-test" || g.Member == "" || g.Generation < 1 || g.Protocol != "classic" {
+		t.Errorf("/status.json group: got %+v", g)
+	}
+	var end int64
+	for _, p := range v.Partitions {
+		end += p.End
+		if p.Topic != "products" || p.Next != p.End || p.LagSeconds == nil || *p.LagSeconds != 0 || p.Paused || len(p.Lanes) != 1 || p.Lanes[0].Batch != nil || p.Lanes[0].Stall != "" {
+			t.Errorf("/status.json partition: got %+v", p)
+		}
+	}
+	if end != 300 {
+		t.Errorf("/status.json: end offsets sum to %d, want 300", end)
+	}
+	kinds := map[string]bool{}
+	for _, d := range v.DeadLetters {
+		kinds[d.Kind] = true
+		if d.Topic != "products" || d.Offset < 0 || d.Message == "" || d.Time.IsZero() {
+			t.Errorf("/status.json dead letter: got %+v", d)
+		}
+	}
+	if !kinds["decode"] || !kinds["handler"] {
+		t.Errorf("/status.json dead letters: got kinds %v, want decode and handler", kinds)
+	}
+	for _, page := range []string{"/status", "/status.json"} {
+		body := get(t, "http://"+metricsAddr+page)
+		for _, secret := range []string{"s3cr3t", "sku-77", "sku-13", `{"id":77,`} {
+			if strings.Contains(body, secret) {
+				t.Errorf("%s shows %q (a credential, a key or a value)", page, secret)
+			}
+		}
+	}
 }

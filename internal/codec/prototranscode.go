@@ -230,20 +230,9 @@ func (w *pbWalker) message(dst, src []byte, m *pbMsg, depth int) ([]byte, error)
 			o = pbOcc{field: int32(fi), wt: wt}
 			switch {
 			case wt == f.wire:
-				switch wt {
-				case protowire.VarintType:
-					o.u, n = protowire.ConsumeVarint(src)
-				case protowire.Fixed32Type:
-					var v uint32
-					v, n = protowire.ConsumeFixed32(src)
-					o.u = uint64(v)
-				case protowire.Fixed64Type:
-					o.u, n = protowire.ConsumeFixed64(src)
-				default:
-					o.b, n = protowire.ConsumeBytes(src)
-					if n >= 0 && f.kind == protoreflect.StringKind && !utf8.Valid(o.b) {
-						return dst, errPBUTF8
-					}
+				var err error
+				if n, err = consumeValue(&o, src, wt, f.kind); err != nil {
+					return dst, err
 				}
 			case wt == protowire.BytesType && f.list && f.packable:
 				o.b, n = protowire.ConsumeBytes(src)
@@ -617,20 +606,9 @@ func (w *pbWalker) entry(f *pbField, b []byte, depth int) (pbEntry, error) {
 			continue
 		}
 		var o pbOcc
-		switch wt {
-		case protowire.VarintType:
-			o.u, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed32Type:
-			var v uint32
-			v, n = protowire.ConsumeFixed32(b)
-			o.u = uint64(v)
-		case protowire.Fixed64Type:
-			o.u, n = protowire.ConsumeFixed64(b)
-		default:
-			o.b, n = protowire.ConsumeBytes(b)
-			if n >= 0 && ef.kind == protoreflect.StringKind && !utf8.Valid(o.b) {
-				return e, errPBUTF8
-			}
+		var err error
+		if n, err = consumeValue(&o, b, wt, ef.kind); err != nil {
+			return e, err
 		}
 		if n < 0 {
 			return e, errPBDecode
@@ -785,4 +763,27 @@ func trimNanos(x []byte) []byte {
 		x = bytes.TrimSuffix(x, []byte("000"))
 	}
 	return bytes.TrimSuffix(x, []byte(".000"))
+}
+
+// consumeValue reads from b one value of wire type wt into o (u for the
+// numeric types, b for bytes), a string checked as UTF-8, and returns its
+// length, negative if it does not parse.
+func consumeValue(o *pbOcc, b []byte, wt protowire.Type, kind protoreflect.Kind) (int, error) {
+	var n int
+	switch wt {
+	case protowire.VarintType:
+		o.u, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed32Type:
+		var v uint32
+		v, n = protowire.ConsumeFixed32(b)
+		o.u = uint64(v)
+	case protowire.Fixed64Type:
+		o.u, n = protowire.ConsumeFixed64(b)
+	default:
+		o.b, n = protowire.ConsumeBytes(b)
+		if n >= 0 && kind == protoreflect.StringKind && !utf8.Valid(o.b) {
+			return n, errPBUTF8
+		}
+	}
+	return n, nil
 }

@@ -91,6 +91,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/preflight"
 	"github.com/msk-consumer/msk-consumer/internal/process"
 	"github.com/msk-consumer/msk-consumer/internal/shutdown"
+	"github.com/msk-consumer/msk-consumer/internal/status"
 	"github.com/msk-consumer/msk-consumer/internal/tracing"
 )
 
@@ -113,6 +114,9 @@ type Deps struct {
 	Idempotency *idempotency.Guard
 	// Tracer, if not nil, traces every batch (OTEL_TRACES_EXPORTER).
 	Tracer *tracing.Tracer
+	// Letters, if not nil, records the dead letters acknowledged, for
+	// the status page (status.go).
+	Letters *status.Letters
 }
 
 // Consumer consumes the configured topics as a group member.
@@ -370,6 +374,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}, process.Deps{Key: d.Key, Value: d.Value, Handler: d.Handler, DLQ: c.dlq.writer, Stalls: d.Health, Logger: c.log,
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
+	c.metrics.SetLagSeconds(c.lagSeconds)
 	if c.health != nil {
 		c.health.AddCheck(c.proc.Overdue)
 	}

@@ -55,7 +55,8 @@ func (d *deadLetters) start(cl *kgo.Client) {
 		TopicFor: cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: cfg.Batch.HandlerRetryBackoff, Max: cfg.Batch.HandlerBackoffMax},
 		MaxBytes: d.get,
-	}, dlq.Deps{Producer: cl, OnValueOmitted: d.valueOmitted, OnHeadersOmitted: d.headersOmitted, RefreshMaxBytes: d.refresh})
+	}, dlq.Deps{Producer: cl, OnValueOmitted: d.valueOmitted, OnHeadersOmitted: d.headersOmitted, RefreshMaxBytes: d.refresh,
+		OnWritten: d.c.deadLettered})
 }
 
 // get is the record batch limit of a dead-letter topic: its

@@ -22,6 +22,7 @@ type lane struct {
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	letters laneLetters                 // under p.letters.mu
 	solo    bool                        // a share group's lane of one redelivered record: ends after it
+	flight  inFlight                    // under p.mu: the batch taken last, until the lane waits again (status.go)
 }
 
 // add queues r; p.mu is held.
@@ -60,9 +61,12 @@ func (l *lane) run() {
 		// While fetching is paused this partition's share of the buffer
 		// (or the whole buffer) is full: hand over what is queued rather
 		// than wait for batches that cannot fill.
-		ready := l.batcher.Ready(time.Now()) || ((p.eager || p.paused.Load()) && l.batcher.Len() > 0)
+		now := time.Now()
+		ready := l.batcher.Ready(now) || ((p.eager || p.paused.Load()) && l.batcher.Len() > 0)
+		l.flight = inFlight{}
 		if ready {
 			recs, _ = l.batcher.Take(recs[:0])
+			l.flight = inFlight{since: now, first: recs[0].Offset, last: recs[len(recs)-1].Offset, n: len(recs)}
 		}
 		deadline, waiting := l.batcher.Deadline()
 		p.mu.Unlock()

@@ -195,6 +195,11 @@ func TestShareOutageLongerThanLockTimesLimit(t *testing.T) {
 	waitFor(t, 10*time.Second, "the share lag at every record", func() bool {
 		return testutil.ToFloat64(m.metrics.LagFor(c.topic, 0)) == float64(want.total())
 	})
+	// The status page shows the share group and its held records' age.
+	snap := m.c.Snapshot(time.Now())
+	if snap.Group.Type != "share" || len(snap.Partitions) != 1 || snap.Partitions[0].Committed != -1 || snap.Partitions[0].LagSeconds == nil {
+		t.Fatalf("got status %+v, want the share group with one partition, nothing committed, the age of what it holds", snap)
+	}
 	// Another member of the group gets nothing while the locks are held:
 	// its fetches are also what makes kfake hand out records whose locks
 	// expired.

@@ -185,7 +185,11 @@ type Deps struct {
 	// producer's batch limit return. An error leaves the decision to the
 	// limit as known.
 	RefreshMaxBytes func(ctx context.Context, topic string) (int32, error)
-	Now             func() time.Time // nil: time.Now
+	// OnWritten, if set, is called once Write has every copy of fs
+	// acknowledged, with when they were built (the status page's last
+	// dead letters, consumer_dead_letters_total).
+	OnWritten func(fs []Failure, at time.Time)
+	Now       func() time.Time // nil: time.Now
 }
 
 // Writer writes failures to the dead-letter topic.
@@ -246,10 +250,10 @@ func (w *Writer) Write(ctx context.Context, fs []Failure, onError OnError) error
 		}
 		r = shrink(r, f.Record, fm)
 		pending[i] = r
-		sent[r] = sentCopy{f.Record, fm}
+		sent[r] = sentCopy{src: f.Record, form: fm}
 	}
 	for attempt := 1; ; attempt++ {
-		results := w.d.Producer.ProduceSync(ctx, pending...)
+		results := w.produce(ctx, pending, sent)
 		failed := pending[:0]
 		again := false             // retry at once: a copy changed, the topic is fine
 		var fresh map[string]int32 // limits read again in this attempt, 0 if unknown
@@ -262,8 +266,14 @@ func (w *Writer) Write(ctx context.Context, fs []Failure, onError OnError) error
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			next, err := c.form, res.Err
-			if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+			next, alone, err := c.form, c.alone, res.Err
+			switch tooLarge := errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge); {
+			case tooLarge && !alone && len(pending) > 1:
+				// The refusal may be of the record batch the client
+				// put the copy in with others: it is sent alone, as
+				// it is, before anything is left out of it.
+				alone, again = true, true
+			case tooLarge:
 				var now bool
 				if fresh == nil {
 					fresh = map[string]int32{}
@@ -278,10 +288,13 @@ func (w *Writer) Write(ctx context.Context, fs []Failure, onError OnError) error
 			// record that failed is not reused by the client.
 			r := shrink(whole[c.src], c.src, next)
 			r = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
-			sent[r] = sentCopy{c.src, next}
+			sent[r] = sentCopy{c.src, next, alone}
 			failed = append(failed, r)
 		}
 		if len(failed) == 0 {
+			if w.d.OnWritten != nil {
+				w.d.OnWritten(fs, at)
+			}
 			return nil
 		}
 		pending = failed
@@ -294,10 +307,33 @@ func (w *Writer) Write(ctx context.Context, fs []Failure, onError OnError) error
 	}
 }
 
-// sentCopy is what a copy in flight is: the copy of src in form.
+// sentCopy is what a copy in flight is: the copy of src in form, sent in
+// a produce request of its own if alone.
 type sentCopy struct {
-	src  *kgo.Record
-	form form
+	src   *kgo.Record
+	form  form
+	alone bool
+}
+
+// produce sends the copies of pending, those to be sent alone one after
+// another, each in a request of its own, and returns every result.
+func (w *Writer) produce(ctx context.Context, pending []*kgo.Record, sent map[*kgo.Record]sentCopy) kgo.ProduceResults {
+	var together, alone []*kgo.Record
+	for _, r := range pending {
+		if sent[r].alone {
+			alone = append(alone, r)
+		} else {
+			together = append(together, r)
+		}
+	}
+	var results kgo.ProduceResults
+	if len(together) > 0 {
+		results = w.d.Producer.ProduceSync(ctx, together...)
+	}
+	for _, r := range alone {
+		results = append(results, w.d.Producer.ProduceSync(ctx, r)...)
+	}
+	return results
 }
 
 // acknowledged reports a copy acknowledged without part of its source.

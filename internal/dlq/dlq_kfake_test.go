@@ -67,6 +67,17 @@ func incompressible(n int) []byte {
 	return out
 }
 
+// noise returns n bytes from a generator seeded with seed: values that
+// compress neither alone nor together.
+func noise(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(r.Uint32())
+	}
+	return out
+}
+
 // setLimit sets t.dlq's max.message.bytes and the producer's batch limit.
 func (b *broker) setLimit(t *testing.T, limit int32) {
 	t.Helper()
@@ -174,6 +185,53 @@ func TestCopyRefusedAsRecordListTooLarge(t *testing.T) {
 	got := readDLQ(t, b, 1)[0]
 	if got.Value != nil || string(headerOf(got, HeaderValueOmitted)) != "10000" || string(headerOf(got, HeaderKind)) != "decode" {
 		t.Fatalf("copy: value %d bytes, headers %v", len(got.Value), headerKeys(got))
+	}
+}
+
+// TestCopiesRefusedTogetherTriedAlone: copies that fit one by one but were
+// sent in one record batch that the broker refuses as too large
+// (RECORD_LIST_TOO_LARGE here: the batch is above segment.bytes) are each
+// sent alone before anything is left out of them: the refusal was of the
+// batch, not of any one copy.
+func TestCopiesRefusedTogetherTriedAlone(t *testing.T) {
+	b := newBroker(t, 1<<20)
+	f := b.kf.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t.dlq", Err: kerr.RecordListTooLarge, Count: -1,
+		When: func(r kmsg.Request) bool {
+			for _, rt := range r.(*kmsg.ProduceRequest).Topics {
+				for _, rp := range rt.Partitions {
+					if len(rp.Records) > 10000 {
+						return true
+					}
+				}
+			}
+			return false
+		}})
+	var omitted atomic.Int32
+	// A linger puts the copies in one record batch, as a busy producer
+	// does.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.kf.ListenAddrs()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	w := NewWriter(testConfig(), Deps{Producer: cl, OnValueOmitted: func(*kgo.Record, string, int32) { omitted.Add(1) }})
+	var fs []Failure
+	for i := range 3 {
+		fs = append(fs, Failure{Record: &kgo.Record{Topic: "t", Offset: int64(20 + i), Key: []byte("k"), Value: noise(uint64(i), 6000)}, Kind: KindHandler, Err: errors.New("no")})
+	}
+	if err := writeWithin(t, w, 10*time.Second, fs...); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	for _, got := range readDLQ(t, b, 3) {
+		if len(got.Value) != 6000 || headerOf(got, HeaderValueOmitted) != nil {
+			t.Errorf("copy of offset %s: value %d bytes, headers %v; want it whole", headerOf(got, HeaderOffset), len(got.Value), headerKeys(got))
+		}
+	}
+	if n := omitted.Load(); n != 0 {
+		t.Errorf("got %d copies reported without their value, want none", n)
+	}
+	if f.Hits() == 0 {
+		t.Error("no record batch was refused: the test did not send the copies together")
 	}
 }
 

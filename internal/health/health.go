@@ -219,6 +219,34 @@ func (h *Health) readyLocked() (bool, string) {
 	return true, "ok"
 }
 
+// Stall is one condition holding work back, as Ready names it.
+type Stall struct {
+	Key, Reason string
+	Since       time.Time
+}
+
+// Stalls returns every condition that holds now (Stuck ones and those of
+// the checks), also those not yet past UNREADY_AFTER, with the reasons
+// Ready gives for them; a check's condition counts from its Since, so one
+// not yet begun (a handler call within its own timeout) is left out.
+func (h *Health) Stalls(now time.Time) []Stall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Stall
+	for key, s := range h.stuck {
+		out = append(out, Stall{Key: key, Reason: s.reason, Since: s.at})
+	}
+	for _, check := range h.checks {
+		for _, c := range check(now) {
+			if !c.Since.After(now) {
+				out = append(out, Stall(c))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
 // Handler serves /healthz and /readyz: 200 "ok", or 503 with the reasons one
 // per line.
 func (h *Health) Handler() http.Handler {

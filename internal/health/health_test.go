@@ -127,3 +127,27 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("/readyz joined: got %d %q, want 200 ok", code, body)
 	}
 }
+
+func TestStallsListsEveryConditionWithReadysReason(t *testing.T) {
+	h, c := newTest()
+	h.Joined()
+	start := c.t
+	h.Stuck("orders/3", "dead-letter topic unwritable")
+	h.AddCheck(func(now time.Time) []Condition {
+		return []Condition{
+			{Key: "orders/1", Reason: "handler has not returned", Since: start},
+			{Key: "orders/2", Reason: "within its timeout", Since: now.Add(time.Second)},
+		}
+	})
+	c.add(40 * time.Second)
+	got := h.Stalls(c.t)
+	if len(got) != 2 || got[0].Key != "orders/1" || got[1].Key != "orders/3" || !got[1].Since.Equal(start) {
+		t.Fatalf("got %+v, want orders/1 and orders/3 (orders/2 has not begun)", got)
+	}
+	_, why := h.Ready()
+	for _, s := range got {
+		if !strings.Contains(why, s.Key+" stuck for 40s: "+s.Reason) {
+			t.Errorf("readyz %q does not give %s's reason %q", why, s.Key, s.Reason)
+		}
+	}
+}

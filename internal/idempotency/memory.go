@@ -15,6 +15,7 @@ type Memory struct {
 	now     func() time.Time
 	entries map[string]memEntry
 	fail    error
+	failOp  map[string]error
 	calls   map[string]int
 }
 
@@ -38,6 +39,18 @@ func NewMemory(now func() time.Time) *Memory {
 func (m *Memory) Fail(err error) {
 	m.mu.Lock()
 	m.fail = err
+	m.mu.Unlock()
+}
+
+// FailOp makes every later call of op (OpComplete, ...) fail with err, or
+// work again with nil: an outage of one kind of request only (a table's
+// write capacity, a script refused).
+func (m *Memory) FailOp(op string, err error) {
+	m.mu.Lock()
+	if m.failOp == nil {
+		m.failOp = map[string]error{}
+	}
+	m.failOp[op] = err
 	m.mu.Unlock()
 }
 
@@ -84,6 +97,9 @@ func (m *Memory) live(key string) (memEntry, bool) {
 
 func (m *Memory) enter(op string) error {
 	m.calls[op]++
+	if err := m.failOp[op]; err != nil {
+		return err
+	}
 	return m.fail
 }
 

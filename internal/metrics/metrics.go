@@ -65,6 +65,11 @@ type Metrics struct {
 	// when none is in flight.
 	OldestBatchInFlight prometheus.GaugeFunc
 	inFlight            atomic.Pointer[func() float64]
+	lagSeconds          atomic.Pointer[LagSecondsFunc] // consumer_lag_seconds (status.go)
+
+	// DeadLetters counts the dead-letter copies acknowledged, by the
+	// source topic and dlq.error.kind (status.go).
+	DeadLetters *prometheus.CounterVec // topic, kind
 
 	// KafkaAuth counts SASL authentications to the brokers by mechanism
 	// (the KAFKA_AUTH value), kind (AuthKind*) and outcome (OutcomeOK,
@@ -231,6 +236,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "consumer_share_records_in_flight",
 		Help: "Share group records acquired by this member and not yet acknowledged.",
 	})
+	m.DeadLetters = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "consumer_dead_letters_total",
+		Help: "Records whose dead-letter copy the brokers acknowledged, by source topic and kind (dlq.error.kind: decode, handler, validation, expired, delivery-limit).",
+	}, []string{"topic", "kind"})
+	if reg != nil {
+		reg.MustRegister(lagSeconds{m})
+	}
 	// Series with fixed labels exist from the start, so that rate() and
 	// alerts see a zero rather than nothing.
 	m.Commits.WithLabelValues(OutcomeOK)
@@ -267,7 +279,7 @@ type Topic struct {
 
 // ForTopic returns the children of the per-topic vectors for topic.
 func (m *Metrics) ForTopic(topic string) *Topic {
-	return &Topic{
+	t := &Topic{
 		Processed:       m.Records.WithLabelValues(topic, OutcomeProcessed),
 		DeadLettered:    m.Records.WithLabelValues(topic, OutcomeDeadLettered),
 		Duplicates:      m.Records.WithLabelValues(topic, OutcomeDuplicate),
@@ -285,6 +297,10 @@ func (m *Metrics) ForTopic(topic string) *Topic {
 		BatchRecords:    m.BatchRecords.WithLabelValues(topic),
 		BatchDuration:   m.BatchDuration.WithLabelValues(topic),
 	}
+	for _, k := range DeadLetterKinds {
+		m.DeadLetters.WithLabelValues(topic, k)
+	}
+	return t
 }
 
 // LagFor returns the lag gauge of one partition; DeleteLag removes it when

@@ -237,6 +237,12 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 		if err := fetchError(fetches); err != nil {
 			return sum, err
 		}
+		// Nothing of a round is sent once the membership was lost.
+		if member != nil {
+			if err := member.check(); err != nil {
+				return sum, err
+			}
+		}
 		if fetches.NumRecords() == 0 {
 			return sum, fmt.Errorf("no records read from %s for 30s below its end offsets (partitions %v)", o.From, slices.Sorted(maps.Keys(consume)))
 		}

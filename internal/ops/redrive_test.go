@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -541,5 +542,125 @@ func TestRedriveFromMissingTopic(t *testing.T) {
 	_, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts()})
 	if err == nil || !strings.Contains(err.Error(), "dead-letter topic "+o.From+" does not exist") {
 		t.Errorf("got %v, want the missing dead-letter topic named", err)
+	}
+}
+
+// TestRedriveStopsWhenItLosesTheGroup: a redrive whose membership of the
+// progress group ends (its session expired: the coordinator forgot it, and
+// the client joins again as a new member) stops before its next round. It
+// no longer knows that it is the only redrive: another may have joined and
+// taken the group while it was out, and both would send every record and
+// commit over each other's progress.
+func TestRedriveStopsWhenItLosesTheGroup(t *testing.T) {
+	c := startCluster(t)
+	if c.kf == nil {
+		t.Skip("needs kfake's faults")
+	}
+	source := c.topic(t, "-src", 3, nil)
+	dlqTopic := c.topic(t, "-dlq", 2, nil)
+	group := c.group(t, "-g")
+	progress := c.group(t, "-g.redrive")
+	es := seedDLQ(t, c, source, dlqTopic, group, group, 20)
+	o := Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: progress, Batch: 4}
+	opts := append(c.opts(), kgo.HeartbeatInterval(50*time.Millisecond))
+	var rounds int
+	sum, err := o.Run(context.Background(), RedriveDeps{Opts: opts, Progress: func(int64, int64) {
+		rounds++
+		if rounds != 1 {
+			return
+		}
+		// The coordinator forgets the member: its next heartbeat is
+		// answered UNKNOWN_MEMBER_ID, and the client joins again.
+		lost := make(chan struct{})
+		var once sync.Once
+		hook := func() { once.Do(func() { close(lost) }) }
+		testHookProgressLost.Store(&hook)
+		defer testHookProgressLost.Store(nil)
+		f := c.kf.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Heartbeat}, Group: progress, Err: kerr.UnknownMemberID, Count: 1})
+		defer f.Remove()
+		select {
+		case <-lost:
+		case <-time.After(20 * time.Second):
+			t.Errorf("the member was not lost within 20s (fault hits %d)", f.Hits())
+		}
+	}})
+	if err == nil || !strings.Contains(err.Error(), "lost its membership") {
+		t.Fatalf("got %s, %v; want the redrive stopped for having lost the progress group", sum, err)
+	}
+	if sum.Sent == 0 || sum.Sent > 4 || rounds != 1 {
+		t.Errorf("got %s after %d rounds; want the first round (at most 4) sent and nothing after", sum, rounds)
+	}
+	// A new run resumes after the committed round and sends the rest once.
+	sum2, err := o.Run(context.Background(), RedriveDeps{Opts: c.opts()})
+	if err != nil || sum.Sent+sum2.Sent != int64(len(es)) {
+		t.Fatalf("the next run: got %s, %v; want the other %d sent", sum2, err, int64(len(es))-sum.Sent)
+	}
+	assertEachOnce(t, c.readAll(t, source), es, 0)
+}
+
+// TestRedrivesOfTwoTopicsRunTogether: the dead-letter topics of one group
+// (each source topic has its own, <topic>.dlq) are redriven at the same
+// time, both through the group's progress group: each redrive holds its
+// own topic, and a second redrive of either topic is still refused.
+func TestRedrivesOfTwoTopicsRunTogether(t *testing.T) {
+	c := startCluster(t)
+	group := c.group(t, "-g")
+	progress := c.group(t, "-g.redrive")
+	type run struct {
+		o  Redrive
+		es []entry
+		// paused after its first round until release is closed
+		running, release chan struct{}
+		done             chan error
+		sum              RedriveSummary
+	}
+	var runs []*run
+	for _, name := range []string{"-a", "-b"} {
+		source := c.topic(t, name+"-src", 3, nil)
+		dlqTopic := c.topic(t, name+"-dlq", 2, nil)
+		r := &run{
+			o:       Redrive{From: dlqTopic, Group: group, MaxRedrives: 3, ProgressGroup: progress, Batch: 4},
+			es:      seedDLQ(t, c, source, dlqTopic, group, group, 12),
+			running: make(chan struct{}), release: make(chan struct{}), done: make(chan error, 1),
+		}
+		r.o.Group = group
+		runs = append(runs, r)
+	}
+	for _, r := range runs {
+		go func() {
+			var once bool
+			sum, err := r.o.Run(context.Background(), RedriveDeps{Opts: c.opts(), Progress: func(int64, int64) {
+				if !once {
+					once = true
+					close(r.running)
+					<-r.release
+				}
+			}})
+			r.sum = sum
+			r.done <- err
+		}()
+		select {
+		case <-r.running:
+		case err := <-r.done:
+			t.Fatalf("the redrive of %s ended before its second round: %s, %v", r.o.From, r.sum, err)
+		}
+	}
+	// Both hold their topics now: a second redrive of either is refused.
+	for _, r := range runs {
+		sum, err := r.o.Run(context.Background(), RedriveDeps{Opts: append(c.opts(), kgo.ClientID("second"))})
+		if !errors.As(err, new(*ErrRedriveRunning)) || sum.Sent != 0 {
+			t.Errorf("a second redrive of %s: got %s, %v; want *ErrRedriveRunning and nothing sent", r.o.From, sum, err)
+		}
+	}
+	for _, r := range runs {
+		close(r.release)
+	}
+	for _, r := range runs {
+		if err := <-r.done; err != nil {
+			t.Fatalf("the redrive of %s: %v (%s)", r.o.From, err, r.sum)
+		}
+		if r.sum.Sent != int64(len(r.es)) {
+			t.Errorf("the redrive of %s: got %s, want %d sent", r.o.From, r.sum, len(r.es))
+		}
 	}
 }

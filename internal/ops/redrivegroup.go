@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -15,10 +16,13 @@ import (
 
 // A redrive is a member of its progress group for as long as it runs, and
 // commits its progress within the group's generation. The group's
-// balancer gives every partition of the dead-letter topic to the group's
-// leader, which the coordinator keeps while other members join and leave:
-// the redrive that joined first. Any other member gets nothing and is
-// refused (ErrRedriveRunning). The member only holds the membership: the
+// balancer gives every partition of a dead-letter topic to one member that
+// reads it: the one that owned it in the generation before, else the
+// group's leader if it reads the topic, else the first by member id. A
+// redrive running thus keeps its topic while other members join and leave,
+// the dead-letter topics of one group (one per source topic) are redriven
+// side by side, and any other member of a topic gets nothing and is refused
+// (ErrRedriveRunning). The member only holds the membership: the
 // dead-letter records are read by the redrive's own client, from the plan.
 
 // redriveProtocol names the balancer in JoinGroup; every member of a
@@ -33,15 +37,19 @@ const redriveJoinTimeout = 2 * time.Minute
 // (another redrive joining, then leaving when refused) is retried.
 const redriveCommitRetry = 2 * time.Minute
 
-// leaderBalancer assigns every partition to the group's leader.
+// leaderBalancer assigns each topic's partitions to one member, as above.
 type leaderBalancer struct{}
 
 func (leaderBalancer) ProtocolName() string { return redriveProtocol }
 func (leaderBalancer) IsCooperative() bool  { return false }
 
-func (leaderBalancer) JoinGroupMetadata(topics []string, _ map[string][]int32, _ int32) []byte {
+func (leaderBalancer) JoinGroupMetadata(topics []string, owned map[string][]int32, generation int32) []byte {
 	m := kmsg.NewConsumerMemberMetadata()
+	m.Version = 1 // OwnedPartitions
 	m.Topics = topics
+	for t, ps := range owned {
+		m.OwnedPartitions = append(m.OwnedPartitions, kmsg.ConsumerMemberMetadataOwnedPartition{Topic: t, Partitions: ps})
+	}
 	return m.AppendTo(nil)
 }
 
@@ -59,19 +67,36 @@ func (b leaderBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (
 
 func (leaderBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
 	plan := cb.NewPlan()
-	members := cb.Members()
-	if len(members) == 0 {
-		return plan
-	}
-	owner := &members[0]
-	for i := range members {
-		if members[i].MemberID == cb.Info().LeaderID {
-			owner = &members[i]
+	leader := cb.Info().LeaderID
+	owner := map[string]*kmsg.JoinGroupResponseMember{} // topic -> its member
+	rank := func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata, t string) int {
+		switch {
+		case slices.ContainsFunc(meta.OwnedPartitions, func(o kmsg.ConsumerMemberMetadataOwnedPartition) bool {
+			return o.Topic == t && len(o.Partitions) > 0
+		}):
+			return 0
+		case m.MemberID == leader:
+			return 1
 		}
+		return 2
 	}
+	best := map[string]int{}
+	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		for _, t := range meta.Topics {
+			if _, ok := topics[t]; !ok {
+				continue
+			}
+			r := rank(m, meta, t)
+			if o, ok := owner[t]; !ok || r < best[t] || (r == best[t] && m.MemberID < o.MemberID) {
+				owner[t], best[t] = m, r
+			}
+		}
+	})
 	for t, n := range topics {
-		for p := range n {
-			plan.AddPartition(owner, t, p)
+		if o := owner[t]; o != nil {
+			for p := range n {
+				plan.AddPartition(o, t, p)
+			}
 		}
 	}
 	return plan
@@ -82,6 +107,23 @@ type progressMember struct {
 	cl    *kgo.Client
 	group string
 	topic string
+	// lost is set when the membership ended under the redrive (its
+	// session expired, or the coordinator forgot it): the client joins
+	// again, but another redrive may have taken the group meanwhile, so
+	// the redrive may neither send nor commit any more.
+	lost atomic.Bool
+}
+
+// testHookProgressLost, if set, runs when a progress member's membership
+// was lost.
+var testHookProgressLost atomic.Pointer[func()]
+
+// check reports an error once the membership was lost.
+func (m *progressMember) check() error {
+	if m.lost.Load() {
+		return fmt.Errorf("the redrive lost its membership of progress group %s (its session expired, or the coordinator forgot it), so another redrive may hold the group now; it stopped without sending more, and a new run resumes from the progress committed", m.group)
+	}
+	return nil
 }
 
 // joinProgress joins group as a redrive of topic and waits for the first
@@ -89,6 +131,7 @@ type progressMember struct {
 // topic, and closes the member on any error.
 func joinProgress(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, group, topic string) (*progressMember, error) {
 	assigned := make(chan bool, 1)
+	m := &progressMember{group: group, topic: topic}
 	cl, err := kgo.NewClient(append(slices.Clone(opts),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -100,13 +143,19 @@ func joinProgress(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, group, 
 			default:
 			}
 		}),
+		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {
+			m.lost.Store(true)
+			if hook := testHookProgressLost.Load(); hook != nil {
+				(*hook)()
+			}
+		}),
 	)...)
 	if err != nil {
 		return nil, err
 	}
+	m.cl = cl
 	// The member never fetches: the redrive reads with its own client.
 	cl.PauseFetchTopics(topic)
-	m := &progressMember{cl: cl, group: group, topic: topic}
 	jctx, cancel := context.WithTimeout(ctx, redriveJoinTimeout)
 	defer cancel()
 	// A failed join (authorization, an unreachable coordinator) is
@@ -166,6 +215,11 @@ func (m *progressMember) commit(ctx context.Context, offsets map[int32]int64) er
 	}
 	deadline := time.Now().Add(redriveCommitRetry)
 	for attempt := 1; ; attempt++ {
+		// A member that was lost and joined again commits within its
+		// new generation, over whatever another redrive committed.
+		if err := m.check(); err != nil {
+			return err
+		}
 		var cerr error
 		m.cl.CommitOffsetsSync(ctx, os, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err != nil {

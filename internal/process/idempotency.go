@@ -196,7 +196,10 @@ func (w *work) complete(ctx context.Context, st state) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	d.hold.Drop(keys)
+	// The claims are renewed until the marks are stored: a claim that
+	// lapsed while marking was retried would let another member handle
+	// the records again.
+	defer d.hold.Drop(keys)
 	for failures := 0; ; {
 		var err error
 		if st == lettered {

@@ -257,3 +257,45 @@ func TestIdempotencyBusyWaitYieldsSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotencyClaimHeldUntilMarked: a batch whose records were handled
+// keeps them claimed until their completed marks are stored. Here marking
+// fails for three times IDEMPOTENCY_IN_PROGRESS_TTL (renewals still work):
+// another member that gets the records meanwhile must wait for them, not
+// find the claims lapsed and handle the records a second time.
+func TestIdempotencyClaimHeldUntilMarked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := idempotency.NewMemory(nil)
+		var calls atomic.Int32
+		h := handlerFunc(func(ctx context.Context, b handler.Batch) error {
+			calls.Add(1)
+			return nil
+		})
+		a, ma, _ := newIdemProc(t, h, &fakeDLQ{}, nil, mem, "") // InProgressTTL 10s
+		b, mb, _ := newIdemProc(t, h, &fakeDLQ{}, nil, mem, "")
+		ctx := context.Background()
+		mem.FailOp(idempotency.OpComplete, errors.New("throttled"))
+		doneA, doneB := make(chan int, 1), make(chan int, 1)
+		go func() { n, _ := a.Process(ctx, records(3, nil), ma); doneA <- n }()
+		time.Sleep(30 * time.Second) // a retries marking its handled records
+		go func() { n, _ := b.Process(ctx, records(3, nil), mb); doneB <- n }()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("got %d handler calls, want 1: the claims of a's handled records lapsed while their marks were retried", n)
+		}
+		mem.FailOp(idempotency.OpComplete, nil)
+		if n := <-doneA; n != 3 {
+			t.Fatalf("a: got %d finished, want 3", n)
+		}
+		if n := <-doneB; n != 3 {
+			t.Fatalf("b: got %d finished, want 3", n)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("got %d handler calls in all, want 1", n)
+		}
+		if v := testutil.ToFloat64(mb.Duplicates); v != 3 {
+			t.Errorf("b: got %v duplicates, want 3", v)
+		}
+	})
+}

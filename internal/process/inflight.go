@@ -22,11 +22,12 @@ type call struct {
 	start       time.Time
 	first, last int64 // offsets of its first and last records
 	n           int
+	attempt     int // of its first record, 1 the first
 }
 
 // begin records that w hands unit to the handler now.
 func (p *Processor) begin(w *work, unit []int) {
-	c := call{start: time.Now(), first: w.recs[unit[0]].Offset, last: w.recs[unit[len(unit)-1]].Offset, n: len(unit)}
+	c := call{start: time.Now(), first: w.recs[unit[0]].Offset, last: w.recs[unit[len(unit)-1]].Offset, n: len(unit), attempt: w.attempts[unit[0]]}
 	p.calls.mu.Lock()
 	if p.calls.m == nil {
 		p.calls.m = make(map[*work]call)

@@ -35,6 +35,11 @@ func TestPropagators(t *testing.T) {
 			actx, attempt := tr.StartAttempt(ctx, 1, 1)
 			h := http.Header{}
 			InjectHTTP(actx, h)
+			// What a handler's per-record span is started from
+			// (handler.RecordContext) follows the setting too.
+			if got := ExtractIn(actx, r.Headers).TraceID() == producer.TraceID(); got != tt.wantParent {
+				t.Errorf("the record's parent in the attempt: got the producer's %v, want %v", got, tt.wantParent)
+			}
 			attempt.End(nil)
 			batch.End(nil)
 

@@ -119,9 +119,16 @@ func (t *Tracer) WithPropagators(names []string) *Tracer {
 	return &c
 }
 
-// propKey carries a Tracer's propagator in the attempt's context, for
-// InjectHTTP.
+// propKey carries a Tracer's propagation (an attemptProp) in the
+// attempt's context, for InjectHTTP and ExtractIn.
 type propKey struct{}
+
+// attemptProp is what OTEL_PROPAGATORS says for an attempt: the propagator
+// to inject, and whether the records' traceparent is read.
+type attemptProp struct {
+	prop propagation.TextMapPropagator
+	read bool
+}
 
 // Span is a span of the service, or nothing when tracing is off (its zero
 // value). Its methods do nothing on the zero value.
@@ -274,7 +281,7 @@ func (t *Tracer) StartAttempt(ctx context.Context, attempt, n int) (context.Cont
 	ctx, s := t.tr.Start(ctx, "handle", trace.WithAttributes(
 		AttrHandler.String(t.handler), AttrAttempt.Int(attempt), semconv.MessagingBatchMessageCount(n)))
 	if t.prop != nil {
-		ctx = context.WithValue(ctx, propKey{}, t.prop)
+		ctx = context.WithValue(ctx, propKey{}, attemptProp{t.prop, t.read})
 	}
 	return ctx, Span{s}
 }
@@ -318,10 +325,21 @@ func InjectHTTP(ctx context.Context, h map[string][]string) {
 		return
 	}
 	p := prop
-	if tp, ok := ctx.Value(propKey{}).(propagation.TextMapPropagator); ok {
-		p = tp
+	if ap, ok := ctx.Value(propKey{}).(attemptProp); ok {
+		p = ap.prop
 	}
 	p.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// ExtractIn is Extract for a handler attempt's ctx: it returns an invalid
+// span context when the attempt's propagators (OTEL_PROPAGATORS) do not
+// read the records' traceparent (none, or baggage alone), so that a
+// handler's per-record spans follow the setting as the service's do.
+func ExtractIn(ctx context.Context, hs []kgo.RecordHeader) trace.SpanContext {
+	if ap, ok := ctx.Value(propKey{}).(attemptProp); ok && !ap.read {
+		return trace.SpanContext{}
+	}
+	return Extract(hs)
 }
 
 // Extract returns the span context of a record's W3C traceparent and
