@@ -48,6 +48,19 @@ const (
 	GroupConsumer GroupProtocol = "consumer"
 )
 
+// GroupType is KAFKA_GROUP_TYPE: the kind of group the service joins.
+type GroupType string
+
+// The values of KAFKA_GROUP_TYPE.
+const (
+	// GroupTypeConsumer is a consumer group: partitions are assigned to
+	// members and offsets committed.
+	GroupTypeConsumer GroupType = "consumer"
+	// GroupTypeShare is a share group (KIP-932, Kafka 4.2+): the brokers
+	// hand records to any member and each is acknowledged on its own.
+	GroupTypeShare GroupType = "share"
+)
+
 // Order is PROCESSING_ORDER: which records of a partition may be handled
 // concurrently.
 type Order string
@@ -136,6 +149,7 @@ const (
 	DefaultHeartbeatInterval   = 3 * time.Second
 	DefaultRebalanceTimeout    = 60 * time.Second
 	DefaultGroupProtocol       = GroupClassic
+	DefaultGroupType           = GroupTypeConsumer
 	DefaultCommitInterval      = 5 * time.Second
 	DefaultStartupTimeout      = 2 * time.Minute
 	DefaultBatchMaxRecords     = 500
@@ -214,6 +228,7 @@ type Kafka struct {
 	RebalanceTimeout  time.Duration // KAFKA_REBALANCE_TIMEOUT
 	InstanceID        string        // KAFKA_INSTANCE_ID
 	GroupProtocol     GroupProtocol // KAFKA_GROUP_PROTOCOL
+	GroupType         GroupType     // KAFKA_GROUP_TYPE
 	CommitInterval    time.Duration // KAFKA_COMMIT_INTERVAL (not in the contract; documented in the README)
 	StartupTimeout    time.Duration // STARTUP_TIMEOUT
 }
@@ -230,6 +245,7 @@ type Batch struct {
 	HandlerBackoffMax   time.Duration // HANDLER_RETRY_BACKOFF_MAX
 	HandlerMaxRecordAge time.Duration // HANDLER_MAX_RECORD_AGE; 0 means no limit
 	Order               Order         // PROCESSING_ORDER
+	OrderExplicit       bool          // whether PROCESSING_ORDER was given
 	Lanes               int           // PARTITION_CONCURRENCY; used with OrderKey and OrderNone only
 	ShutdownTimeout     time.Duration // SHUTDOWN_TIMEOUT
 }

@@ -29,6 +29,8 @@ func TestUnusedIsWarning(t *testing.T) {
 				"IDEMPOTENCY_IN_PROGRESS_TTL: set, but IDEMPOTENCY_STORE=none does not use it (IDEMPOTENCY_STORE=redis or dynamodb does); ignored",
 				"IDEMPOTENCY_TABLE: set, but IDEMPOTENCY_STORE=none does not use it (IDEMPOTENCY_STORE=dynamodb does); ignored",
 			}},
+		{name: "static membership in a share group", kv: []string{"KAFKA_GROUP_TYPE", "share", "KAFKA_INSTANCE_ID", "consumer-0"},
+			want: []string{"KAFKA_INSTANCE_ID: set, but KAFKA_GROUP_TYPE=share does not use it (KAFKA_GROUP_TYPE=consumer does); ignored"}},
 		{name: "the other store's setting", kv: []string{"IDEMPOTENCY_STORE", "redis", "REDIS_URL", "redis://h:6379", "IDEMPOTENCY_TABLE", "t-1"},
 			want: []string{"IDEMPOTENCY_TABLE: set, but IDEMPOTENCY_STORE=redis does not use it (IDEMPOTENCY_STORE=dynamodb does); ignored"}},
 		{name: "mtls with tls off", kv: []string{"KAFKA_AUTH", "none", "KAFKA_TLS_CERT_FILE", cert, "KAFKA_TLS_KEY_FILE", key},

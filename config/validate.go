@@ -249,6 +249,9 @@ func (c Config) validateCombinations(v *validator) {
 	}
 
 	b := c.Batch
+	if k.GroupType == GroupTypeShare && b.Order != OrderNone && slices.Contains(orders, b.Order) {
+		v.add(envProcessingOrder, string(b.Order), "expected unset or none with KAFKA_GROUP_TYPE=share: a share group hands the records of a partition to any member, one by one, so no order (of a partition or of a key) can be kept; use a consumer group (KAFKA_GROUP_TYPE=consumer) for PROCESSING_ORDER=%s", b.Order)
+	}
 	if b.MaxBufferedBytes >= 1 && b.MaxBufferedBytes < int64(b.MaxBytes) {
 		v.add(envMaxBufferedBytes, strconv.FormatInt(b.MaxBufferedBytes, 10),
 			"expected a whole number >= BATCH_MAX_BYTES (%d): a whole batch must fit in the buffer", b.MaxBytes)

@@ -90,10 +90,25 @@ type choice[T ~string] struct {
 	// orHandlers accepts the names of the Go handlers compiled into the
 	// binary (Validate's handlerNames) too.
 	orHandlers bool
+	// defFor, if not nil, is the default given the variables read before
+	// (def is the documented one).
+	defFor func(*Config) T
+	// explicit, if not nil, records whether a value was given.
+	explicit func(*Config) *bool
 }
 
 func (s choice[T]) load(l *loader, v *variable, c *Config) {
-	val := l.str(v, string(s.def))
+	def := s.def
+	if s.defFor != nil {
+		def = s.defFor(c)
+	}
+	val, given := l.raw(v)
+	if !given {
+		val = string(def)
+	}
+	if s.explicit != nil {
+		*s.explicit(c) = given
+	}
 	if !s.caseSensitive {
 		val = strings.ToLower(val)
 	}
@@ -113,9 +128,14 @@ func (s choice[T]) check(ck *validator, v *variable, c *Config) {
 	}
 }
 
-func (s choice[T]) show(c *Config) string  { return string(*s.at(c)) }
-func (s choice[T]) set(c *Config) bool     { return *s.at(c) != "" }
-func (s choice[T]) fields(c *Config) []any { return []any{s.at(c)} }
+func (s choice[T]) show(c *Config) string { return string(*s.at(c)) }
+func (s choice[T]) set(c *Config) bool    { return *s.at(c) != "" }
+func (s choice[T]) fields(c *Config) []any {
+	if s.explicit != nil {
+		return []any{s.at(c), s.explicit(c)}
+	}
+	return []any{s.at(c)}
+}
 
 // boolean is true, false, 1 or 0, in any case.
 type boolean struct {

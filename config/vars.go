@@ -34,6 +34,7 @@ const (
 	envKafkaRebalanceTimeout = "KAFKA_REBALANCE_TIMEOUT"
 	envKafkaInstanceID       = "KAFKA_INSTANCE_ID"
 	envKafkaGroupProtocol    = "KAFKA_GROUP_PROTOCOL"
+	envKafkaGroupType        = "KAFKA_GROUP_TYPE"
 	envKafkaCommitInterval   = "KAFKA_COMMIT_INTERVAL"
 	envStartupTimeout        = "STARTUP_TIMEOUT"
 
@@ -172,6 +173,7 @@ var (
 	idemStores   = []IdempotencyStore{StoreNone, StoreRedis, StoreDynamoDB}
 	orders       = []Order{OrderPartition, OrderKey, OrderNone}
 	groupProtos  = []GroupProtocol{GroupClassic, GroupConsumer}
+	groupTypes   = []GroupType{GroupTypeConsumer, GroupTypeShare}
 	exporters    = []TracesExporter{ExporterNone, ExporterOTLP, ExporterConsole}
 	protocols    = []OTLPProtocol{ProtocolHTTPProtobuf, ProtocolHTTPJSON, ProtocolGRPC}
 	samplers     = []Sampler{SamplerParentBasedAlwaysOn, SamplerParentBasedAlwaysOff, SamplerParentBasedTraceIDRatio, SamplerAlwaysOn, SamplerAlwaysOff, SamplerTraceIDRatio}
@@ -250,11 +252,14 @@ var variables = []variable{
 		Help:  "time members get to finish in-flight work on a rebalance",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.RebalanceTimeout }, def: DefaultRebalanceTimeout}},
 	{Name: envKafkaInstanceID, Section: sectionKafka, Default: "unset",
-		Help:  "static membership id (e.g. the pod name of a StatefulSet)",
+		Help: "static membership id (e.g. the pod name of a StatefulSet)", Unused: shareUnused,
 		value: str{at: func(c *Config) *string { return &c.Kafka.InstanceID }, expect: instanceIDExpect}},
 	{Name: envKafkaGroupProtocol, Section: sectionKafka, Default: "`classic`",
 		Help:  "`classic` or `consumer` (KIP-848: the brokers assign the partitions and set the session timeout and heartbeat interval; Kafka 4.0+, recommended on 4.3+; [Group protocol](#group-protocol))",
 		value: choice[GroupProtocol]{at: func(c *Config) *GroupProtocol { return &c.Kafka.GroupProtocol }, def: DefaultGroupProtocol, choices: groupProtos}},
+	{Name: envKafkaGroupType, Section: sectionKafka, Default: "`consumer`",
+		Help:  "`consumer` (a consumer group: partitions assigned to members, offsets committed) or `share` (a share group, KIP-932, Kafka 4.2+; on MSK, Standard brokers on 4.2+: the brokers hand records to any member, each acknowledged on its own, so members can outnumber partitions; see [Share groups](#share-groups))",
+		value: choice[GroupType]{at: func(c *Config) *GroupType { return &c.Kafka.GroupType }, def: DefaultGroupType, choices: groupTypes}},
 	{Name: envStartupTimeout, Section: sectionKafka, Default: "`2m`",
 		Help:  "reach the brokers, check the topics and join the group within this, or exit 1 naming what was not reached",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Kafka.StartupTimeout }, def: DefaultStartupTimeout}},
@@ -291,8 +296,10 @@ var variables = []variable{
 		Help:  "a record older than this (by its timestamp) whose handling fails for any reason is dead-lettered as `expired`; if set, a duration > 0 (`0s` is refused rather than read as \"no limit\"); `consumer config` prints it empty when unset",
 		value: duration{at: func(c *Config) *time.Duration { return &c.Batch.HandlerMaxRecordAge }, optional: true}},
 	{Name: envProcessingOrder, Section: sectionBatch, Default: "`partition`",
-		Help:  "`partition` (a partition's batches one after another, in offset order), `key` (records of one key in offset order, different keys of a partition concurrently), `none` (no order within a partition: for idempotent sinks); see [What it guarantees](#what-it-guarantees)",
-		value: choice[Order]{at: func(c *Config) *Order { return &c.Batch.Order }, def: DefaultProcessingOrder, choices: orders}},
+		Help: "`partition` (a partition's batches one after another, in offset order), `key` (records of one key in offset order, different keys of a partition concurrently), `none` (no order within a partition: for idempotent sinks); see [What it guarantees](#what-it-guarantees); with `KAFKA_GROUP_TYPE=share` unset means `none`, and only `none` is allowed",
+		value: choice[Order]{at: func(c *Config) *Order { return &c.Batch.Order }, def: DefaultProcessingOrder, choices: orders,
+			defFor:   func(c *Config) Order { return orderFor(c.Kafka.GroupType) },
+			explicit: func(c *Config) *bool { return &c.Batch.OrderExplicit }}},
 	{Name: envPartitionLanes, Section: sectionBatch, Default: "`8`",
 		Help:  "lanes per partition with `key` or `none` (ignored with `partition`): a record's lane is a hash of its key (with `none`, of its offset; with `key`, a null key hashes as its offset); each lane cuts its own batches by `BATCH_MAX_*`, and `MAX_IN_FLIGHT_BATCHES` bounds the batches in flight across all partitions and lanes",
 		value: number[int]{at: func(c *Config) *int { return &c.Batch.Lanes }, def: DefaultPartitionLanes}},
@@ -469,6 +476,24 @@ func tlsOff(c *Config) string {
 		return ""
 	}
 	return "set, but TLS is off (KAFKA_TLS=true uses it); ignored"
+}
+
+// shareUnused is the Unused rule of the consumer group's own settings that
+// a share group has no use for.
+func shareUnused(c *Config) string {
+	if c.Kafka.GroupType == GroupTypeShare {
+		return unusedBy("KAFKA_GROUP_TYPE=share", "KAFKA_GROUP_TYPE=consumer")
+	}
+	return ""
+}
+
+// orderFor is PROCESSING_ORDER's default: a share group has no order to
+// keep.
+func orderFor(t GroupType) Order {
+	if t == GroupTypeShare {
+		return OrderNone
+	}
+	return DefaultProcessingOrder
 }
 
 // unusedBy is the warning of a variable that setting makes unused: "set,

@@ -129,7 +129,7 @@ func TestOpsCommandsRefuseBadInput(t *testing.T) {
 	}{
 		{args: []string{"check", "--no-such-flag"}, want: "flag provided but not defined"},
 		{args: []string{"check"}, env: map[string]string{"KAFKA_BROKERS": ""}, want: "KAFKA_BROKERS"},
-		{args: []string{"redrive", "--kind", "decoded"}, want: `--kind "decoded": expected decode, handler, validation or expired`},
+		{args: []string{"redrive", "--kind", "decoded"}, want: `--kind "decoded": expected decode, handler, validation, expired or delivery-limit`},
 		{args: []string{"redrive", "--since", "yesterday"}, want: "--since: \"yesterday\": expected an RFC 3339 time"},
 		{args: []string{"redrive", "--max-redrives", "0"}, want: "--max-redrives: expected a number >= 1"},
 		{args: []string{"redrive", "extra"}, want: `unexpected argument "extra"`},

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/internal/ops"
 )
 
@@ -41,7 +42,12 @@ func (a *app) offsetsCommand(args []string, lookup func(string) (string, bool), 
 	ctx := env.ctx
 	topics := selectTopics(*topicFlag, env.cfg.Kafka.Topics)
 	group := env.cfg.Kafka.GroupID
-	pos, members, err := ops.Offsets(ctx, env.opts, group, topics)
+	share := env.cfg.Kafka.GroupType == config.GroupTypeShare
+	list, kind, column := ops.Offsets, "group", "COMMITTED"
+	if share {
+		list, kind, column = ops.ShareOffsets, "share group", "START OFFSET"
+	}
+	pos, members, err := list(ctx, env.opts, group, topics)
 	if err != nil {
 		return failed(stdout, stderr, asJSON, "offsets", err)
 	}
@@ -50,7 +56,7 @@ func (a *app) offsetsCommand(args []string, lookup func(string) (string, bool), 
 		lag += p.Lag
 	}
 	if asJSON {
-		doc := offsetsJSON{Group: group, Members: membersJSON(members), Partitions: []partitionJSON{}, TotalLag: lag}
+		doc := offsetsJSON{Group: group, GroupType: string(env.cfg.Kafka.GroupType), Members: membersJSON(members), Partitions: []partitionJSON{}, TotalLag: lag}
 		for _, p := range pos {
 			pj := partitionJSON{Topic: p.Topic, Partition: p.Partition, Start: p.Start, End: p.End, Lag: p.Lag}
 			if p.Committed >= 0 {
@@ -68,9 +74,9 @@ func (a *app) offsetsCommand(args []string, lookup func(string) (string, bool), 
 		writeJSON(stdout, doc)
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "group %s: %s\n", group, ops.Count(len(members), "active member"))
+	fmt.Fprintf(stdout, "%s %s: %s\n", kind, group, ops.Count(len(members), "active member"))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tNEXT RECORD AT\tMEMBER")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\t"+column+"\tEND\tLAG\tNEXT RECORD AT\tMEMBER")
 	for _, p := range pos {
 		committed := "-"
 		if p.Committed >= 0 {
@@ -94,6 +100,7 @@ func (a *app) offsetsCommand(args []string, lookup func(string) (string, bool), 
 // offsetsJSON is `consumer offsets --output json`.
 type offsetsJSON struct {
 	Group      string          `json:"group"`
+	GroupType  string          `json:"group_type"` // consumer, or share: committed is then the share-partition start offset
 	Members    []memberJSON    `json:"members"`
 	Partitions []partitionJSON `json:"partitions"`
 	TotalLag   int64           `json:"total_lag"`
@@ -222,7 +229,12 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 	adm := kadm.NewClient(cl)
 	group := env.cfg.Kafka.GroupID
 	topics := selectTopics(*topicFlag, env.cfg.Kafka.Topics)
-	plan, err := ops.Plan(ctx, adm, group, topics, int32(*partition), to)
+	share := env.cfg.Kafka.GroupType == config.GroupTypeShare
+	planFor, describe, apply, kind := ops.Plan, ops.Group, ops.Apply, "group"
+	if share {
+		planFor, describe, apply, kind = ops.SharePlan, ops.ShareGroup, ops.ApplyShare, "share group"
+	}
+	plan, err := planFor(ctx, adm, group, topics, int32(*partition), to)
 	if err != nil {
 		return failed(stdout, stderr, asJSON, "offsets reset", err)
 	}
@@ -231,7 +243,7 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 	if asJSON {
 		text = io.Discard
 	}
-	fmt.Fprintf(text, "reset group %s to %s:\n", group, to)
+	fmt.Fprintf(text, "reset %s %s to %s:\n", kind, group, to)
 	for _, m := range plan {
 		old := "none"
 		mj := moveJSON{Topic: m.Topic, Partition: m.Partition, New: m.New, Delta: m.Delta()}
@@ -259,7 +271,7 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 		return code
 	}
 
-	members, _, err := ops.Group(ctx, adm, group)
+	members, _, err := describe(ctx, adm, group)
 	if err != nil {
 		return failed(stdout, stderr, asJSON, "offsets reset", err)
 	}
@@ -293,7 +305,7 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 			return exitRuntime
 		}
 	}
-	if err := ops.Apply(ctx, adm, group, plan); err != nil {
+	if err := apply(ctx, adm, group, plan); err != nil {
 		if ae, ok := errors.AsType[*ops.ErrActiveMembers](err); ok {
 			fmt.Fprintln(stderr, "refused:", ae.Error())
 			doc.Refused = ae.Error()
@@ -303,7 +315,11 @@ func (a *app) offsetsReset(args []string, lookup func(string) (string, bool), st
 		return failed(stdout, stderr, asJSON, "offsets reset", err)
 	}
 	doc.Applied = true
-	fmt.Fprintf(text, "applied: group %s committed at the new offsets\n", group)
+	if share {
+		fmt.Fprintf(text, "applied: share group %s starts at the new offsets\n", group)
+	} else {
+		fmt.Fprintf(text, "applied: group %s committed at the new offsets\n", group)
+	}
 	return done(exitOK)
 }
 

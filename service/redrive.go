@@ -13,7 +13,7 @@ import (
 	"github.com/msk-consumer/msk-consumer/internal/ops"
 )
 
-const redriveSynopsis = `redrive [--from TOPIC] [--to TOPIC] [--kind decode,handler,validation,expired] [--group GROUP|*]
+const redriveSynopsis = `redrive [--from TOPIC] [--to TOPIC] [--kind decode,handler,validation,expired,delivery-limit] [--group GROUP|*]
                 [--since T] [--until T] [--partition N] [--limit N] [--max-redrives 3] [--dry-run] [--from-start]
                 [--output text|json]`
 
@@ -23,7 +23,7 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	fs := newFlags("redrive", redriveSynopsis, stderr)
 	from := fs.String("from", "", "the dead-letter topic to read (default DLQ_TOPIC, or <topic>.dlq of the only KAFKA_TOPICS entry)")
 	to := fs.String("to", "", "send every record to this topic instead of its dlq.original.topic")
-	kinds := fs.String("kind", "", "only these dlq.error.kind values, comma separated: decode, handler, validation, expired")
+	kinds := fs.String("kind", "", "only these dlq.error.kind values, comma separated: decode, handler, validation, expired, delivery-limit")
 	group := fs.String("group", "", "only records dead-lettered by this group (dlq.consumer.group; default KAFKA_GROUP_ID; * for every group)")
 	since := fs.String("since", "", "only records that failed at or after this: an RFC 3339 time, or a duration ago such as 2h")
 	until := fs.String("until", "", "only records that failed at or before this: an RFC 3339 time, or a duration ago")
@@ -65,10 +65,10 @@ func (a *app) redriveCommand(args []string, lookup func(string) (string, bool), 
 	for k := range strings.SplitSeq(*kinds, ",") {
 		switch k = strings.TrimSpace(strings.ToLower(k)); k {
 		case "":
-		case "decode", "handler", "validation", "expired":
+		case "decode", "handler", "validation", "expired", "delivery-limit":
 			o.Kinds = append(o.Kinds, k)
 		default:
-			problems = append(problems, fmt.Sprintf("--kind %q: expected decode, handler, validation or expired", k))
+			problems = append(problems, fmt.Sprintf("--kind %q: expected decode, handler, validation, expired or delivery-limit", k))
 		}
 	}
 	var err error

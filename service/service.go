@@ -157,7 +157,8 @@ commands:
                interrupted redrive resumes; it stops at the end offsets as of its start
                  --from TOPIC      the dead-letter topic (default DLQ_TOPIC or <topic>.dlq)
                  --to TOPIC        send every record here instead of dlq.original.topic
-                 --kind K,...      only decode, handler, validation or expired records
+                 --kind K,...      only decode, handler, validation, expired or
+                                   delivery-limit records
                  --group G         only records of this dlq.consumer.group (default
                                    KAFKA_GROUP_ID; * for all)
                  --since T         failed at or after T (RFC 3339, or a duration ago: 2h)
@@ -167,8 +168,9 @@ commands:
                  --max-redrives 3  skip and report records already redriven this often
                  --dry-run         print what would be sent; send and commit nothing
                  --from-start      ignore earlier progress; read from the topic's start
-  offsets      per partition of KAFKA_TOPICS: the group's committed offset, end offset,
-               lag, the next record's timestamp and its owning member
+  offsets      per partition of KAFKA_TOPICS: the group's committed offset (a share
+               group's start offset), end offset, lag, the next record's timestamp and
+               its owning member
                  --topic T,...     other topics than KAFKA_TOPICS
   offsets reset --to earliest|latest|<RFC 3339 time>|<offset>
                move the group (replay or skip): prints the plan, refuses while the group

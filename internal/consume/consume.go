@@ -13,9 +13,11 @@
 // writes: the topics' limits, the writer that fits and retries, each
 // partition's writes in flight (bound, overlap gate, each lane's stall)
 // and the report of a failed attempt, through the failing lane's own
-// path; a lane only asks it healthy and send. A lane names its stalls
-// itself (health.PartitionKey, or health.LaneKey when its partition has
-// several), for its batches (Processor.Handle) and its dead-letter writes.
+// path; a lane only asks it healthy and send, and a share group's records
+// on their last allowed delivery, which no lane holds, go through its
+// write. A lane names its stalls itself (health.PartitionKey, or
+// health.LaneKey when its partition has several), for its batches
+// (Processor.Handle) and its dead-letter writes.
 //
 // # The commit protocol
 //
@@ -160,6 +162,8 @@ type Consumer struct {
 	commitMu sync.Mutex // one commit at a time: snapshots never go out of order
 
 	conn preflight.Conns // what the clients saw of the brokers, for start-up errors
+
+	share shareState // KAFKA_GROUP_TYPE=share only (share.go)
 }
 
 type tp struct {
@@ -332,8 +336,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if c.isShare() {
+		if err := c.prepareShare(startCtx); err != nil {
+			if ctx.Err() != nil {
+				c.beginShutdown() // for the phases that follow Run (Plan)
+				return nil
+			}
+			return err
+		}
+	}
 	c.dlq = newDeadLetters(c, atStart)
-	cl, err := c.newClient()
+	newClient := c.newClient
+	if c.isShare() {
+		newClient = c.newShareClient
+	}
+	cl, err := newClient()
 	if err != nil {
 		return err
 	}
@@ -342,8 +359,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if testHookClientBuilt != nil {
 		testHookClientBuilt()
 	}
-	c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
-	c.flow.onDivide = c.sizer.setPartitions
+	if c.isShare() {
+		c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, noPause{}, c.metrics.BufferedBytes)
+		c.share.gate.init(c.metrics.ShareInFlight)
+	} else {
+		c.flow = newFlow(c.cfg.Batch.MaxBufferedBytes, c.cfg.Batch.MaxInFlight, cl, c.metrics.BufferedBytes)
+		c.flow.onDivide = c.sizer.setPartitions
+	}
 	d := c.deps
 	c.proc = process.New(process.Config{
 		MaxAttempts:    c.cfg.Batch.HandlerMaxAttempts,
@@ -363,15 +385,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
 	var wg sync.WaitGroup
-	wg.Go(func() { c.commitLoop(loopCtx) })
-	wg.Go(func() { c.lagLoop(loopCtx) })
+	poll := c.pollLoop
+	// The share group's renewals go on through the shutdown, while the
+	// batches in flight finish; shareShutdown stops them.
+	renewCtx, stopRenew := context.WithCancel(context.Background())
+	defer stopRenew()
+	renewDone := make(chan struct{})
+	if c.isShare() {
+		poll = c.sharePollLoop
+		wg.Go(func() { c.shareLagLoop(loopCtx) })
+		go func() {
+			defer close(renewDone)
+			c.renewLoop(renewCtx)
+		}()
+	} else {
+		close(renewDone)
+		wg.Go(func() { c.commitLoop(loopCtx) })
+		wg.Go(func() { c.lagLoop(loopCtx) })
+	}
 	wg.Go(func() { c.awaitJoin(loopCtx, startCtx) })
 
 	var runErr error
 	pollDone := make(chan struct{})
 	go func() {
 		defer close(pollDone)
-		c.pollLoop(loopCtx)
+		poll(loopCtx)
 	}()
 	select {
 	case <-ctx.Done():
@@ -384,6 +422,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopLoop()
 	<-pollDone
 	wg.Wait()
+	if c.isShare() {
+		c.shareShutdown(stopRenew, renewDone)
+		return runErr
+	}
 	c.shutdown(runErr != nil)
 	return runErr
 }
@@ -399,7 +441,11 @@ func (c *Consumer) awaitJoin(ctx, startCtx context.Context) {
 		case <-c.joined:
 		case <-ctx.Done():
 		default:
-			c.fail(c.startupError("joining consumer group "+c.cfg.Kafka.GroupID, c.conn.Seen().Group))
+			what := "joining consumer group "
+			if c.isShare() {
+				what = "joining share group "
+			}
+			c.fail(c.startupError(what+c.cfg.Kafka.GroupID, c.conn.Seen().Group))
 		}
 	}
 }

@@ -25,9 +25,10 @@ import (
 // attempt (log, metric, fatal errors), and each partition's writes in
 // flight (its letters): their bound in bytes, the overlap gate and each
 // lane's stall. A lane calls two methods: healthy before it starts a
-// batch, send with a batch's copies. Each write reports its failed
-// attempts through its lane's own failure path (attemptFailed), never by
-// looking the partition up.
+// batch, send with a batch's copies (a share group's records on their last
+// allowed delivery, which no lane holds, go through write). Each write
+// reports its failed attempts through its lane's own failure path
+// (attemptFailed), never by looking the partition up.
 //
 // A lane hands over a batch's copies and goes on; the write finishes the
 // records once the brokers acknowledged them, so the commit never passes a
@@ -196,12 +197,50 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 }
 
 // attemptFailed is the failure path of lw, one of l's writes in flight: an
-// attempt of it failed with err and the write retries. It logs and counts
-// the attempt, fails the consumer on a fatal error, and reports the lane
-// stuck until none of its writes is failing, unless its partition is gone
-// from this member (as when the report looked the partition up among those
-// assigned).
+// attempt of it failed with err and the write retries. The lane is
+// reported stuck until none of its writes is failing, unless its partition
+// is gone from this member (as when the report looked the partition up
+// among those assigned).
 func (d *deadLetters) attemptFailed(l *lane, lw *letterWrite, src *kgo.Record, err error) {
+	reason := d.report(src, err)
+	p := l.p
+	if p.gone.Load() {
+		return // taken from this member: its stalls are no longer shown
+	}
+	p.letters.mu.Lock()
+	defer p.letters.mu.Unlock()
+	lw.failed = true
+	if p.stalls != nil {
+		p.stalls.Stuck(deadLetterKey(l.name), reason)
+	}
+}
+
+// write writes fs, the copies of records of p that no lane holds (a share
+// group's records on their last allowed delivery), reported stuck under
+// stall while an attempt fails, and calls done once the brokers
+// acknowledged them all; not if p is canceled first.
+func (d *deadLetters) write(p *partition, stall string, fs []dlq.Failure, done func()) {
+	p.letters.wg.Add(1)
+	go func() {
+		defer p.letters.wg.Done()
+		err := d.writer.Write(p.ctx, fs, func(src *kgo.Record, err error) {
+			reason := d.report(src, err)
+			if p.stalls != nil {
+				p.stalls.Stuck(stall, reason)
+			}
+		})
+		if p.stalls != nil {
+			p.stalls.Unstuck(stall)
+		}
+		if err == nil {
+			done()
+		}
+	}()
+}
+
+// report logs and counts a failed attempt of a dead-letter write, fails the
+// consumer on a fatal error, and returns the reason the stall shows.
+func (d *deadLetters) report(src *kgo.Record, err error) string {
 	c := d.c
 	c.metrics.DLQProduceErrors.Inc()
 	dest := c.cfg.DLQ.TopicFor(src.Topic)
@@ -211,16 +250,7 @@ func (d *deadLetters) attemptFailed(l *lane, lw *letterWrite, src *kgo.Record, e
 	if kafkaclient.IsFatal(err) {
 		c.fail(&FatalError{What: "writing to dead-letter topic " + dest, Err: err})
 	}
-	p := l.p
-	if p.gone.Load() {
-		return // taken from this member: its stalls are no longer shown
-	}
-	p.letters.mu.Lock()
-	defer p.letters.mu.Unlock()
-	lw.failed = true
-	if p.stalls != nil {
-		p.stalls.Stuck(deadLetterKey(l.name), "cannot write to dead-letter topic "+dest+": "+err.Error())
-	}
+	return "cannot write to dead-letter topic " + dest + ": " + err.Error()
 }
 
 // get is the record batch limit of a dead-letter topic: its

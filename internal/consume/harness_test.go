@@ -268,7 +268,7 @@ func (c *cluster) instanceIDs(t *testing.T) []string {
 	return ids
 }
 
-func newClient(t *testing.T, c *cluster, opts ...kgo.Opt) *kgo.Client {
+func newClient(t testing.TB, c *cluster, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addrs...)}, opts...)...)
 	if err != nil {
@@ -405,7 +405,7 @@ func (c *cluster) config(t *testing.T, set map[string]string) config.Config {
 // KAFKA_TEST_GROUP_PROTOCOL=consumer (KIP-848 groups).
 func consumerProtocol() bool { return os.Getenv("KAFKA_TEST_GROUP_PROTOCOL") == "consumer" }
 
-func baseConfig(t *testing.T, addrs []string, topic, group string, set map[string]string) config.Config {
+func baseConfig(t testing.TB, addrs []string, topic, group string, set map[string]string) config.Config {
 	t.Helper()
 	env := map[string]string{
 		"KAFKA_BROKERS":             strings.Join(addrs, ","),
@@ -452,14 +452,14 @@ type member struct {
 }
 
 // start runs a consumer with h until the test ends or stop/crash is called.
-func start(t *testing.T, cfg config.Config, h handler.Handler, opts ...kgo.Opt) *member {
+func start(t testing.TB, cfg config.Config, h handler.Handler, opts ...kgo.Opt) *member {
 	t.Helper()
 	return startWithMetrics(t, cfg, h, func(*metrics.Metrics) []kgo.Opt { return opts })
 }
 
 // startWithMetrics is start with client options that need the member's
 // metrics.
-func startWithMetrics(t *testing.T, cfg config.Config, h handler.Handler, opts func(*metrics.Metrics) []kgo.Opt) *member {
+func startWithMetrics(t testing.TB, cfg config.Config, h handler.Handler, opts func(*metrics.Metrics) []kgo.Opt) *member {
 	t.Helper()
 	key, value, err := codec.NewKeyValue(context.Background(), cfg, codec.Options{})
 	if err != nil {
@@ -483,7 +483,7 @@ func startWithMetrics(t *testing.T, cfg config.Config, h handler.Handler, opts f
 }
 
 // stop shuts the member down as SIGTERM does and returns Run's error.
-func (m *member) stop(t *testing.T) error {
+func (m *member) stop(t testing.TB) error {
 	t.Helper()
 	m.cancel()
 	select {

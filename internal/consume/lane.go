@@ -19,6 +19,7 @@ type lane struct {
 	wake    chan struct{}               // a record arrived, or fetching paused
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	writes  []*letterWrite              // its dead-letter writes in flight, oldest first; under p.letters.mu
+	solo    bool                        // a share group's lane of one redelivered record: ends after it
 	flight  inFlight                    // under p.mu: the batch taken last, until the lane waits again (status.go)
 }
 
@@ -59,7 +60,7 @@ func (l *lane) run() {
 		// (or the whole buffer) is full: hand over what is queued rather
 		// than wait for batches that cannot fill.
 		now := time.Now()
-		ready := l.batcher.Ready(now) || (p.paused.Load() && l.batcher.Len() > 0)
+		ready := l.batcher.Ready(now) || ((p.eager || p.paused.Load()) && l.batcher.Len() > 0)
 		l.flight = inFlight{}
 		if ready {
 			recs, _ = l.batcher.Take(recs[:0])
@@ -99,11 +100,14 @@ func (l *lane) run() {
 				return // canceled
 			}
 			recs = nil // the write keeps the batch
+			if l.solo {
+				return
+			}
 			continue
 		}
 		b.Close()
 		clear(recs) // let the records be collected
-		if err != nil {
+		if err != nil || l.solo {
 			return // canceled: the rest is redelivered to whoever owns the partition next
 		}
 	}

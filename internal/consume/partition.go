@@ -43,6 +43,17 @@ type partition struct {
 	m     *metrics.Topic
 	lag   prometheus.Gauge
 	order config.Order
+	// eager lanes hand over what is queued at once rather than wait
+	// BATCH_MAX_WAIT for more: a share group polls again only once these
+	// records are finished, so no more can come.
+	eager bool
+	// solos are a share group's lanes for redelivered records (delivery
+	// count above 1), one record each, started as the record arrives and
+	// ended once it is handled (share.go): a record that crashed the
+	// member holding it neither takes its batch-mates to the delivery
+	// limit with it nor holds up the others delivered again with it.
+	// Under mu.
+	solos map[*lane]struct{}
 
 	gone   atomic.Bool     // taken from this member: never committed but by the revoke callback
 	paused atomic.Bool     // fetching paused by flow; changed under flow.mu
@@ -140,7 +151,11 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 			n -= int64(released) * recordOverhead
 			n -= p.dropQueuedLocked(r.Offset)
 		}
-		p.laneOf(r).add(r, size, now)
+		if p.solos != nil && r.DeliveryCount() > 1 {
+			p.soloLocked(r, size, now)
+		} else {
+			p.laneOf(r).add(r, size, now)
+		}
 		n += int64(size) + recordOverhead
 	}
 	p.hwm = hwm
@@ -189,6 +204,12 @@ func (p *partition) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range p.lanes {
+		l.batcher.Remove(func(q *kgo.Record) bool {
+			p.fin.unstarted(q)
+			return true
+		})
+	}
+	for l := range p.solos {
 		l.batcher.Remove(func(q *kgo.Record) bool {
 			p.fin.unstarted(q)
 			return true

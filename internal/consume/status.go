@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/internal/dlq"
 	"github.com/msk-consumer/msk-consumer/internal/process"
 	"github.com/msk-consumer/msk-consumer/internal/status"
@@ -32,6 +33,9 @@ func (c *Consumer) Snapshot(now time.Time) status.Consumer {
 	out := status.Consumer{Group: status.Group{
 		Type: "consumer", ID: c.cfg.Kafka.GroupID, Protocol: string(c.cfg.Kafka.GroupProtocol), Generation: -1,
 	}}
+	if c.isShare() {
+		out.Group.Type, out.Group.Protocol = string(config.GroupTypeShare), ""
+	}
 	select {
 	case <-c.built: // client and proc are set
 	default:
@@ -58,9 +62,13 @@ func (c *Consumer) Snapshot(now time.Time) status.Consumer {
 func (p *partition) status(now time.Time, calls map[string]process.Call) status.Partition {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	committed := int64(-1) // a share group commits nothing
+	if p.offs != nil {
+		committed = p.offs.committed
+	}
 	sp := status.Partition{
 		Topic: p.topic, Partition: p.id,
-		Committed: p.offs.committed, End: p.hwm, Next: p.fin.position(),
+		Committed: committed, End: p.hwm, Next: p.fin.position(),
 		Paused: p.paused.Load(),
 		Lanes:  make([]status.Lane, 0, len(p.lanes)),
 	}
@@ -90,6 +98,20 @@ func (p *partition) status(now time.Time, calls map[string]process.Call) status.
 // the next record has no timestamp.
 // p.mu is held.
 func (p *partition) lagSecondsLocked(now time.Time) (float64, bool) {
+	if a, ok := p.fin.(*acks); ok {
+		// A share group: the age of the oldest record this member holds;
+		// unknown when it holds none (the group's backlog is not its).
+		var oldest time.Time
+		for r := range a.held {
+			if oldest.IsZero() || r.Timestamp.Before(oldest) {
+				oldest = r.Timestamp
+			}
+		}
+		if oldest.IsZero() {
+			return 0, false
+		}
+		return max(now.Sub(oldest).Seconds(), 0), true
+	}
 	if t := &p.offs.track; t.len() > 0 {
 		r := t.ents[t.head].rec
 		if r == nil || r.Timestamp.IsZero() {

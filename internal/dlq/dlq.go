@@ -33,6 +33,11 @@ const (
 	KindHandler    Kind = "handler"    // the handler failed every attempt, or rejected it
 	KindValidation Kind = "validation" // decoded but rejected as invalid; never retried
 	KindExpired    Kind = "expired"    // older than HANDLER_MAX_RECORD_AGE while its handling failed
+	// KindDeliveryLimit is a share group's record on its last allowed
+	// delivery after deliveries that ended unacknowledged (members that
+	// crashed or lost their locks holding it): dead-lettered before the
+	// handler sees it, so the brokers never archive it.
+	KindDeliveryLimit Kind = "delivery-limit"
 )
 
 // Header names of the dead-letter record.

@@ -91,7 +91,29 @@ type Metrics struct {
 	// under another member, by topic.
 	IdempotencyUnkeyed *prometheus.CounterVec // topic
 	IdempotencyWaits   *prometheus.CounterVec // topic
+
+	// Share groups (KAFKA_GROUP_TYPE=share). ShareAcks counts the records
+	// acknowledged by type (AckAccept, AckRelease, AckReject; the service
+	// never rejects, the series exists to show it), ShareAckErrors the
+	// acknowledgements the brokers refused or that could not be delivered
+	// (the records are delivered again), ShareRenewals the lock renewals
+	// sent, ShareDeliveries the delivery count of each record acquired
+	// (1 on its first delivery), ShareAcquired the records acquired and
+	// ShareInFlight those acquired and not yet acknowledged.
+	ShareAcks       *prometheus.CounterVec   // topic, type
+	ShareAckErrors  prometheus.Counter       //
+	ShareRenewals   *prometheus.CounterVec   // topic
+	ShareDeliveries *prometheus.HistogramVec // topic
+	ShareAcquired   *prometheus.CounterVec   // topic
+	ShareInFlight   prometheus.Gauge
 }
+
+// The type label of consumer_share_acknowledgements_total.
+const (
+	AckAccept  = "accept"
+	AckRelease = "release"
+	AckReject  = "reject"
+)
 
 // New registers the service's metrics on reg.
 func New(reg prometheus.Registerer) *Metrics {
@@ -189,9 +211,34 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Times a batch waited for records in progress under another member (or a crashed one, until its claim expired).",
 		}, []string{"topic"}),
 	}
+	m.ShareAcks = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "consumer_share_acknowledgements_total",
+		Help: "Share group records acknowledged, by topic and type: accept (handled, or its dead-letter copy acknowledged), release (not started at shutdown, or abandoned), reject (never: nothing is left to the brokers to archive).",
+	}, []string{"topic", "type"})
+	m.ShareAckErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "consumer_share_acknowledgement_errors_total",
+		Help: "Share group acknowledgements (per partition and request) the brokers refused or that could not be delivered; their records are delivered again.",
+	})
+	m.ShareRenewals = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "consumer_share_lock_renewals_total",
+		Help: "Acquisition lock renewals (RENEW) sent for share group records still being worked on, by topic.",
+	}, []string{"topic"})
+	m.ShareDeliveries = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "consumer_share_delivery_count",
+		Help:    "The delivery count of each share group record acquired (1: its first delivery), by topic.",
+		Buckets: []float64{1, 2, 3, 4, 5, 6, 8, 10},
+	}, []string{"topic"})
+	m.ShareAcquired = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "consumer_share_records_acquired_total",
+		Help: "Share group records acquired by this member, by topic.",
+	}, []string{"topic"})
+	m.ShareInFlight = f.NewGauge(prometheus.GaugeOpts{
+		Name: "consumer_share_records_in_flight",
+		Help: "Share group records acquired by this member and not yet acknowledged.",
+	})
 	m.DeadLetters = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "consumer_dead_letters_total",
-		Help: "Records whose dead-letter copy the brokers acknowledged, by source topic and kind (dlq.error.kind: decode, handler, validation, expired).",
+		Help: "Records whose dead-letter copy the brokers acknowledged, by source topic and kind (dlq.error.kind: decode, handler, validation, expired, delivery-limit).",
 	}, []string{"topic", "kind"})
 	if reg != nil {
 		reg.MustRegister(lagSeconds{m})

@@ -175,6 +175,29 @@ func Offsets(ctx context.Context, opts []kgo.Opt, group string, topics []string)
 
 // positions reads committed, start and end offsets.
 func positions(ctx context.Context, adm *kadm.Client, group string, topics []string) ([]PartitionOffsets, error) {
+	return positionsWith(ctx, adm, topics, func() (groupOffsets, error) {
+		committed, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
+		if err == nil {
+			err = committed.Error()
+		}
+		if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+			return nil, fmt.Errorf("fetching group %s's committed offsets: %w", group, err)
+		}
+		return func(t string, p int32) (int64, int64) {
+			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
+				return c.At, -1
+			}
+			return -1, -1
+		}, nil
+	})
+}
+
+// groupOffsets is a group's position in a partition (-1: none) and, when
+// the brokers count it, its lag (-1: count it from the position).
+type groupOffsets func(topic string, partition int32) (at, lag int64)
+
+// positionsWith reads start and end offsets and the group's positions.
+func positionsWith(ctx context.Context, adm *kadm.Client, topics []string, group func() (groupOffsets, error)) ([]PartitionOffsets, error) {
 	td, err := adm.ListTopics(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("describing topics: %w", err)
@@ -201,12 +224,9 @@ func positions(ctx context.Context, adm *kadm.Client, group string, topics []str
 	if err != nil {
 		return nil, fmt.Errorf("listing end offsets: %w", err)
 	}
-	committed, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
-	if err == nil {
-		err = committed.Error()
-	}
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
-		return nil, fmt.Errorf("fetching group %s's committed offsets: %w", group, err)
+	at, err := group()
+	if err != nil {
+		return nil, err
 	}
 	var pos []PartitionOffsets
 	for _, t := range slices.Sorted(slices.Values(topics)) {
@@ -214,14 +234,16 @@ func positions(ctx context.Context, adm *kadm.Client, group string, topics []str
 			s, _ := starts.Lookup(t, p)
 			e, _ := ends.Lookup(t, p)
 			po := PartitionOffsets{Topic: t, Partition: p, Committed: -1, Start: s.Offset, End: e.Offset}
-			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
-				po.Committed = c.At
-			}
+			var lag int64
+			po.Committed, lag = at(t, p)
 			from := po.Committed
 			if from < po.Start {
 				from = po.Start
 			}
 			po.Lag = max(po.End-from, 0)
+			if lag >= 0 {
+				po.Lag = lag
+			}
 			pos = append(pos, po)
 		}
 	}
@@ -352,6 +374,21 @@ func Plan(ctx context.Context, adm *kadm.Client, group string, topics []string, 
 	if err != nil {
 		return nil, err
 	}
+	return plan(ctx, adm, pos, topics, partition, to)
+}
+
+// SharePlan is Plan for a share group: Old is the share-partition start
+// offset.
+func SharePlan(ctx context.Context, adm *kadm.Client, group string, topics []string, partition int32, to Target) ([]Move, error) {
+	pos, err := sharePositions(ctx, adm, group, topics)
+	if err != nil {
+		return nil, err
+	}
+	return plan(ctx, adm, pos, topics, partition, to)
+}
+
+func plan(ctx context.Context, adm *kadm.Client, pos []PartitionOffsets, topics []string, partition int32, to Target) ([]Move, error) {
+	var err error
 	var byTime kadm.ListedOffsets
 	if !to.Time.IsZero() {
 		byTime, err = adm.ListOffsetsAfterMilli(ctx, to.Time.UnixMilli(), topics...)

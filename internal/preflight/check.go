@@ -271,6 +271,9 @@ func checkCluster(ctx context.Context, cfg config.Config, d Deps) []Result {
 	rs = append(rs, Result{Check: auth, Status: Pass, Detail: principal(ctx, cfg, d)})
 
 	rs = append(rs, checkTopics(ctx, cfg, adm, d)...)
+	if cfg.Kafka.GroupType == config.GroupTypeShare {
+		return append(rs, checkShare(ctx, cfg, cl, adm, d)...)
+	}
 	rs = append(rs, checkGroup(ctx, cfg, adm, d))
 	return rs
 }
@@ -300,6 +303,9 @@ func clusterChecks(cfg config.Config) []string {
 	}
 	for _, t := range dlqs {
 		names = append(names, "dead-letter topic "+t)
+	}
+	if cfg.Kafka.GroupType == config.GroupTypeShare {
+		return append(names, shareChecks(cfg)...)
 	}
 	return append(names, "group "+cfg.Kafka.GroupID)
 }
