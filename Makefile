@@ -156,7 +156,7 @@ LAMBDA_BENCH_FLAGS ?=
 bench-lambda: build
 	./scripts/bench.sh $(BENCH_FLAGS) -- -only lambda $(LAMBDA_BENCH_FLAGS)
 
-## bench-quick: cases 1-4 of make bench at both sizes, one round, the
+## bench-quick: cases 1-4 of make bench (and case 3 in key order) at both sizes, one round, the
 ## current tree against a previous build (BENCH_OLD, a git ref: default the
 ## last tag, else 0c98486) in turns on one kfake; prints new/old per case and
 ## fails below 0.8 (BENCH_QUICK_MIN). Run it before a change of

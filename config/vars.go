@@ -301,7 +301,7 @@ var variables = []variable{
 			defFor:   func(c *Config) Order { return orderFor(c.Kafka.GroupType) },
 			explicit: func(c *Config) *bool { return &c.Batch.OrderExplicit }}},
 	{Name: envPartitionLanes, Section: sectionBatch, Default: "`8`",
-		Help:  "lanes per partition with `key` or `none` (ignored with `partition`): a record's lane is a hash of its key (with `none`, of its offset; with `key`, a null key hashes as its offset); each lane cuts its own batches by `BATCH_MAX_*`, and `MAX_IN_FLIGHT_BATCHES` bounds the batches in flight across all partitions and lanes",
+		Help:  "lanes per partition with `key` or `none` (ignored with `partition`): a record's lane is a hash of its key (with `none`, of its offset; with `key`, a null key hashes as its offset); each lane cuts its own batches by `BATCH_MAX_*`, and hands over what it holds as soon as the partition's lanes hold a batch's worth together (`BATCH_MAX_RECORDS` or `BATCH_MAX_BYTES`); `MAX_IN_FLIGHT_BATCHES` bounds the batches in flight across all partitions and lanes",
 		value: number[int]{at: func(c *Config) *int { return &c.Batch.Lanes }, def: DefaultPartitionLanes}},
 	{Name: envShutdownTimeout, Section: sectionBatch, Default: "`30s`",
 		Help:  "on SIGTERM: stop fetching, finish in-flight batches, commit, leave the group, within this time",

@@ -3,8 +3,8 @@
 # minutes. Builds the service from the current tree and from a previous ref
 # (BENCH_OLD: default the last tag, else 0c98486, the main of 2026-12-06),
 # starts kfake in its own process, preloads 500,000 records of ~200 B and
-# ~1 KB, and runs cases 1 to 4 of make bench (ceiling; bytes+discard;
-# avro+discard; avro+HTTP sink) one round each, new and old in turns on the
+# ~1 KB, and runs cases 1 to 4 of make bench and 3k (ceiling; bytes+discard;
+# avro+discard; avro+HTTP sink; avro+discard in key order) one round each, new and old in turns on the
 # same broker. Prints new/old per case and exits non-zero when one is below
 # BENCH_QUICK_MIN (0.8). The machine's speed drifts: read the ratios, not the
 # records/s.

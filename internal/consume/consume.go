@@ -236,6 +236,12 @@ func (c *Consumer) newClient() (*kgo.Client, error) {
 		// A full fetch names every partition it wants; what it costs is
 		// the partition list in each request, a few bytes per partition.
 		kgo.DisableFetchSessions(),
+		// A paused partition rejoins the fetches only with the next
+		// request; when every partition the fetch in flight names is
+		// caught up, the broker holds it for its max wait (franz-go's
+		// default: 5s) and the resumed partition's records wait with it
+		// (issue 21: case 4 at 200 B; TestFetchWaitBoundsAResumedPartition).
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(c.assigned),
@@ -279,6 +285,13 @@ func (c *Consumer) newClient() (*kgo.Client, error) {
 	sizer.mu.Unlock()
 	return cl, nil
 }
+
+// fetchMaxWait is how long a broker may hold a fetch for records to
+// arrive: the longest a partition that resumed waits for the fetch in
+// flight without it (the Java consumer's fetch.max.wait.ms default). A
+// caught-up member then sends two fetches a second per broker instead of
+// one every 5s.
+const fetchMaxWait = 500 * time.Millisecond
 
 // testHookClientBuilt, if set, runs in Run right after the group client
 // was built (it may be joining the group already).

@@ -503,3 +503,43 @@ func checkDelivered(t *testing.T, p produced, log []delivery, skip map[int64]boo
 		}
 	}
 }
+
+// TestLanesHandOverAPartitionBatch: with several lanes, a lane hands over
+// what it holds once the partition's lanes hold BATCH_MAX_RECORDS together,
+// instead of waiting until its own queue holds that many: the records of
+// a partition then wait for at most one batch's worth of later records
+// (issue 21: with lanes waiting for their own full batches, key order ran
+// at half of partition order's rate with a free handler). BATCH_MAX_WAIT
+// is an hour, so only the batch limits can hand anything over.
+func TestLanesHandOverAPartitionBatch(t *testing.T) {
+	const lanes, batchMax, n = 4, 100, 1000
+	c := startCluster(t, 1)
+	cl := newClient(t, c)
+	p := produceKeyed(t, c, cl, n, n, 0)
+	// Lanes filling only their own batches would leave each lane's
+	// remainder waiting: more than one batch's worth in all here.
+	var perLane [lanes]int
+	for _, r := range p[0] {
+		perLane[keyHash(r.Key)%lanes]++
+	}
+	left := 0
+	for _, k := range perLane {
+		left += k % batchMax
+	}
+	if left < batchMax {
+		t.Fatalf("the keys leave %d records in partial lane batches; the test needs at least %d", left, batchMax)
+	}
+	var log sharedLog
+	m := start(t, c.config(t, map[string]string{
+		"PROCESSING_ORDER": "key", "PARTITION_CONCURRENCY": fmt.Sprint(lanes),
+		"BATCH_MAX_RECORDS": fmt.Sprint(batchMax), "BATCH_MAX_WAIT": "1h",
+	}), log.recorder("a"))
+	defer func() { _ = m.stop(t) }()
+	handled := func() int {
+		order, _ := firstDeliveries(log.snapshot())
+		return len(order[0])
+	}
+	waitFor(t, 30*time.Second, fmt.Sprintf("all but fewer than %d records handled (lanes' remainders: %d)", batchMax, left), func() bool {
+		return handled() > n-batchMax
+	})
+}

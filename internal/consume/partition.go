@@ -65,6 +65,7 @@ type partition struct {
 	done   chan struct{} // closed when every lane and dead-letter write returned
 
 	lanes   []*lane
+	limits  batch.Limits   // BATCH_MAX_*
 	letters letters        // its dead-letter writes in flight, for deadLetters
 	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
 
@@ -106,6 +107,7 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		MaxBytes:   c.cfg.Batch.MaxBytes,
 		MaxWait:    c.cfg.Batch.MaxWait,
 	}
+	p.limits = limits
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
 		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
@@ -185,6 +187,21 @@ func (p *partition) dropQueuedLocked(off int64) int64 {
 		}))
 	}
 	return freed
+}
+
+// queuedFullLocked reports whether the lanes' queues of a partition with
+// several lanes hold a batch's worth of records or bytes together. p.mu is
+// held.
+func (p *partition) queuedFullLocked() bool {
+	if len(p.lanes) == 1 {
+		return false // the lane's own batch says
+	}
+	n, size := 0, 0
+	for _, l := range p.lanes {
+		n += l.batcher.Len()
+		size += l.batcher.Bytes()
+	}
+	return n >= p.limits.MaxRecords || size >= p.limits.MaxBytes
 }
 
 // poke wakes the lanes to look at their queues again.

@@ -224,6 +224,7 @@ func run() error {
 			add(ceiling(t, n), "1 ceiling", s, r)
 			add(service(t, n, "bytes", "discard", sink, nil), "2 service bytes+discard", s, r)
 			add(service(t, n, "avro", "discard", sink, nil), "3 service avro+discard", s, r)
+			add(service(t, n, "avro", "discard", sink, keyOrder), "3k avro+discard, key order", s, r)
 			add(service(t, n, "avro", "http", sink, nil), "4 service avro+http", s, r)
 			if s == sizes[0] {
 				add(service(topic("bad200"), n, "avro", "discard", sink, nil), "5 avro+discard, 1% to DLQ", s, r)
@@ -758,6 +759,10 @@ func serviceBin(bin, topic string, n int64, format, handler string, sink *sink, 
 	return r
 }
 
+// keyOrder is the environment of case 3k: case 3 in PROCESSING_ORDER=key,
+// PARTITION_CONCURRENCY at its default (8 lanes per partition).
+var keyOrder = []string{"PROCESSING_ORDER=key"}
+
 // lanesOf returns the lanes per partition that the environment env sets
 // up: PARTITION_CONCURRENCY (default 8) with PROCESSING_ORDER key or none,
 // else 1.
@@ -1079,6 +1084,9 @@ func markdown(sizes []int) string {
 		if c1 > 0 {
 			goal(fmt.Sprintf("%d B: case 2 ≥ 0.85 × case 1", s), c2/c1, 0.85, "%.2f ×")
 			goal(fmt.Sprintf("%d B: case 3 ≥ 0.5 × case 1", s), c3/c1, 0.5, "%.2f ×")
+		}
+		if c3k := m("3k avro+discard, key order"); c3k > 0 && c3 > 0 {
+			goal(fmt.Sprintf("%d B: case 3k (key order) ≥ 0.9 × case 3 (partition order)", s), c3k/c3, 0.9, "%.2f ×")
 		}
 		if c5 := m("5 avro+discard, 1% to DLQ"); c5 > 0 && c3 > 0 {
 			goal(fmt.Sprintf("%d B: case 5 ≥ 0.9 × case 3", s), c5/c3, 0.9, "%.2f ×")

@@ -10,8 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
-// -only quick (make bench-quick): cases 1 to 4 at each size, the service
-// built from the current tree against a previous build (-consumer-old), one
+// -only quick (make bench-quick): cases 1 to 4 and 3k (case 3 in key order)
+// at each size, the service built from the current tree against a previous build (-consumer-old), one
 // run of each per round, in turns (old and new alternate, which goes first
 // alternating too), so that the machine's drift falls on both. It prints
 // new/old per case and fails when one is below -quick-min: a guard
@@ -22,12 +22,16 @@ var (
 	quickMin    = flag.Float64("quick-min", 0.8, "-only quick: the lowest new/old ratio that passes")
 )
 
-type quickCase struct{ name, format, handler string }
+type quickCase struct {
+	name, format, handler string
+	env                   []string
+}
 
 var quickCases = []quickCase{
-	{"2 bytes+discard", "bytes", "discard"},
-	{"3 avro+discard", "avro", "discard"},
-	{"4 avro+http", "avro", "http"},
+	{"2 bytes+discard", "bytes", "discard", nil},
+	{"3 avro+discard", "avro", "discard", nil},
+	{"3k avro+discard, key order", "avro", "discard", keyOrder},
+	{"4 avro+http", "avro", "http", nil},
 }
 
 func quickOnly(ctx context.Context, adm *kadm.Client, sizes []int) error {
@@ -76,7 +80,7 @@ func quickOnly(ctx context.Context, adm *kadm.Client, sizes []int) error {
 				}
 				turn++
 				for _, run := range runs {
-					res := serviceBin(run.bin, t, n, c.format, c.handler, sink, nil)
+					res := serviceBin(run.bin, t, n, c.format, c.handler, sink, c.env)
 					logf("quick %d B %s %s round %d: %.0f records/s %s", s, c.name, run.who, r, res.Rate, res.Err)
 					if res.Err != "" {
 						return fmt.Errorf("%s %d B %s: %s", run.who, s, c.name, res.Err)
@@ -103,6 +107,11 @@ func quickOnly(ctx context.Context, adm *kadm.Client, sizes []int) error {
 				failed = append(failed, fmt.Sprintf("%d B %s: %.2f", s, c.name, ratio))
 			}
 		}
+	}
+	md.WriteString("\nKey order against partition order (case 3k / case 3, the goal is ≥ 0.9):\n\n| size | new | old |\n| ---: | ---: | ---: |\n")
+	for _, s := range sizes {
+		k, p := key{s, "3k avro+discard, key order"}, key{s, "3 avro+discard"}
+		fmt.Fprintf(&md, "| %d B | %.2f | %.2f |\n", s, medianOf(newR[k])/medianOf(newR[p]), medianOf(oldR[k])/medianOf(oldR[p]))
 	}
 	out.LoadEnd = loadavg()
 	fmt.Fprintf(&md, "\nLoad average at the end: %s\n", out.LoadEnd)
