@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image test-image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 chaos-cluster test-lambda test-browser bench-lambda
+.PHONY: test-kafka-848 test-kafka-share chaos-cluster test-lambda test-browser bench-lambda
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -90,6 +90,29 @@ test-kafka-848:
 	  ./scripts/gotest-named.sh ./internal/consume/ '$(KAFKA_848_TESTS)' && \
 	KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_GROUP_PROTOCOL=consumer \
 	  ./scripts/gotest-named.sh ./internal/ops/ '$(KAFKA_848_OPS_TESTS)'; rc=$$?; ./scripts/kafka/down.sh; exit $$rc
+
+## test-kafka-share: the share group tests (KAFKA_GROUP_TYPE=share,
+## KIP-932) on Kafka 4.4.0 (KAFKA_VERSION; share groups need 4.2+), on one
+## node and then on three brokers: crashes and rolling restarts, an outage
+## longer than the acquisition lock x the delivery limit, a record that
+## crashes its member every time, members joining and leaving, SIGTERM's
+## release, the idempotency store; consumer check and offsets/reset of a
+## share group. KAFKA_TEST_SHARE=1 makes them fail where the broker does not
+## serve share groups (elsewhere, e.g. make test-kafka's 3.9.2, they skip).
+KAFKA_SHARE_TESTS ?= TestShareGroupHandlesEverything|TestShareCrashedMemberLosesNothing|TestShareOutageLongerThanLockTimesLimit|TestShareDeliveryLimitPoison|TestShareMembersJoinAndLeave|TestShareRollingRestartAndCrashes|TestShareShutdownReleasesUnstarted|TestShareIdempotencyStore
+KAFKA_SHARE_OPS_TESTS ?= TestShareOffsetsAndReset
+KAFKA_SHARE_CHECK_TESTS ?= TestCheckShareGroup
+test-kafka-share:
+	@for nodes in 1 3; do \
+	  echo "== Apache Kafka $(or $(KAFKA_VERSION),4.4.0), $$nodes node(s): share groups"; \
+	  KAFKA_VERSION=$(or $(KAFKA_VERSION),4.4.0) KAFKA_NODES=$$nodes ./scripts/kafka/up.sh || exit 1; \
+	  . ./scripts/kafka/env.sh; \
+	  export KAFKA_TEST_BROKERS=$$KAFKA_BROKERS KAFKA_TEST_SHARE=1; \
+	  ./scripts/gotest-named.sh ./internal/consume/ '$(KAFKA_SHARE_TESTS)' && \
+	  ./scripts/gotest-named.sh ./internal/ops/ '$(KAFKA_SHARE_OPS_TESTS)' && \
+	  ./scripts/gotest-named.sh ./internal/preflight/ '$(KAFKA_SHARE_CHECK_TESTS)'; rc=$$?; \
+	  ./scripts/kafka/down.sh; [ $$rc = 0 ] || exit $$rc; \
+	done
 
 ## test-lambda: the lambda handler against real functions: the service on
 ## kfake invokes a Python function using Powertools' kafka_consumer (Avro

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -275,7 +276,26 @@ func (c *Consumer) prepareShare(ctx context.Context) error {
 	if t, ok := c.cfg.Kafka.StartOffset.Time(); ok {
 		start = t.Format(time.RFC3339Nano)
 	}
-	applied, value, err := share.ApplyStart(ctx, kadm.NewClient(cl), cl, c.cfg.Kafka.GroupID, start, time.Now())
+	// A share coordinator still loading (a fresh cluster creates its state
+	// topic on the first share group's request) is waited for: giving up
+	// would leave the group's own share.auto.offset.reset (latest by
+	// default) to skip what was written before the member started.
+	var applied bool
+	var value string
+	for backoff, warned := 250*time.Millisecond, false; ; backoff = min(2*backoff, 5*time.Second) {
+		applied, value, err = share.ApplyStart(ctx, kadm.NewClient(cl), cl, c.cfg.Kafka.GroupID, start, time.Now())
+		if err == nil || !kerr.IsRetriable(err) || ctx.Err() != nil {
+			break
+		}
+		if !warned {
+			warned = true
+			c.log.Warn("share group's coordinator not available yet; KAFKA_START_OFFSET is applied once it is", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+	}
 	switch {
 	case ctx.Err() != nil:
 		return c.startupFailure(ctx, "setting share group "+c.cfg.Kafka.GroupID+"'s start", ctx.Err())

@@ -3,12 +3,40 @@ package ops
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
+
+// needShare skips the test on a real broker that does not serve share
+// groups (ShareGroupHeartbeat: Kafka 4.2+ with share.version=1), such as
+// make test-kafka's 3.9.2, except in a share tier (KAFKA_TEST_SHARE=1,
+// make test-kafka-share), which fails there instead.
+func needShare(t *testing.T, adm *kadm.Client) {
+	t.Helper()
+	vs, err := adm.ApiVersions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := true
+	vs.Each(func(v kadm.BrokerApiVersions) {
+		if _, has := v.KeyMaxVersion(int16(kmsg.ShareGroupHeartbeat)); !has {
+			ok = false
+		}
+	})
+	switch {
+	case ok:
+	case os.Getenv("KAFKA_TEST_SHARE") == "1":
+		t.Fatal("KAFKA_TEST_SHARE=1, but the broker does not serve share groups (ShareGroupHeartbeat: Kafka 4.2+ with share.version=1)")
+	default:
+		t.Skip("the broker does not serve share groups (ShareGroupHeartbeat: Kafka 4.2+ with share.version=1)")
+	}
+}
 
 // joinShareMember joins group as a share-group member consuming topic and
 // returns it once the group describes it with an assignment.
@@ -53,6 +81,9 @@ func assertShareStart(t *testing.T, c *cluster, group, topic string, want map[in
 // group has a member, naming it, and moves the start offsets once it left.
 func TestShareOffsetsAndReset(t *testing.T) {
 	c := startCluster(t)
+	if c.kf == nil {
+		needShare(t, c.adm)
+	}
 	topic := c.topic(t, "-src", 2, nil)
 	group := c.group(t, "-share")
 	seedTimed(t, c, topic, 2, 10)

@@ -1,20 +1,51 @@
 package preflight
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/msk-consumer/msk-consumer/config"
 )
 
+// needShare skips the test on a real broker that does not serve share
+// groups (ShareGroupHeartbeat: Kafka 4.2+ with share.version=1), such as
+// make test-kafka's 3.9.2, except in a share tier (KAFKA_TEST_SHARE=1,
+// make test-kafka-share), which fails there instead.
+func needShare(t *testing.T, adm *kadm.Client) {
+	t.Helper()
+	vs, err := adm.ApiVersions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := true
+	vs.Each(func(v kadm.BrokerApiVersions) {
+		if _, has := v.KeyMaxVersion(int16(kmsg.ShareGroupHeartbeat)); !has {
+			ok = false
+		}
+	})
+	switch {
+	case ok:
+	case os.Getenv("KAFKA_TEST_SHARE") == "1":
+		t.Fatal("KAFKA_TEST_SHARE=1, but the broker does not serve share groups (ShareGroupHeartbeat: Kafka 4.2+ with share.version=1)")
+	default:
+		t.Skip("the broker does not serve share groups (ShareGroupHeartbeat: Kafka 4.2+ with share.version=1)")
+	}
+}
+
 // TestCheckShareGroup: with KAFKA_GROUP_TYPE=share, check reports that the
 // brokers serve share groups with lock renewals, that the share group can
 // be described, and the group's delivery limit and lock duration.
 func TestCheckShareGroup(t *testing.T) {
 	e := setup(t, nil)
+	if e.kf == nil {
+		needShare(t, e.adm)
+	}
 	e.cfg.Kafka.GroupType = config.GroupTypeShare
 	rs := e.check(t)
 	if !Passed(rs) {

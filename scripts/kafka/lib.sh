@@ -97,6 +97,37 @@ group.consumer.min.heartbeat.interval.ms=100
 group.consumer.heartbeat.interval.ms=500
 auto.create.topics.enable=false
 PROPS
+  share_props
+}
+
+# share_props: the share group settings (KIP-932, Kafka 4.2+) the tests
+# need, nothing before 4.2. The share coordinator's state topic with the
+# cluster's replication (its default of 3 cannot be created on one node);
+# the smallest acquisition lock a group may set down to 1s (15s by
+# default), so that the tests set share.record.lock.duration.ms 1000 on
+# their groups and see locks expire within a test; short sessions and
+# heartbeats, as for KIP-848 groups (45s and 5s by default).
+share_props() {
+  share_enabled || return 0
+  local rf=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
+  local isr=$((rf < 3 ? 1 : 2))
+  cat <<PROPS
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+share.coordinator.state.topic.num.partitions=4
+group.share.min.record.lock.duration.ms=1000
+group.share.min.session.timeout.ms=1000
+group.share.session.timeout.ms=10000
+group.share.min.heartbeat.interval.ms=100
+group.share.heartbeat.interval.ms=500
+PROPS
+}
+
+# share_enabled: whether KAFKA_VERSION serves share groups (4.2+).
+share_enabled() {
+  local minor=${KAFKA_VERSION#*.}
+  minor=${minor%%.*}
+  [ "$KAFKA_MAJOR" -gt 4 ] || { [ "$KAFKA_MAJOR" = 4 ] && [ "$minor" -ge 2 ]; }
 }
 
 write_props() {
@@ -128,6 +159,8 @@ write_props() {
       echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT"
       echo "log.dirs=$dir/data"
       controller_defaults
+      # The controller validates a group's configs against these bounds.
+      share_props
     } > "$dir/server.properties"
   else
     p=$(plaintext_port "$n")
@@ -205,9 +238,7 @@ node_java_opts() {
 # the share.version feature at level 1, stated rather than left to the
 # release's default. Before 4.2 (a preview in 4.1, unknown to 3.x) nothing.
 share_features() {
-  local minor=${KAFKA_VERSION#*.}
-  minor=${minor%%.*}
-  if [ "$KAFKA_MAJOR" -gt 4 ] || { [ "$KAFKA_MAJOR" = 4 ] && [ "$minor" -ge 2 ]; }; then
+  if share_enabled; then
     echo "--feature share.version=1"
   fi
 }
