@@ -152,17 +152,31 @@ func shortMember(m Member) string {
 // end offset, the lag, the timestamp of the next record and its owner.
 // opts build the client that reads the next records.
 func Offsets(ctx context.Context, opts []kgo.Opt, group string, topics []string) ([]PartitionOffsets, []Member, error) {
+	return offsetsOf(ctx, opts, func(adm *kadm.Client) ([]Member, map[string]map[int32]string, error) {
+		return Group(ctx, adm, group)
+	}, func(adm *kadm.Client) ([]PartitionOffsets, error) {
+		return positions(ctx, adm, group, topics)
+	})
+}
+
+// offsetsOf is Offsets with the group's members (and the partitions' owners)
+// and its positions read by the functions given: a consumer group's or a
+// share group's.
+func offsetsOf(ctx context.Context, opts []kgo.Opt,
+	group func(*kadm.Client) ([]Member, map[string]map[int32]string, error),
+	positions func(*kadm.Client) ([]PartitionOffsets, error),
+) ([]PartitionOffsets, []Member, error) {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	members, owners, err := Group(ctx, adm, group)
+	members, owners, err := group(adm)
 	if err != nil {
 		return nil, nil, err
 	}
-	pos, err := positions(ctx, adm, group, topics)
+	pos, err := positions(adm)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -57,25 +57,11 @@ func ShareGroup(ctx context.Context, adm *kadm.Client, group string) (members []
 // brokers count it, else from the start offset), the next record's
 // timestamp and the members assigned the partition.
 func ShareOffsets(ctx context.Context, opts []kgo.Opt, group string, topics []string) ([]PartitionOffsets, []Member, error) {
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	members, owners, err := ShareGroup(ctx, adm, group)
-	if err != nil {
-		return nil, nil, err
-	}
-	pos, err := sharePositions(ctx, adm, group, topics)
-	if err != nil {
-		return nil, nil, err
-	}
-	for i := range pos {
-		pos[i].Member = owners[pos[i].Topic][pos[i].Partition]
-	}
-	readNext(ctx, opts, pos)
-	return pos, members, nil
+	return offsetsOf(ctx, opts, func(adm *kadm.Client) ([]Member, map[string]map[int32]string, error) {
+		return ShareGroup(ctx, adm, group)
+	}, func(adm *kadm.Client) ([]PartitionOffsets, error) {
+		return sharePositions(ctx, adm, group, topics)
+	})
 }
 
 // sharePositions reads start and end offsets and the group's start offsets.
