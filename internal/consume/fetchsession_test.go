@@ -73,6 +73,9 @@ func TestPausedPartitionsDoNotStallFetching(t *testing.T) {
 // a fetch at most fetchMaxWait, so that is the longest such a stall lasts.
 func TestFetchWaitBoundsAResumedPartition(t *testing.T) {
 	c := startCluster(t, 6)
+	if c.kf == nil {
+		t.Skip("reads the fetch requests through kfake's request control")
+	}
 	cl := newClient(t, c)
 	pad := strings.Repeat("x", 1000)
 	p := produce(t, c, cl, 3000, func(i int) []byte { return fmt.Appendf(nil, `{"n":%d,"pad":%q}`, i, pad) })
