@@ -55,7 +55,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var (
@@ -74,6 +76,8 @@ var (
 	inProgress = flag.Duration("in-progress-ttl", 5*time.Second, "IDEMPOTENCY_IN_PROGRESS_TTL with a store: how long a crashed instance's claims hold up the next")
 	nodes      = flag.Int("nodes", 1, "brokers of the cluster: 1 (the service's faults and a broker restart) or 3 (broker faults: cluster.go)")
 	groupProto = flag.String("group-protocol", "classic", "KAFKA_GROUP_PROTOCOL of the service: classic or consumer (KIP-848)")
+	groupType  = flag.String("group", "consumer", "KAFKA_GROUP_TYPE of the service: consumer, or share (KIP-932, Kafka 4.2+: PROCESSING_ORDER none, no order checked, acknowledgements in place of commits)")
+	shareLock  = flag.Duration("share-lock", 5*time.Second, "with -group share: the group's share.record.lock.duration.ms, how long a killed member's records stay locked")
 	order      = flag.String("order", "partition", "PROCESSING_ORDER of the service: partition (first deliveries checked in offset order per partition), key (per key) or none (not checked)")
 	lanes      = flag.Int("lanes", 16, "PARTITION_CONCURRENCY with -order key or none")
 	keys       = flag.Int("keys", 0, "distinct record keys, k<seq mod keys>; 0: one key per record (500 with -order key)")
@@ -234,6 +238,7 @@ func (h *harness) start(name string) (*instance, error) {
 		"LOG_LEVEL=warn",
 		"KAFKA_GROUP_PROTOCOL=" + *groupProto,
 		"PROCESSING_ORDER=" + *order,
+		"KAFKA_GROUP_TYPE=" + *groupType,
 		"PARTITION_CONCURRENCY=" + strconv.Itoa(*lanes),
 	}
 	switch *store {
@@ -302,6 +307,15 @@ func run() error {
 	if *groupProto != "classic" && *groupProto != "consumer" {
 		return fmt.Errorf("-group-protocol=%s: want classic or consumer", *groupProto)
 	}
+	switch *groupType {
+	case "consumer":
+	case "share":
+		// A share group has no order: records of a partition go to any
+		// member, and redeliveries come after later records.
+		*order = "none"
+	default:
+		return fmt.Errorf("-group=%s: want consumer or share", *groupType)
+	}
 	if *nodes == 1 {
 		fmt.Printf("chaos: seed %d, %d records, %d partitions, idempotency store %s, group protocol %s, processing order %s, logs in %s\n", *seed, *records, *partitions, *store, *groupProto, *order, logDir)
 	} else {
@@ -345,6 +359,13 @@ func run() error {
 	// topic that does not exist, starts once every broker knows both.
 	if err := waitTopics(ctx, seeds(), 30*time.Second, h.topic, h.dlq); err != nil {
 		return err
+	}
+	if *groupType == "share" {
+		// A short lock, so that a killed member's records come back
+		// soon; the delivery limit stays the brokers' default (5).
+		if err := setShareLock(ctx, cl, h.group, *shareLock); err != nil {
+			return err
+		}
 	}
 
 	chk := &checker{succeeded: map[key]int{}, firstOK: map[key]time.Time{}, attempts: map[key]int{}, firstOrder: map[int32][]int64{}, keyOrder: map[string][]int64{}, okTimes: map[int32][]time.Time{}}
@@ -557,7 +578,7 @@ func (h *harness) finish(ctx context.Context, adm *kadm.Client, chk *checker, a 
 	h.event("SIGTERM %s: exit 0", a.name)
 
 	// The checks.
-	res := result{Seed: *seed, Store: *store, Nodes: *nodes, GroupProtocol: *groupProto, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
+	res := result{Seed: *seed, Store: *store, Nodes: *nodes, GroupProtocol: *groupProto, GroupType: *groupType, Records: len(produced), Crashes: crashes, BrokerRestarts: b2i(brokerRestarted),
 		DLQOutages: b2i(dlqBroken), Requests: chk.requests, Whole503: chk.failed503, Faults: faults}
 	chk.mu.Lock()
 	for k, seq := range produced {
@@ -571,6 +592,12 @@ func (h *harness) finish(ctx context.Context, adm *kadm.Client, chk *checker, a 
 			if seq%97 == 0 {
 				res.Errors = append(res.Errors, fmt.Sprintf("%d/%d (seq %d) succeeded but always fails", k.p, k.o, seq))
 			}
+		case dead[k] == "delivery-limit":
+			// A record in flight at delivery-limit - 1 of the kills
+			// (each spends one of its deliveries): dead-lettered before
+			// the handler saw it, as the contract says, not lost.
+			res.DeadLettered++
+			res.DeliveryLimit++
 		case dead[k] != "":
 			res.DeadLettered++
 			if seq%97 != 0 {
@@ -604,15 +631,20 @@ func (h *harness) finish(ctx context.Context, adm *kadm.Client, chk *checker, a 
 		}
 	}
 	chk.mu.Unlock()
-	offs, err := adm.FetchOffsets(ctx, h.group)
-	if err != nil {
-		return err
-	}
 	ends, err := adm.ListEndOffsets(ctx, h.topic)
 	if err != nil {
 		return err
 	}
+	// A share group commits nothing: every record handled or
+	// dead-lettered (above) is what shows that none was archived unhandled.
+	offs, err := adm.FetchOffsets(ctx, h.group)
+	if err != nil && *groupType == "consumer" {
+		return err
+	}
 	ends.Each(func(e kadm.ListedOffset) {
+		if *groupType == "share" {
+			return
+		}
 		o, _ := offs.Lookup(h.topic, e.Partition)
 		if o.At != e.Offset {
 			res.Errors = append(res.Errors, fmt.Sprintf("partition %d committed %d, end %d", e.Partition, o.At, e.Offset))
@@ -641,8 +673,8 @@ func (h *harness) finish(ctx context.Context, adm *kadm.Client, chk *checker, a 
 	if len(faults) > 0 {
 		fmt.Print(stallTable(faults, *partitions))
 	}
-	fmt.Printf("chaos: OK: %d records, %d delivered, %d dead-lettered, 0 lost, %d duplicates (%.1f per crash over %d crashes; idempotency store %s)\n",
-		res.Records, res.Delivered, res.DeadLettered, res.Duplicates, res.DuplicatesPerCrash, crashes, *store)
+	fmt.Printf("chaos: OK: %d records, %d delivered, %d dead-lettered (%d as delivery-limit), 0 lost, %d duplicates (%.1f per crash over %d crashes; idempotency store %s, %s group)\n",
+		res.Records, res.Delivered, res.DeadLettered, res.DeliveryLimit, res.Duplicates, res.DuplicatesPerCrash, crashes, *store, *groupType)
 	if res.Duplicates > 0 && crashes > 0 {
 		fmt.Printf("chaos: every duplicated record first succeeded at most %.0f ms before a SIGKILL; %d more than a second before one\n",
 			res.MaxDupGapMS, res.DupsFarFromCrash)
@@ -671,6 +703,8 @@ type result struct {
 	DupsFarFromCrash         int     `json:"duplicates_far_from_a_crash"`
 	OrderViolations          int     `json:"order_violations"`
 	PartitionsCommittedAtEnd int     `json:"partitions_committed_at_end"`
+	GroupType                string  `json:"group_type"`
+	DeliveryLimit            int     `json:"dead_lettered_delivery_limit"`
 	Crashes                  int     `json:"crashes"`
 	BrokerRestarts           int     `json:"broker_restarts"`
 	DLQOutages               int     `json:"dlq_outages"`
@@ -841,4 +875,28 @@ func keyOf(seq int) int {
 		return seq
 	}
 	return seq % n
+}
+
+// setShareLock sets the share group's acquisition lock duration
+// (IncrementalAlterConfigs on the GROUP resource).
+func setShareLock(ctx context.Context, cl *kgo.Client, group string, lock time.Duration) error {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType = kmsg.ConfigResourceTypeGroupConfig
+	res.ResourceName = group
+	cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	cfg.Name, cfg.Op = "share.record.lock.duration.ms", kmsg.IncrementalAlterConfigOpSet
+	cfg.Value = kmsg.StringPtr(strconv.FormatInt(lock.Milliseconds(), 10))
+	res.Configs = append(res.Configs, cfg)
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("setting %s's share.record.lock.duration.ms: %w", group, err)
+	}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return fmt.Errorf("setting %s's share.record.lock.duration.ms: %w", group, err)
+		}
+	}
+	return nil
 }
