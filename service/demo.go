@@ -110,11 +110,12 @@ func (a *app) runDemo(lookup func(string) (string, bool), stdout, stderr io.Writ
   topic        %s, 3 partitions, Avro product events; every 10th is deliberately undecodable
   dead letters %s (printed below as they arrive)
   metrics      http://localhost%s/metrics   health: /healthz /readyz%s
+  status page  http://localhost%s/status
   handler      log: one line per record
   traces       %s
 Ctrl-C stops it cleanly.
 
-`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr), metricsNote, demoTraces(cfg.Tracing))
+`, cfg.Kafka.Brokers[0], demoTopic, demoDLQ, portOf(cfg.Ops.MetricsAddr), metricsNote, portOf(cfg.Ops.MetricsAddr), demoTraces(cfg.Tracing))
 
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cluster.ListenAddrs()...),
