@@ -477,16 +477,7 @@ func (c *Consumer) pollLoop(ctx context.Context) {
 			c.client.AllowRebalance()
 			return
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			switch {
-			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			case errors.Is(err, kgo.ErrClientClosed):
-			case kafkaclient.IsFatal(err):
-				c.fail(&FatalError{What: "fetching", Err: err})
-			default:
-				c.log.Warn("fetch error; the client retries", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
-			}
-		})
+		c.fetchErrors(fetches)
 		now := time.Now()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
@@ -507,6 +498,22 @@ func (c *Consumer) pollLoop(ctx context.Context) {
 		})
 		c.client.AllowRebalance()
 	}
+}
+
+// fetchErrors reports the errors of a poll: a fatal one stops the
+// consumer, the others are logged and retried by the client; a poll's own
+// timeout and a closed client are none.
+func (c *Consumer) fetchErrors(fetches kgo.Fetches) {
+	fetches.EachError(func(t string, p int32, err error) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		case errors.Is(err, kgo.ErrClientClosed):
+		case kafkaclient.IsFatal(err):
+			c.fail(&FatalError{What: "fetching", Err: err})
+		default:
+			c.log.Warn("fetch error; the client retries", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
+		}
+	})
 }
 
 func (c *Consumer) topicMetrics(topic string) *metrics.Topic {

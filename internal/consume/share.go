@@ -353,16 +353,7 @@ func (c *Consumer) sharePollLoop(ctx context.Context) {
 		pollCtx, cancel := context.WithTimeout(ctx, tick)
 		fetches := c.client.PollFetches(pollCtx)
 		cancel()
-		fetches.EachError(func(t string, p int32, err error) {
-			switch {
-			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			case errors.Is(err, kgo.ErrClientClosed):
-			case kafkaclient.IsFatal(err):
-				c.fail(&FatalError{What: "fetching", Err: err})
-			default:
-				c.log.Warn("fetch error; the client retries", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
-			}
-		})
+		c.fetchErrors(fetches)
 		now := time.Now()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
