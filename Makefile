@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image test-image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 test-kafka-share chaos-cluster test-lambda test-browser bench-lambda
+.PHONY: test-kafka-848 test-kafka-share chaos-cluster test-lambda test-browser bench-lambda bench-speed
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -178,6 +178,13 @@ bench: build
 LAMBDA_BENCH_FLAGS ?=
 bench-lambda: build
 	./scripts/bench.sh $(BENCH_FLAGS) -- -only lambda $(LAMBDA_BENCH_FLAGS)
+
+## bench-speed: only make bench's throughput cases (1-5 and 3k, no other
+## contender), five rounds in turns: each case's median, the spread of its
+## runs and the throughput goals (docs/BENCHMARKS.md)
+SPEED_FLAGS ?= -rounds 5
+bench-speed: build
+	./scripts/bench.sh $(BENCH_FLAGS) -- -only speed $(SPEED_FLAGS)
 
 ## bench-quick: cases 1-4 of make bench (and case 3 in key order) at both sizes, one round, the
 ## current tree against a previous build (BENCH_OLD, a git ref: default the

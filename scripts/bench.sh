@@ -15,6 +15,8 @@
 #   scripts/bench.sh -- -only handler   # only the handler-bound section: records/s per
 #                                       # PROCESSING_ORDER with a 20 ms HTTP sink and a
 #                                       # 2 ms-per-record Go handler, and the 1% DLQ case
+#   scripts/bench.sh -- -only speed     # only the throughput cases 1-5 (and 3k), each -rounds times (default 5
+#                                       # with make bench-speed), with each case's spread and issue 21's goals
 #   scripts/bench.sh -- -only lambda    # only the Lambda section (make bench-lambda): HANDLER=lambda
 #                                       # on a pool of Lambda runtime interface emulators running a
 #                                       # 20 ms Go function, partition and key order, and throttling
@@ -56,6 +58,9 @@ case " $* " in *" -only handler "*|*" -only=handler "*|*" --only handler "*|*" -
 # redis and dynamodb (Redis and moto from scripts/, started and stopped here).
 case " $* " in *" -only tracing "*|*" -only=tracing "*|*" --only tracing "*|*" --only=tracing "*) memory_only=1 ;; esac
 case " $* " in *" -only dlq "*|*" -only=dlq "*|*" --only dlq "*|*" --only=dlq "*) memory_only=1 ;; esac
+# The throughput cases alone (-only speed, make bench-speed): the service
+# and the ceiling, nothing else.
+case " $* " in *" -only speed "*|*" -only=speed "*|*" --only speed "*|*" --only=speed "*) memory_only=1 ;; esac
 stores=
 case " $* " in *" -only stores "*|*" -only=stores "*|*" --only stores "*|*" --only=stores "*) memory_only=1; stores=1 ;; esac
 # The Lambda section needs the emulator and the Go function

@@ -77,7 +77,11 @@ type Result struct {
 	PerCore   float64 `json:"records_per_cpu_s"`
 	MaxRSSMiB float64 `json:"max_rss_mib"`
 	Wall      float64 `json:"wall_s"` // process start to stop
-	Err       string  `json:"error,omitempty"`
+	// Stall is the longest time the count stood still between the
+	// first record and the last partial batches (serviceBin only).
+	Stall   float64 `json:"longest_stall_s,omitempty"`
+	StallAt int64   `json:"longest_stall_at,omitempty"` // records counted during it
+	Err     string  `json:"error,omitempty"`
 }
 
 type Output struct {
@@ -159,10 +163,12 @@ func run() error {
 		return dlqOnly(ctx, adm)
 	case "quick":
 		return quickOnly(ctx, adm, sizes)
+	case "speed":
+		return speedOnly(ctx, adm, sizes)
 	case "lambda":
 		return lambdaOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq, quick or lambda", *only)
+		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq, quick, speed or lambda", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
@@ -720,6 +726,10 @@ func serviceBin(bin, topic string, n int64, format, handler string, sink *sink, 
 		bulkCnt  int64
 		done     time.Time
 		errMsg   string
+		lastCnt  int64
+		moved    time.Time // when the count last moved, before bulk
+		stall    time.Duration
+		stallAt  int64 // the count during the longest stall
 	)
 	deadline := time.Now().Add(8 * time.Minute)
 	hc := &http.Client{Timeout: 2 * time.Second}
@@ -735,8 +745,15 @@ func serviceBin(bin, topic string, n int64, format, handler string, sink *sink, 
 			continue
 		}
 		if cnt > 0 && first.IsZero() {
-			first, firstCnt = now, cnt
+			first, firstCnt, moved = now, cnt, now
 		}
+		if !first.IsZero() && bulk.IsZero() && cnt != lastCnt {
+			if d := now.Sub(moved); d > stall {
+				stall, stallAt = d, lastCnt
+			}
+			moved = now
+		}
+		lastCnt = cnt
 		if cnt >= tail && bulk.IsZero() {
 			bulk, bulkCnt = now, cnt
 		}
@@ -755,6 +772,7 @@ func serviceBin(bin, topic string, n int64, format, handler string, sink *sink, 
 		r.Records = n
 		r.Seconds = bulk.Sub(first).Seconds()
 		r.Rate = float64(bulkCnt-firstCnt) / r.Seconds
+		r.Stall, r.StallAt = stall.Seconds(), stallAt
 	}
 	return r
 }
