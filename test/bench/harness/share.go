@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	shareRecords    = flag.Int("share-records", 48_000, "records per share-group section run")
+	shareRecords    = flag.Int("share-records", 96_000, "records per share-group section run")
 	shareMembersF   = flag.String("share-members", "1,3,6,12", "members per share-group section run")
 	shareBatch      = flag.Int("share-batch", 50, "BATCH_MAX_RECORDS of the share-group section")
 	shareSinkDelay  = flag.Duration("share-sink-delay", 20*time.Millisecond, "the HTTP sink's time per request (per batch) in the share-group section")
@@ -39,6 +39,7 @@ type ShareResult struct {
 	Records int     `json:"records"`
 	Seconds float64 `json:"seconds"`
 	Rate    float64 `json:"rate"`
+	CPU     float64 `json:"cpu_seconds"` // the members' user+system CPU, summed over the whole run
 	Err     string  `json:"err,omitempty"`
 }
 
@@ -97,6 +98,7 @@ func shareRun(topic string, n int, gt string, members int, sinkURL string) Share
 			if err := x.c.wait(&cr); err != nil && r.Err == "" {
 				r.Err = "exit: " + err.Error()
 			}
+			r.CPU += cr.CPU
 		}
 	}
 	for i := range members {
@@ -130,7 +132,7 @@ func shareRun(topic string, n int, gt string, members int, sinkURL string) Share
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(8 * time.Minute)
 	for {
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // every member's /metrics each time: scraping more often takes the cores the members need
 		if time.Now().After(deadline) {
 			r.Err = "did not finish"
 			break
@@ -209,7 +211,15 @@ func shareMarkdown() string {
 		}
 	}
 	ideal := float64(*shareBatch) / shareSinkDelay.Seconds()
-	b.WriteString("| members | share group | × ideal | consumer group | × ideal | share vs consumer group's best |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| members | share group | × ideal | consumer group | × ideal | share vs consumer group's best | CPU ms per 1,000 records (share / consumer) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	cpu := func(gt string, k int) string {
+		for _, r := range shareResults {
+			if r.Group == gt && r.Members == k && r.Err == "" && r.Records > 0 {
+				return fmt.Sprintf("%.0f", r.CPU*1e6/float64(r.Records))
+			}
+		}
+		return "n/a"
+	}
 	cell := func(gt string, k int) (string, string) {
 		for _, r := range shareResults {
 			if r.Group == gt && r.Members == k {
@@ -234,7 +244,7 @@ func shareMarkdown() string {
 	for _, k := range counts {
 		s, si := cell("share", k)
 		c, ci := cell("consumer", k)
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", k, s, si, c, ci, ratio(shareRate("share", k), best))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s / %s |\n", k, s, si, c, ci, ratio(shareRate("share", k), best), cpu("share", k), cpu("consumer", k))
 	}
 	if len(counts) > 0 && best > 0 {
 		top := counts[len(counts)-1]
