@@ -40,7 +40,11 @@ type ShareResult struct {
 	Seconds float64 `json:"seconds"`
 	Rate    float64 `json:"rate"`
 	CPU     float64 `json:"cpu_seconds"` // the members' user+system CPU, summed over the whole run
-	Err     string  `json:"err,omitempty"`
+	// AllActive is the seconds from starting the members until every
+	// member that can take part (a consumer group: one per partition) had
+	// finished a record.
+	AllActive float64 `json:"all_active_seconds"`
+	Err       string  `json:"err,omitempty"`
 }
 
 var shareResults []ShareResult
@@ -77,10 +81,11 @@ func preloadShare(ctx context.Context, adm *kadm.Client, topic string, n int) er
 
 // shareRun starts members bin/consumer processes in one group of type gt
 // on topic (n records preloaded) and returns the rate from the first scrape
-// at which the members together count 10% of the records to the first at
-// 90%: the members' joins (and a consumer group's rebalances) before, and
-// the last partial batches after, are not the throughput under test.
-// Completion still waits for all n.
+// at which the members together count 10% of the records and every member
+// that can take part has finished one, to the first at 90%: the members'
+// joins (and a consumer group's rebalances) before, and the last partial
+// batches after, are not the throughput under test (AllActive says how
+// long the joins took). Completion still waits for all n.
 func shareRun(topic string, n int, gt string, members int, sinkURL string) ShareResult {
 	r := ShareResult{Group: gt, Members: members, Records: n}
 	grp := group("share-" + gt)
@@ -125,12 +130,19 @@ func shareRun(topic string, n int, gt string, members int, sinkURL string) Share
 		ms = append(ms, m{c, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)})
 	}
 	lo, hi := int64(n)/10, int64(n)*9/10
+	// Members that take part: all of a share group's, at most one per
+	// partition of a consumer group's.
+	need := members
+	if gt == "consumer" {
+		need = min(members, sharePartitions)
+	}
 	var (
 		t0, t1 time.Time
 		c0, c1 int64
 	)
+	begin := time.Now()
 	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(8 * time.Minute)
+	deadline := begin.Add(8 * time.Minute)
 	for {
 		time.Sleep(100 * time.Millisecond) // every member's /metrics each time: scraping more often takes the cores the members need
 		if time.Now().After(deadline) {
@@ -138,16 +150,26 @@ func shareRun(topic string, n int, gt string, members int, sinkURL string) Share
 			break
 		}
 		var total int64
+		active := 0
 		for _, x := range ms {
 			cnt, _ := scrape(hc, x.url) // a member not listening yet counts 0
 			total += cnt
+			if cnt > 0 {
+				active++
+			}
 		}
 		now := time.Now()
-		if total >= lo && t0.IsZero() {
+		if active >= need && r.AllActive == 0 {
+			r.AllActive = now.Sub(begin).Seconds()
+		}
+		if total >= lo && active >= need && t0.IsZero() {
 			t0, c0 = now, total
 		}
 		if total >= hi && t1.IsZero() {
 			t1, c1 = now, total
+			if t0.IsZero() {
+				r.Err = fmt.Sprintf("only %d of %d members had finished a record at 90%%", active, need)
+			}
 		}
 		if total >= int64(n) {
 			break
@@ -202,7 +224,7 @@ func shareRate(gt string, members int) float64 {
 func shareMarkdown() string {
 	var b strings.Builder
 	b.WriteString("\n### Share groups\n\n")
-	fmt.Fprintf(&b, "bin/consumer as N members, a share group (`PROCESSING_ORDER=none`) against a consumer group (`partition`), %d partitions, %d JSON records preloaded in producer batches of at most %d bytes, `HANDLER=http` to a sink taking %s per batch, `BATCH_MAX_RECORDS=%d`, `MAX_IN_FLIGHT_BATCHES=1` (one batch in flight per member). Rate from 10%% to 90%% of the records finished, summed over the members' `/metrics`. Ideal: members × %d / %s (a consumer group: at most %d members busy).\n\n",
+	fmt.Fprintf(&b, "bin/consumer as N members, a share group (`PROCESSING_ORDER=none`) against a consumer group (`partition`), %d partitions, %d JSON records preloaded in producer batches of at most %d bytes, `HANDLER=http` to a sink taking %s per batch, `BATCH_MAX_RECORDS=%d`, `MAX_IN_FLIGHT_BATCHES=1` (one batch in flight per member). Rate from 10%% of the records finished, once every member that can take part (a consumer group: one per partition) has finished one, to 90%%, summed over the members' `/metrics`; \"all active\": seconds from starting the members until then. Ideal: members × %d / %s (a consumer group: at most %d members busy).\n\n",
 		sharePartitions, *shareRecords, *shareProduceMax, *shareSinkDelay, *shareBatch, *shareBatch, *shareSinkDelay, sharePartitions)
 	best := 0.0
 	for _, r := range shareResults {
@@ -211,7 +233,15 @@ func shareMarkdown() string {
 		}
 	}
 	ideal := float64(*shareBatch) / shareSinkDelay.Seconds()
-	b.WriteString("| members | share group | × ideal | consumer group | × ideal | share vs consumer group's best | CPU ms per 1,000 records (share / consumer) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| members | share group | × ideal | consumer group | × ideal | share vs consumer group's best | CPU ms per 1,000 records (share / consumer) | all active, s (share / consumer) |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	active := func(gt string, k int) string {
+		for _, r := range shareResults {
+			if r.Group == gt && r.Members == k && r.AllActive > 0 {
+				return fmt.Sprintf("%.1f", r.AllActive)
+			}
+		}
+		return "n/a"
+	}
 	cpu := func(gt string, k int) string {
 		for _, r := range shareResults {
 			if r.Group == gt && r.Members == k && r.Err == "" && r.Records > 0 {
@@ -244,7 +274,8 @@ func shareMarkdown() string {
 	for _, k := range counts {
 		s, si := cell("share", k)
 		c, ci := cell("consumer", k)
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s / %s |\n", k, s, si, c, ci, ratio(shareRate("share", k), best), cpu("share", k), cpu("consumer", k))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s / %s | %s / %s |\n", k, s, si, c, ci, ratio(shareRate("share", k), best),
+			cpu("share", k), cpu("consumer", k), active("share", k), active("consumer", k))
 	}
 	if len(counts) > 0 && best > 0 {
 		top := counts[len(counts)-1]
