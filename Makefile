@@ -9,7 +9,7 @@ LDFLAGS     := -s -w -X github.com/msk-consumer/msk-consumer/service.version=$(V
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: run test test-kafka test-kafka-cluster test-stores lint build image test-image bench bench-quick bench-memory bench-micro fuzz clean kafka-up kafka-down chaos
-.PHONY: test-kafka-848 test-kafka-share chaos-cluster test-lambda test-browser bench-lambda bench-speed
+.PHONY: test-kafka-848 test-kafka-share chaos-cluster test-lambda test-browser bench-lambda bench-speed bench-share
 
 ## run: the whole pipeline on an embedded broker (consumer demo); Ctrl-C stops it
 run: build
@@ -185,6 +185,14 @@ bench-lambda: build
 SPEED_FLAGS ?= -rounds 5
 bench-speed: build
 	./scripts/bench.sh $(BENCH_FLAGS) -- -only speed $(SPEED_FLAGS)
+
+## bench-share: only make bench's share-group section: bin/consumer as 1,
+## 3, 6 and 12 members of a share group against the same in a consumer
+## group, 3 partitions, an HTTP sink taking 20 ms per batch
+## (SHARE_BENCH_FLAGS adds harness flags, e.g. -share-records 96000)
+SHARE_BENCH_FLAGS ?=
+bench-share: build
+	./scripts/bench.sh $(BENCH_FLAGS) -- -only share $(SHARE_BENCH_FLAGS)
 
 ## bench-quick: cases 1-4 of make bench (and case 3 in key order) at both sizes, one round, the
 ## current tree against a previous build (BENCH_OLD, a git ref: default the

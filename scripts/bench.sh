@@ -4,7 +4,7 @@
 # for every contender, runs them in turns, writes bin/bench/results.json and
 # prints the markdown table (also in bin/bench/results.md).
 #
-#   scripts/bench.sh              # kfake in its own process on 127.0.0.1:39092
+#   scripts/bench.sh              # kfake in its own process on 127.0.0.1:39092 (KFAKE_PORT to change)
 #   scripts/bench.sh --kafka      # the real broker (scripts/kafka/up.sh, 127.0.0.1:19092)
 #   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
 #   scripts/bench.sh -- -only memory    # only the memory table (peak RSS against
@@ -20,6 +20,9 @@
 #   scripts/bench.sh -- -only lambda    # only the Lambda section (make bench-lambda): HANDLER=lambda
 #                                       # on a pool of Lambda runtime interface emulators running a
 #                                       # 20 ms Go function, partition and key order, and throttling
+#   scripts/bench.sh -- -only share     # only the share-group section (make bench-share): bin/consumer as
+#                                       # 1, 3, 6 and 12 members of a share group against a consumer
+#                                       # group, 3 partitions, a 20 ms HTTP sink
 #
 # The Lambda section runs in the whole benchmark too, where
 # scripts/lambda/setup.sh (its emulator and Go function only) can build
@@ -61,6 +64,8 @@ case " $* " in *" -only dlq "*|*" -only=dlq "*|*" --only dlq "*|*" --only=dlq "*
 # The throughput cases alone (-only speed, make bench-speed): the service
 # and the ceiling, nothing else.
 case " $* " in *" -only speed "*|*" -only=speed "*|*" --only speed "*|*" --only=speed "*) memory_only=1 ;; esac
+# The share-group section: only bin/consumer processes.
+case " $* " in *" -only share "*|*" -only=share "*|*" --only share "*|*" --only=share "*) memory_only=1 ;; esac
 stores=
 case " $* " in *" -only stores "*|*" -only=stores "*|*" --only stores "*|*" --only=stores "*) memory_only=1; stores=1 ;; esac
 # The Lambda section needs the emulator and the Go function
@@ -115,10 +120,11 @@ if [ "$broker" = kafka ]; then
   brokers=127.0.0.1:19092
   name="Apache Kafka (scripts/kafka, KRaft, one node)"
 else
-  bin/bench/kfake -port 39092 > bin/bench/kfake.log 2>&1 &
+  port=${KFAKE_PORT:-39092}
+  bin/bench/kfake -port "$port" > bin/bench/kfake.log 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do grep -q ready bin/bench/kfake.log 2>/dev/null && break; sleep 0.1; done
-  brokers=127.0.0.1:39092
+  brokers=127.0.0.1:$port
   name="kfake (franz-go, own process)"
 fi
 

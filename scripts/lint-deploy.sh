@@ -100,6 +100,45 @@ for f in deploy/observability/dashboard.json deploy/ecs/*.json deploy/k8s/schema
   if "$PYTHON" -m json.tool "$f" > /dev/null; then echo "ok  $f"; else fail "invalid JSON: $f"; fi
 done
 
+step "ECS share-group autoscaling: the policy tracks what the CloudWatch agent publishes"
+if "$PYTHON" - <<'PY'
+import json, re, sys
+d = "deploy/ecs/"
+pol = json.load(open(d + "scaling-policy-share.json"))
+tgt = json.load(open(d + "scalable-target-share.json"))
+agent = json.load(open(d + "cloudwatch-agent-share.json"))
+td = json.load(open(d + "task-definition.json"))
+prom = agent["logs"]["metrics_collected"]["prometheus"]
+emf = prom["emf_processor"]
+decl = emf["metric_declaration"][0]
+labels = td["containerDefinitions"][0]["dockerLabels"]
+errs = []
+for k in ("ServiceNamespace", "ResourceId", "ScalableDimension"):
+    if pol[k] != tgt[k]:
+        errs.append(f"scaling-policy-share.json {k} {pol[k]!r} is not scalable-target-share.json's {tgt[k]!r}")
+ms = {m["Id"]: m for m in pol["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]["Metrics"]}
+m = ms["backlog"]["MetricStat"]["Metric"]
+dims = {x["Name"]: x["Value"] for x in m["Dimensions"]}
+if m["MetricName"] != "consumer_lag_records" or not re.fullmatch(decl["metric_selectors"][0], m["MetricName"]):
+    errs.append(f"the policy tracks {m['MetricName']!r}: want consumer_lag_records, which the agent's metric_selectors publish")
+if m["Namespace"] != emf["metric_namespace"]:
+    errs.append(f"the policy reads namespace {m['Namespace']!r}, the agent publishes to {emf['metric_namespace']!r}")
+if sorted(dims) != sorted(decl["dimensions"][0]):
+    errs.append(f"the policy's dimensions {sorted(dims)} are not the agent's {decl['dimensions'][0]}")
+if dims.get("ClusterName") != prom["cluster_name"] or dims.get("TaskDefinitionFamily") != td["family"]:
+    errs.append("the policy's ClusterName/TaskDefinitionFamily are not the agent's cluster_name and the task definition's family")
+if not re.fullmatch(decl["label_matcher"], labels["ECS_PROMETHEUS_JOB_NAME"]):
+    errs.append("the agent's label_matcher does not match the task definition's ECS_PROMETHEUS_JOB_NAME")
+if ms["backlog"]["MetricStat"]["Stat"] != "Average":
+    errs.append("the backlog's statistic must be Average (every member exports the same value per partition)")
+if tgt["MaxCapacity"] <= 12:
+    errs.append("scalable-target-share.json: a share group's members may outnumber the 12 partitions; MaxCapacity is what the handler's downstream takes")
+for e in errs:
+    print("FAIL:", e, file=sys.stderr)
+sys.exit(1 if errs else 0)
+PY
+then echo "ok  deploy/ecs/*-share.json"; else fail "ECS share-group autoscaling files disagree"; fi
+
 # --- Kubernetes ----------------------------------------------------------------
 
 step "kustomize build + kubeconform (schemas: deploy/k8s/schemas)"

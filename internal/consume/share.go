@@ -190,7 +190,12 @@ func (c *Consumer) newShareClient() (*kgo.Client, error) {
 	// MAX_IN_FLIGHT_BATCHES batches of BATCH_MAX_RECORDS, within
 	// MAX_BUFFERED_BYTES. Every record it acquires is held until it is
 	// acknowledged, and a record held here is one another member cannot
-	// take.
+	// take. The limit is strict (KIP-1206's record-limit mode): in the
+	// default batch-optimized mode it is soft, and a broker acquires whole
+	// producer batches, thousands of records for one poll that the member
+	// would hold while the others find nothing to acquire. The brokers
+	// still send the whole batch around the records acquired (the client
+	// decodes and drops the rest).
 	maxRecords := min(cfg.Batch.MaxRecords*cfg.Batch.MaxInFlight, 1<<15)
 	fetchMax := int32(min(cfg.Batch.MaxBufferedBytes, 1<<30))
 	opts := append(slices.Clone(c.opts),
@@ -198,6 +203,7 @@ func (c *Consumer) newShareClient() (*kgo.Client, error) {
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
 		kgo.MaxConcurrentFetches(0), // fetch only while polled: nothing acquired unseen
 		kgo.ShareMaxRecords(int32(maxRecords)),
+		kgo.ShareMaxRecordsStrict(),
 		kgo.FetchMaxBytes(fetchMax),
 		kgo.FetchMaxPartitionBytes(fetchMax),
 		kgo.ShareAckCallback(c.shareAcked),

@@ -99,6 +99,7 @@ type Output struct {
 	Memory      []MemResult          `json:"memory,omitempty"`
 	Handler     []HandlerResult      `json:"handler_bound,omitempty"`
 	Lambda      []LambdaResult       `json:"lambda,omitempty"`
+	Share       []ShareResult        `json:"share,omitempty"`
 	MaxBuffered int64                `json:"max_buffered_bytes"`
 }
 
@@ -167,8 +168,10 @@ func run() error {
 		return speedOnly(ctx, adm, sizes)
 	case "lambda":
 		return lambdaOnly(ctx, adm)
+	case "share":
+		return shareOnly(ctx, adm)
 	default:
-		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq, quick, speed or lambda", *only)
+		return fmt.Errorf("-only: %q is not memory, handler, stores, tracing, dlq, quick, speed, lambda or share", *only)
 	}
 
 	// Preload: one topic per size, one with 1% undecodable records, the
@@ -299,11 +302,16 @@ func run() error {
 		logf("lambda: %v", err)
 		lambdaSkipped = err.Error()
 	}
+	// Share groups against consumer groups, 1 to 12 members (share.go).
+	if err := runShare(ctx, adm); err != nil {
+		logf("share: %v", err)
+	}
 	out.Handler = hbResults
 	out.Lambda = lambdaResults
+	out.Share = shareResults
 	out.LoadEnd = loadavg()
 	writeOut()
-	md := markdown(sizes) + memoryMarkdown() + handlerMarkdown() + lambdaMarkdown()
+	md := markdown(sizes) + memoryMarkdown() + handlerMarkdown() + lambdaMarkdown() + shareMarkdown()
 	fmt.Println(md)
 	return os.WriteFile(*outMD, []byte(md), 0o644)
 }

@@ -30,7 +30,7 @@ import (
 )
 
 var (
-	only       = flag.String("only", "", `"memory": run only the memory table (no throughput, latency or backlog runs); "handler": only the handler-bound section (ordering modes); "lambda": only the Lambda section (HANDLER=lambda on the emulator pool); "speed": only the throughput cases, with each one's spread; "quick": make bench-quick`)
+	only       = flag.String("only", "", `"memory": run only the memory table (no throughput, latency or backlog runs); "handler": only the handler-bound section (ordering modes); "lambda": only the Lambda section (HANDLER=lambda on the emulator pool); "share": only the share-group section (share against consumer group, 1 to 12 members); "speed": only the throughput cases, with each one's spread; "quick": make bench-quick`)
 	memBudgets = flag.String("mem-budgets", "16,64", "MAX_BUFFERED_BYTES of the memory table, in MiB")
 	memRecords = flag.Int("mem-records", 200_000, "records per memory case")
 	memSlow    = flag.Duration("mem-slow", 200*time.Millisecond, "the slow handler's time per batch (an HTTP sink that sleeps)")
