@@ -1,15 +1,17 @@
 package main
 
 // The Lambda section (docs/BENCHMARKS.md, "Lambda functions"): HANDLER=lambda
-// invoking a Go function built with aws-lambda-go (test/lambda/gofn) that
-// takes -lambda-delay per invocation, in AWS's Lambda runtime interface
+// invoking a Go function built with aws-lambda-go (test/lambda/gofn,
+// FN_MODE=count: see lambdaEnv) that takes -lambda-delay per invocation,
+// in AWS's Lambda runtime interface
 // emulator, several of them behind the proxy of test/lambda/pool (the one
 // the Lambda tier uses: an idle emulator per invocation, 429
 // TooManyRequestsException when all are busy). It measures invocations and
 // records per second in partition order (the event source mapping's own
 // model: one batch per partition at a time) and in key order, and what
 // throttling costs when the function's concurrency (the pool) is below the
-// service's (partitions × lanes).
+// service's (partitions × lanes). Each run also reports the CPU that each
+// process group spent (proccpu.go), per invocation.
 
 import (
 	"bytes"
