@@ -4,7 +4,7 @@
 # for every contender, runs them in turns, writes bin/bench/results.json and
 # prints the markdown table (also in bin/bench/results.md).
 #
-#   scripts/bench.sh              # kfake in its own process on 127.0.0.1:39092 (KFAKE_PORT to change)
+#   scripts/bench.sh              # kfake in its own process on 127.0.0.1:39092 (BENCH_PORT to change it)
 #   scripts/bench.sh --kafka      # the real broker (scripts/kafka/up.sh, 127.0.0.1:19092)
 #   scripts/bench.sh -- -records 200000 -rounds 1   # harness flags after --
 #   scripts/bench.sh -- -only memory    # only the memory table (peak RSS against
@@ -120,7 +120,7 @@ if [ "$broker" = kafka ]; then
   brokers=127.0.0.1:19092
   name="Apache Kafka (scripts/kafka, KRaft, one node)"
 else
-  port=${KFAKE_PORT:-39092}
+  port=${BENCH_PORT:-39092}
   bin/bench/kfake -port "$port" > bin/bench/kfake.log 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do grep -q ready bin/bench/kfake.log 2>/dev/null && break; sleep 0.1; done

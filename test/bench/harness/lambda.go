@@ -1,15 +1,17 @@
 package main
 
 // The Lambda section (docs/BENCHMARKS.md, "Lambda functions"): HANDLER=lambda
-// invoking a Go function built with aws-lambda-go (test/lambda/gofn) that
-// takes -lambda-delay per invocation, in AWS's Lambda runtime interface
+// invoking a Go function built with aws-lambda-go (test/lambda/gofn,
+// FN_MODE=count: see lambdaEnv) that takes -lambda-delay per invocation,
+// in AWS's Lambda runtime interface
 // emulator, several of them behind the proxy of test/lambda/pool (the one
 // the Lambda tier uses: an idle emulator per invocation, 429
 // TooManyRequestsException when all are busy). It measures invocations and
 // records per second in partition order (the event source mapping's own
 // model: one batch per partition at a time) and in key order, and what
 // throttling costs when the function's concurrency (the pool) is below the
-// service's (partitions × lanes).
+// service's (partitions × lanes). Each run also reports the CPU that each
+// process group spent (proccpu.go), per invocation.
 
 import (
 	"bytes"
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +48,7 @@ var (
 	lambdaDelay   = flag.Duration("lambda-delay", 20*time.Millisecond, "the function's time per invocation")
 	lambdaPool    = flag.Int("lambda-pool", 8, "emulators of the partition-order and the throttled runs")
 	lambdaLanes   = flag.Int("lambda-lanes", 8, "PARTITION_CONCURRENCY of the key-order runs")
+	lambdaProfile = flag.String("lambda-cpuprofile", "", "write a CPU profile of the harness (the service and the proxy) per run, from its first invocation to its end, to this prefix + run + .pprof")
 	lambdaSkipped string // why the section did not run, for the table
 )
 
@@ -62,9 +66,17 @@ type LambdaResult struct {
 	InvPerS     float64 `json:"invocations_per_s"`
 	Throttled   int64   `json:"throttled"` // answered 429
 	FnErrors    int64   `json:"function_errors"`
+	FnRecords   int64   `json:"function_records"` // records the functions counted in their events
 	Dead        int64   `json:"dead_lettered"`
 	Ideal       float64 `json:"ideal_records_per_s"` // every usable emulator always busy with full batches
-	Err         string  `json:"error,omitempty"`
+	// CPU seconds by process group (harness: the service and the proxy;
+	// emulators; functions; kfake; other), from the run's first
+	// invocation to its end, and the machine's busy share of its CPU
+	// time then.
+	CPU     map[string]float64 `json:"cpu_seconds"`
+	CPUBusy float64            `json:"cpu_busy"`
+	CPUSecs float64            `json:"cpu_window_seconds"` // wall seconds of that window
+	Err     string             `json:"error,omitempty"`
 }
 
 var lambdaResults []LambdaResult
@@ -78,6 +90,20 @@ func newBenchLambda(cfg config.Config, url string, reg prometheus.Registerer) (h
 			o.BaseEndpoint = aws.String(url)
 			o.Credentials = credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench", "")
 		}))
+}
+
+// lambdaEnv is the emulators' and the functions' environment. The
+// function is FN_MODE=count: it sleeps -lambda-delay, counts its event's
+// records and answers success with the count, which the proxy sums
+// (Proxy.Records) and the run checks against the records handled; it does
+// not decode the event with aws-lambda-go (test/lambda/gofn). Each
+// emulator and function runs with GOMAXPROCS=1, and the emulators log
+// errors only: they stand in for Lambda's fleet, which does not share the
+// service's CPU, and 48 of each with a scheduler thread per core and a
+// log line per invocation took more of this machine's two cores than the
+// service did (docs/BENCHMARKS.md, "Lambda functions").
+func lambdaEnv() []string {
+	return []string{"FN_SLEEP=" + lambdaDelay.String(), "FN_MODE=count", "GOMAXPROCS=1", "LOG_LEVEL=error"}
 }
 
 // warm invokes every emulator once with an event without records, so that
@@ -117,7 +143,7 @@ func runLambda(ctx context.Context, adm *kadm.Client) error {
 	all := max(*partitions*lanes, *lambdaPool)
 	logf("lambda: starting %d emulators", all)
 	emu, err := pool.Start(pool.Options{RIE: *lambdaRIE, N: all, Dir: *workDir,
-		Env: []string{"FN_SLEEP=" + lambdaDelay.String()}, Cmd: []string{*lambdaFn}})
+		Env: lambdaEnv(), Cmd: []string{*lambdaFn}})
 	if err != nil {
 		return err
 	}
@@ -146,7 +172,9 @@ func runLambda(ctx context.Context, adm *kadm.Client) error {
 		proxy := pool.NewProxy(emu.URLs()[:r.Pool]...)
 		srv := httptest.NewServer(proxy)
 		logf("lambda: %s, %s/%d on %d emulators, %d records", r.Name, r.Order, r.Lanes, r.Pool, n)
+		meter := startCPUMeter(proxy, r.Name)
 		hr := handlerRun(ctx, topic, n, "lambda", r.Order, r.Lanes, srv.URL, r.MaxInFlight)
+		r.CPU, r.CPUBusy, r.CPUSecs = meter.stop()
 		idle, cancel := context.WithTimeout(ctx, time.Minute)
 		if err := proxy.WaitIdle(idle); err != nil {
 			logf("lambda: %v", err)
@@ -158,6 +186,7 @@ func runLambda(ctx context.Context, adm *kadm.Client) error {
 			r.MaxInFlight = max(*partitions*r.Lanes, 16)
 		}
 		r.Invocations, r.Throttled, r.FnErrors = proxy.Invoked.Load(), proxy.Throttled.Load(), proxy.FunctionErrors.Load()
+		r.FnRecords = proxy.Records.Load()
 		if r.Seconds > 0 {
 			r.InvPerS = float64(r.Invocations) / r.Seconds
 		}
@@ -165,6 +194,9 @@ func runLambda(ctx context.Context, adm *kadm.Client) error {
 		r.Ideal = float64(usable) * batch / lambdaDelay.Seconds()
 		if r.Err == "" && (r.Dead > 0 || r.FnErrors > 0) {
 			r.Err = fmt.Sprintf("%d dead-lettered, %d function errors: the run is not a benchmark", r.Dead, r.FnErrors)
+		}
+		if r.Err == "" && r.FnRecords < int64(n) {
+			r.Err = fmt.Sprintf("the functions counted %d records in their events, fewer than the %d handled", r.FnRecords, n)
 		}
 		logf("  %.0f records/s, %.0f invocations/s, %d throttled %s", r.Rate, r.InvPerS, r.Throttled, r.Err)
 		lambdaResults = append(lambdaResults, r)
@@ -180,7 +212,7 @@ func lambdaMarkdown() string {
 		fmt.Fprintf(&b, "Not run: %s.\n", lambdaSkipped)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "%d partitions, %d keys, `HANDLER=lambda`, `BATCH_MAX_RECORDS=100`, `BATCH_MAX_WAIT=100ms`, default retry backoff (`HANDLER_RETRY_BACKOFF=200ms`, `_MAX=10s`). A Go function (aws-lambda-go, `test/lambda/gofn`) taking %s per invocation, in AWS's Lambda runtime interface emulator; the pool is the number of emulators behind the proxy of `test/lambda/pool` (one invocation each at a time, 429 `TooManyRequestsException` when all are busy: the function's concurrency). Ideal: every usable emulator always busy with a full batch (min(pool, partitions × lanes, `MAX_IN_FLIGHT_BATCHES`) × 100 / %s).\n\n",
+	fmt.Fprintf(&b, "%d partitions, %d keys, `HANDLER=lambda`, `BATCH_MAX_RECORDS=100`, `BATCH_MAX_WAIT=100ms`, default retry backoff (`HANDLER_RETRY_BACKOFF=200ms`, `_MAX=10s`). A Go function (aws-lambda-go, `test/lambda/gofn` with `FN_MODE=count`: it sleeps %s, counts the event's records without decoding it, and answers success with the count, which must add up to at least the records handled) in AWS's Lambda runtime interface emulator (emulators and functions with `GOMAXPROCS=1`, emulators with `LOG_LEVEL=error`); the pool is the number of emulators behind the proxy of `test/lambda/pool` (one invocation each at a time, 429 `TooManyRequestsException` when all are busy: the function's concurrency). Ideal: every usable emulator always busy with a full batch (min(pool, partitions × lanes, `MAX_IN_FLIGHT_BATCHES`) × 100 / %s).\n\n",
 		*partitions, *hbKeys, *lambdaDelay, *lambdaDelay)
 	b.WriteString("| run | order | lanes | pool | in flight | records | records/s | invocations/s | throttled (429) | × ideal | vs partition |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	var part float64
@@ -197,6 +229,7 @@ func lambdaMarkdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s | %.0f | %d | %s | %s |\n", r.Name, r.Order, r.Lanes, r.Pool, r.MaxInFlight,
 			r.Records, rate, r.InvPerS, r.Throttled, ratio(r.Rate, r.Ideal), ratio(r.Rate, part))
 	}
+	b.WriteString(cpuMarkdown())
 	for _, r := range lambdaResults {
 		if r.Name == "key order" && part > 0 {
 			fmt.Fprintf(&b, "\n| goal | measured | met |\n| --- | ---: | --- |\n| key/%d ≥ 5× partition order's records/s | %.2f× | %v |\n",
@@ -221,4 +254,75 @@ func lambdaOnly(ctx context.Context, adm *kadm.Client) error {
 		out.Command, out.Machine, out.Date, out.Load, out.LoadEnd, out.Broker) + lambdaMarkdown()
 	fmt.Println(md)
 	return os.WriteFile(*outMD, []byte(md), 0o644)
+}
+
+// cpuMeter measures CPU by process group from a run's first invocation to
+// its end, and profiles the harness then with -lambda-cpuprofile.
+type cpuMeter struct {
+	done    chan struct{}
+	started chan struct{}
+	before  CPUTimes
+	at      time.Time
+	prof    *os.File
+}
+
+func startCPUMeter(p *pool.Proxy, name string) *cpuMeter {
+	m := &cpuMeter{done: make(chan struct{}), started: make(chan struct{})}
+	go func() {
+		defer close(m.started)
+		for p.Invoked.Load()+p.Throttled.Load() == 0 {
+			select {
+			case <-m.done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		m.before, m.at = readCPUTimes(), time.Now()
+		if *lambdaProfile != "" {
+			f, err := os.Create(*lambdaProfile + strings.ReplaceAll(name, " ", "_") + ".pprof")
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				m.prof = f
+			}
+		}
+	}()
+	return m
+}
+
+func (m *cpuMeter) stop() (map[string]float64, float64, float64) {
+	close(m.done)
+	<-m.started
+	if m.at.IsZero() {
+		return nil, 0, 0
+	}
+	if m.prof != nil {
+		pprof.StopCPUProfile()
+		_ = m.prof.Close()
+	}
+	d := readCPUTimes().sub(m.before)
+	busy := 0.0
+	if d.Total > 0 {
+		busy = d.Busy / d.Total
+	}
+	return d.Groups, busy, time.Since(m.at).Seconds()
+}
+
+// cpuMarkdown is the table of CPU by process group per run.
+func cpuMarkdown() string {
+	var b strings.Builder
+	b.WriteString("\nCPU from each run's first invocation to its end (/proc/<pid>/stat, user + system), in ms per invocation; harness = the service and the proxy:\n\n")
+	b.WriteString("| run | window s | machine busy | harness | emulators | functions | kfake | other | total CPU s | records per invocation | records the functions counted |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range lambdaResults {
+		if r.CPU == nil || r.Invocations == 0 {
+			continue
+		}
+		per := func(g string) string { return fmt.Sprintf("%.2f", 1000*r.CPU[g]/float64(r.Invocations)) }
+		var total float64
+		for _, v := range r.CPU {
+			total += v
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %.0f%% | %s | %s | %s | %s | %s | %.1f | %.1f | %d |\n", r.Name, r.CPUSecs, 100*r.CPUBusy,
+			per("harness"), per("emulators"), per("functions"), per("kfake"), per("other"), total,
+			float64(r.Records)/float64(r.Invocations), r.FnRecords)
+	}
+	return b.String()
 }

@@ -41,8 +41,10 @@ type Proxy struct {
 
 	// Invoked counts the invocations an emulator answered; Throttled
 	// those answered 429 because every emulator was busy; FunctionErrors
-	// those whose answer was a function error.
-	Invoked, Throttled, FunctionErrors atomic.Int64
+	// those whose answer was a function error. Records sums the "records"
+	// numbers of the answers, which test/lambda/gofn's FN_MODE=count
+	// answers with the records it counted in its event.
+	Invoked, Throttled, FunctionErrors, Records atomic.Int64
 }
 
 // NewProxy returns a proxy routing to the emulators at the base URLs
@@ -74,13 +76,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`)
 		return
 	}
-	data, code, err := p.invoke(base, r.Body)
+	data, code, err := p.invoke(base, r.Body, r.ContentLength)
 	if err != nil {
 		w.Header().Set("x-amzn-ErrorType", "ServiceException")
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	p.Invoked.Add(1)
+	if n, ok := answerRecords(data); ok {
+		p.Records.Add(n)
+	}
 	if isFunctionError(data) {
 		p.FunctionErrors.Add(1)
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
@@ -96,13 +101,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // idle. The request to it does not take the caller's context: a caller
 // that gives up (its timeout) never lets a second invocation reach a busy
 // emulator.
-func (p *Proxy) invoke(base string, body io.Reader) ([]byte, int, error) {
+func (p *Proxy) invoke(base string, body io.Reader, size int64) ([]byte, int, error) {
 	defer func() { p.free <- base }()
-	event, err := io.ReadAll(body)
+	// The whole event first (a caller that gives up while sending it
+	// reaches no emulator), read into a buffer of its size at once.
+	event := bytes.NewBuffer(make([]byte, 0, max(size, 0)+bytes.MinRead))
+	if _, err := event.ReadFrom(body); err != nil {
+		return nil, 0, err
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/2015-03-31/functions/function/invocations", event)
 	if err != nil {
 		return nil, 0, err
 	}
-	resp, err := p.client.Post(base+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(event))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -116,11 +128,29 @@ func (p *Proxy) invoke(base string, body io.Reader) ([]byte, int, error) {
 // ({"errorType": ..., "errorMessage": ...}), rather than the function's
 // own result.
 func isFunctionError(data []byte) bool {
+	if !bytes.Contains(data, []byte(`"errorType"`)) {
+		return false
+	}
 	var fe struct {
 		ErrorType    *string `json:"errorType"`
 		ErrorMessage *string `json:"errorMessage"`
 	}
 	return json.Unmarshal(data, &fe) == nil && fe.ErrorType != nil && fe.ErrorMessage != nil
+}
+
+// answerRecords returns the top-level "records" number of a function's
+// answer, if it has one (FN_MODE=count's {"batchItemFailures":[],"records":N}).
+func answerRecords(data []byte) (int64, bool) {
+	if !bytes.Contains(data, []byte(`"records"`)) {
+		return 0, false
+	}
+	var a struct {
+		Records *int64 `json:"records"`
+	}
+	if json.Unmarshal(data, &a) != nil || a.Records == nil {
+		return 0, false
+	}
+	return *a.Records, true
 }
 
 // WaitIdle waits until every emulator is idle (the invocations still in

@@ -71,6 +71,34 @@ func TestProxy(t *testing.T) {
 		}
 	})
 
+	t.Run("sums the records counted in the answers, passes the event whole", func(t *testing.T) {
+		var got []string
+		emu := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			got = append(got, string(b))
+			_, _ = io.WriteString(w, `{"batchItemFailures":[],"records":`+strings.Repeat("7", len(got))+`}`)
+		}))
+		defer emu.Close()
+		p := NewProxy(emu.URL)
+		srv := httptest.NewServer(p)
+		defer srv.Close()
+		event := `{"records":{"t-0":[` + strings.Repeat(`{"offset":1},`, 5000) + `{"offset":2}]}}`
+		for range 2 {
+			if _, err := lambdaClient(srv.URL).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("orders"), Payload: []byte(event)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p.Records.Load() != 7+77 {
+			t.Errorf("Records = %d, want %d", p.Records.Load(), 7+77)
+		}
+		if len(got) != 2 || got[0] != event || got[1] != event {
+			t.Errorf("the emulator got %d events, not the one sent", len(got))
+		}
+		if p.FunctionErrors.Load() != 0 {
+			t.Errorf("%d function errors", p.FunctionErrors.Load())
+		}
+	})
+
 	t.Run("a function error in the body gets X-Amz-Function-Error", func(t *testing.T) {
 		emu := fakeEmulator(t, `{"errorType":"ValueError","errorMessage":"bad record"}`, nil, nil)
 		p := NewProxy(emu.URL)
