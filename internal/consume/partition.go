@@ -151,7 +151,7 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 		size := len(r.Key) + len(r.Value)
 		if released, rewound := p.fin.queued(r); rewound {
 			n -= int64(released) * recordOverhead
-			n -= p.dropQueuedLocked(r.Offset)
+			n -= p.unstartLocked(r.Offset)
 		}
 		if p.solos != nil && r.DeliveryCount() > 1 {
 			p.soloLocked(r, size, now)
@@ -167,17 +167,21 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	return n
 }
 
-// dropQueuedLocked removes from the lanes' queues the records at or past
-// off that were delivered before the client rewound to off: they are gone
-// from the log, and the records delivered again share their offsets, so a
-// batch holding both would let an answer naming an offset (or an
-// idempotency key made of one) take one for the other. It returns their
-// key and value bytes, given back with them; the completion has counted
-// their overhead as released already. Records of a batch in flight are not
-// queued: they finish as orphans.
-func (p *partition) dropQueuedLocked(off int64) int64 {
+// unstartLocked removes from the lanes' queues the records at or past off
+// (0: every record queued) and tells the completion of each that it was
+// never started; it returns their key and value bytes. p.mu is held.
+//
+// After a rewind (add), the records queued at or past the offset the
+// client rewound to were delivered before it: they are gone from the log,
+// and the records delivered again share their offsets, so a batch holding
+// both would let an answer naming an offset (or an idempotency key made of
+// one) take one for the other. Their key and value bytes are given back
+// with them; the completion has counted their overhead as released
+// already. Records of a batch in flight are not queued: they finish as
+// orphans.
+func (p *partition) unstartLocked(off int64) int64 {
 	var freed int64
-	for _, l := range p.lanes {
+	remove := func(l *lane) {
 		freed += int64(l.batcher.Remove(func(q *kgo.Record) bool {
 			if q.Offset < off {
 				return false
@@ -185,6 +189,12 @@ func (p *partition) dropQueuedLocked(off int64) int64 {
 			p.fin.unstarted(q)
 			return true
 		}))
+	}
+	for _, l := range p.lanes {
+		remove(l)
+	}
+	for l := range p.solos {
+		remove(l)
 	}
 	return freed
 }
@@ -220,18 +230,7 @@ func (p *partition) stop() { p.once.Do(func() { close(p.halt) }) }
 func (p *partition) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, l := range p.lanes {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
-	for l := range p.solos {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
+	p.unstartLocked(0)
 	p.fin.stopped()
 }
 

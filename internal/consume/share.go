@@ -523,19 +523,8 @@ func (c *Consumer) shareLagLoop(ctx context.Context) {
 // (RELEASE), for other members, at once.
 func (p *partition) releaseQueued() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.lanes {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
-	for l := range p.solos {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
+	p.unstartLocked(0)
+	p.mu.Unlock()
 }
 
 // shareShutdown stops polling (done by Run), releases the records not
