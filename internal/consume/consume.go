@@ -404,17 +404,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	defer stopRenew()
 	renewDone := make(chan struct{})
+	// The commit (a consumer group's) and the lag go every
+	// KAFKA_COMMIT_INTERVAL.
+	interval := c.cfg.Kafka.CommitInterval
 	if c.isShare() {
 		poll = c.sharePollLoop
-		wg.Go(func() { c.shareLagLoop(loopCtx) })
+		wg.Go(func() { every(loopCtx, interval, func() { c.shareLag(loopCtx) }) })
 		go func() {
 			defer close(renewDone)
 			c.renewLoop(renewCtx)
 		}()
 	} else {
 		close(renewDone)
-		wg.Go(func() { c.commitLoop(loopCtx) })
-		wg.Go(func() { c.lagLoop(loopCtx) })
+		wg.Go(func() { every(loopCtx, interval, func() { c.commit(loopCtx, c.owned(), false) }) })
+		wg.Go(func() { every(loopCtx, interval, func() { c.refreshEnds(loopCtx) }) })
 	}
 	wg.Go(func() { c.awaitJoin(loopCtx, startCtx) })
 
@@ -701,16 +704,16 @@ func (c *Consumer) forget(parts []*partition) {
 	c.metrics.Assigned.Set(float64(total))
 }
 
-// commitLoop commits marked offsets every KAFKA_COMMIT_INTERVAL.
-func (c *Consumer) commitLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.Kafka.CommitInterval)
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.commit(ctx, c.owned(), false)
+			fn()
 		}
 	}
 }

@@ -252,37 +252,26 @@ func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	}
 }
 
-// lagLoop refreshes the end offsets of the assigned partitions every
-// KAFKA_COMMIT_INTERVAL, so that consumer_lag_records keeps growing for a
-// partition whose fetching is paused (the fetches' high watermarks stop
-// then).
-func (c *Consumer) lagLoop(ctx context.Context) {
-	adm := kadm.NewClient(c.client)
-	t := time.NewTicker(c.cfg.Kafka.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		parts := c.owned()
-		if len(parts) == 0 {
-			continue
-		}
-		topics := map[string]bool{}
-		for _, p := range parts {
-			topics[p.topic] = true
-		}
-		ends, err := adm.ListEndOffsets(ctx, sorted(topics)...)
-		if err != nil {
-			c.log.Debug("cannot refresh end offsets for the lag", zap.Error(err))
-			continue
-		}
-		for _, p := range parts {
-			if o, ok := ends.Lookup(p.topic, p.id); ok && o.Err == nil {
-				p.setEnd(o.Offset)
-			}
+// refreshEnds refreshes the end offsets of the assigned partitions, so
+// that consumer_lag_records keeps growing for a partition whose fetching
+// is paused (the fetches' high watermarks stop then).
+func (c *Consumer) refreshEnds(ctx context.Context) {
+	parts := c.owned()
+	if len(parts) == 0 {
+		return
+	}
+	topics := map[string]bool{}
+	for _, p := range parts {
+		topics[p.topic] = true
+	}
+	ends, err := kadm.NewClient(c.client).ListEndOffsets(ctx, sorted(topics)...)
+	if err != nil {
+		c.log.Debug("cannot refresh end offsets for the lag", zap.Error(err))
+		return
+	}
+	for _, p := range parts {
+		if o, ok := ends.Lookup(p.topic, p.id); ok && o.Err == nil {
+			p.setEnd(o.Offset)
 		}
 	}
 }
