@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ func (c *Consumer) dlqTopics() (dlqs []string, source map[string]bool) {
 // does not exist, and *FatalError when it refuses to describe them.
 func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
 	dlqs, want := c.dlqTopics()
-	all := append(sorted(want), dlqs...)
+	all := append(slices.Sorted(maps.Keys(want)), dlqs...)
 	isDLQ := map[string]bool{}
 	for _, t := range dlqs {
 		isDLQ[t] = true
@@ -178,7 +179,7 @@ func (c *Consumer) readDLQConfigs(rcs kadm.ResourceConfigs) (limits map[string]i
 		return nil, false, err
 	}
 	limits = map[string]int32{}
-	for _, name := range sorted(keys(configs)) {
+	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		tc := configs[name]
 		if tc.Compacted() {
 			return nil, false, &FatalError{
@@ -191,15 +192,6 @@ func (c *Consumer) readDLQConfigs(rcs kadm.ResourceConfigs) (limits map[string]i
 		}
 	}
 	return limits, len(deniedTopics) > 0, nil
-}
-
-// keys is the set of m's keys.
-func keys[V any](m map[string]V) map[string]bool {
-	set := make(map[string]bool, len(m))
-	for k := range m {
-		set[k] = true
-	}
-	return set
 }
 
 // StartupError says that the service did not reach the brokers, check its
@@ -264,7 +256,7 @@ func (c *Consumer) refreshEnds(ctx context.Context) {
 	for _, p := range parts {
 		topics[p.topic] = true
 	}
-	ends, err := kadm.NewClient(c.client).ListEndOffsets(ctx, sorted(topics)...)
+	ends, err := kadm.NewClient(c.client).ListEndOffsets(ctx, slices.Sorted(maps.Keys(topics))...)
 	if err != nil {
 		c.log.Debug("cannot refresh end offsets for the lag", zap.Error(err))
 		return
