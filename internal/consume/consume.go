@@ -390,9 +390,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
 	c.metrics.SetLagSeconds(c.lagSeconds)
-	if c.health != nil {
-		c.health.AddCheck(c.proc.Overdue)
-	}
+	c.health.AddCheck(c.proc.Overdue)
 	close(c.built)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)

@@ -186,8 +186,8 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 		// The lane's stall ends when none of its writes is failing: a
 		// write that succeeded says nothing of the others, whose copies
 		// may go to another partition of the dead-letter topic.
-		if lw.failed && !failing(l.writes) && p.stalls != nil {
-			p.stalls.Unstuck(deadLetterKey(l.name))
+		if lw.failed && !failing(l.writes) {
+			d.c.health.Unstuck(deadLetterKey(l.name))
 		}
 		close(ls.freed)
 		ls.freed = make(chan struct{})
@@ -210,9 +210,7 @@ func (d *deadLetters) attemptFailed(l *lane, lw *letterWrite, src *kgo.Record, e
 	p.letters.mu.Lock()
 	defer p.letters.mu.Unlock()
 	lw.failed = true
-	if p.stalls != nil {
-		p.stalls.Stuck(deadLetterKey(l.name), reason)
-	}
+	d.c.health.Stuck(deadLetterKey(l.name), reason)
 }
 
 // write writes fs, the copies of records of p that no lane holds (a share
@@ -224,14 +222,9 @@ func (d *deadLetters) write(p *partition, stall string, fs []dlq.Failure, done f
 	go func() {
 		defer p.letters.wg.Done()
 		err := d.writer.Write(p.ctx, fs, func(src *kgo.Record, err error) {
-			reason := d.report(src, err)
-			if p.stalls != nil {
-				p.stalls.Stuck(stall, reason)
-			}
+			d.c.health.Stuck(stall, d.report(src, err))
 		})
-		if p.stalls != nil {
-			p.stalls.Unstuck(stall)
-		}
+		d.c.health.Unstuck(stall)
 		if err == nil {
 			done()
 		}

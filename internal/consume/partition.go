@@ -65,9 +65,8 @@ type partition struct {
 	done   chan struct{} // closed when every lane and dead-letter write returned
 
 	lanes   []*lane
-	limits  batch.Limits   // BATCH_MAX_*
-	letters letters        // its dead-letter writes in flight, for deadLetters
-	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
+	limits  batch.Limits // BATCH_MAX_*
+	letters letters      // its dead-letter writes in flight, for deadLetters
 
 	mu   sync.Mutex
 	fin  completion // what becomes of its records: offs in a classic group
@@ -94,9 +93,6 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		offs:   newOffsets(),
 	}
 	p.fin = p.offs
-	if c.health != nil {
-		p.stalls = c.health
-	}
 	p.letters.freed = make(chan struct{})
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
