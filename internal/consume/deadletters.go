@@ -157,7 +157,6 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 			ls.bytes += cost
 			lw.start = time.Now()
 			l.writes = append(l.writes, lw)
-			ls.wg.Add(1)
 			ls.mu.Unlock()
 			break
 		}
@@ -171,8 +170,7 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 		}
 	}
 	p.flow.add(p, work)
-	go func() {
-		defer ls.wg.Done()
+	ls.wg.Go(func() {
 		err := b.Write(p.ctx, func(src *kgo.Record, err error) { d.attemptFailed(l, lw, src, err) })
 		if err == nil {
 			p.finish(recs, b.Done)
@@ -192,7 +190,7 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 		close(ls.freed)
 		ls.freed = make(chan struct{})
 		ls.mu.Unlock()
-	}()
+	})
 	return true
 }
 
@@ -218,9 +216,7 @@ func (d *deadLetters) attemptFailed(l *lane, lw *letterWrite, src *kgo.Record, e
 // stall while an attempt fails, and calls done once the brokers
 // acknowledged them all; not if p is canceled first.
 func (d *deadLetters) write(p *partition, stall string, fs []dlq.Failure, done func()) {
-	p.letters.wg.Add(1)
-	go func() {
-		defer p.letters.wg.Done()
+	p.letters.wg.Go(func() {
 		err := d.writer.Write(p.ctx, fs, func(src *kgo.Record, err error) {
 			d.c.health.Stuck(stall, d.report(src, err))
 		})
@@ -228,7 +224,7 @@ func (d *deadLetters) write(p *partition, stall string, fs []dlq.Failure, done f
 		if err == nil {
 			done()
 		}
-	}()
+	})
 }
 
 // report logs and counts a failed attempt of a dead-letter write, fails the

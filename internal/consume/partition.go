@@ -237,11 +237,7 @@ func (p *partition) run() {
 	defer close(p.done)
 	var wg sync.WaitGroup
 	for _, l := range p.lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.run()
-		}()
+		wg.Go(l.run)
 	}
 	wg.Wait()
 	// No lane is left to start a write: Wait cannot race an Add.
