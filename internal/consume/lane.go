@@ -6,7 +6,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/msk-consumer/msk-consumer/internal/batch"
-	"github.com/msk-consumer/msk-consumer/internal/process"
 )
 
 // lane is one worker of a partition: its own queue, cut into batches by
@@ -101,7 +100,7 @@ func (l *lane) run() {
 			return
 		}
 		slot := &laneSlot{p: p, release: release} // given back while the batch waits on another's claims
-		b, err := p.proc.Handle(process.WithSlot(p.ctx, slot), l.name, recs, p.m)
+		b, err := p.proc.Handle(p.ctx, l.name, slot, recs, p.m)
 		slot.Yield()
 		p.finish(recs, b.Done)
 		if n, _ := b.Letters(); n > 0 {

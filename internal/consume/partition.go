@@ -76,7 +76,7 @@ type partition struct {
 
 // processor is what a lane hands its batches to (*process.Processor).
 type processor interface {
-	Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
+	Handle(ctx context.Context, stall string, slot process.Slot, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
 }
 
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {

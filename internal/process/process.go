@@ -146,13 +146,15 @@ func New(cfg Config, d Deps) *Processor {
 // health.LaneKey when its partition has several lanes): while the batch
 // waits on an unavailable handler, decoder or idempotency store, it is
 // reported stuck under that key, and cleared once it gets through, so a
-// lane that recovers clears its own stall and not a sibling's.
-func (p *Processor) Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
+// lane that recovers clears its own stall and not a sibling's. slot, if
+// not nil, is the in-flight slot the batch runs in, given back while it
+// waits for records in progress under another batch (Slot).
+func (p *Processor) Handle(ctx context.Context, stall string, slot Slot, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
 	if len(recs) == 0 {
 		return &Pending{}, nil
 	}
 	w := p.get(recs, m)
-	w.stallKey = stall
+	w.stallKey, w.slot = stall, slot
 	ctx, w.tspan = p.d.Tracer.StartBatch(ctx, recs)
 	w.log = traceLogger(p.log, w.tspan.SpanContext())
 	err := w.run(ctx)
@@ -285,6 +287,7 @@ type work struct {
 	m        *metrics.Topic
 	recs     []*kgo.Record
 	stallKey string // this batch's work in Stalls: its lane, or its partition
+	slot     Slot   // its in-flight slot; nil: none to give back
 	start    time.Time
 
 	buf      []byte
@@ -348,7 +351,7 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 // put returns w to the pool without the references to this batch's records,
 // so that they can be collected.
 func (p *Processor) put(w *work) {
-	w.m, w.recs = nil, nil
+	w.m, w.recs, w.slot = nil, nil, nil
 	clear(w.records)
 	clear(w.fails)
 	w.idem.clearRefs()
