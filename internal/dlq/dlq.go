@@ -11,6 +11,7 @@ package dlq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -394,28 +395,12 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	var b strings.Builder
-	b.WriteString("the copy of ")
-	b.WriteString(e.Source.Topic)
-	b.WriteByte('/')
-	b.WriteString(strconv.FormatInt(int64(e.Source.Partition), 10))
-	b.WriteByte('@')
-	b.WriteString(strconv.FormatInt(e.Source.Offset, 10))
-	b.WriteString(" does not fit dead-letter topic ")
-	b.WriteString(e.Topic)
-	b.WriteString(" even without its value and headers: its key and dlq.* headers take up to ")
-	b.WriteString(strconv.Itoa(e.Bytes))
-	b.WriteString(" bytes")
+	limit := "max.message.bytes is " + strconv.FormatInt(int64(e.Limit), 10)
 	if errors.Is(e.Err, kerr.RecordListTooLarge) {
-		b.WriteString(", above the topic's segment.bytes; raise it")
-	} else {
-		b.WriteString(", max.message.bytes is ")
-		b.WriteString(strconv.FormatInt(int64(e.Limit), 10))
-		b.WriteString("; raise it")
+		limit = "above the topic's segment.bytes"
 	}
-	b.WriteString(": ")
-	b.WriteString(e.Err.Error())
-	return b.String()
+	return fmt.Sprintf("the copy of %s/%d@%d does not fit dead-letter topic %s even without its value and headers: its key and dlq.* headers take up to %d bytes, %s; raise it: %v",
+		e.Source.Topic, e.Source.Partition, e.Source.Offset, e.Topic, e.Bytes, limit, e.Err)
 }
 
 func (e *TooLargeError) Unwrap() error { return e.Err }
