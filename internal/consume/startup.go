@@ -207,29 +207,19 @@ type StartupError struct {
 }
 
 func (e *StartupError) Error() string {
-	var b strings.Builder
-	b.WriteString("not started within STARTUP_TIMEOUT (")
-	b.WriteString(e.Timeout.String())
-	b.WriteString("): still ")
-	b.WriteString(e.Waiting)
-	b.WriteString("; KAFKA_BROKERS=")
-	b.WriteString(strings.Join(e.Brokers, ","))
+	s := "not started within STARTUP_TIMEOUT (" + e.Timeout.String() + "): still " + e.Waiting +
+		"; KAFKA_BROKERS=" + strings.Join(e.Brokers, ",")
 	if e.Last != nil {
-		b.WriteString("; last error: ")
-		b.WriteString(e.Last.Error())
+		s += "; last error: " + e.Last.Error()
 	}
-	if h := e.hint(); h != "" {
-		b.WriteString(" (")
-		b.WriteString(h)
-		b.WriteString(")")
+	// A TLS setting that does not match the listener.
+	if h := preflight.TLSHint(e.TLS, e.Last); h != "" {
+		s += " (" + h + ")"
 	}
-	return b.String()
+	return s
 }
 
 func (e *StartupError) Unwrap() error { return e.Last }
-
-// hint diagnoses a TLS setting that does not match the listener.
-func (e *StartupError) hint() string { return preflight.TLSHint(e.TLS, e.Last) }
 
 func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	if last == nil {
