@@ -3,8 +3,6 @@ package consume
 import (
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/internal/dlq"
 	"github.com/msk-consumer/msk-consumer/internal/process"
@@ -132,23 +130,18 @@ func (c *Consumer) deadLettered(fs []dlq.Failure, at time.Time) {
 	for _, f := range fs {
 		c.metrics.DeadLettered(f.Record.Topic, string(f.Kind))
 	}
-	letters := c.deps.Letters
-	if letters == nil {
+	if c.deps.Letters == nil {
 		return
 	}
 	ds := make([]status.DeadLetter, len(fs))
 	for i, f := range fs {
-		ds[i] = deadLetter(f.Record, f, at)
+		r := f.Record
+		ds[i] = status.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Kind: string(f.Kind), Time: at}
+		if f.Err != nil {
+			ds[i].Message = f.Err.Error()
+		}
 	}
-	letters.Add(ds...)
-}
-
-func deadLetter(r *kgo.Record, f dlq.Failure, at time.Time) status.DeadLetter {
-	d := status.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Kind: string(f.Kind), Time: at}
-	if f.Err != nil {
-		d.Message = f.Err.Error()
-	}
-	return d
+	c.deps.Letters.Add(ds...)
 }
 
 // lagSeconds emits consumer_lag_seconds of each partition whose lag in
