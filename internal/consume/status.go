@@ -14,15 +14,6 @@ import (
 // are asked for; the lanes record the batch they take under the lock they
 // hold to take it (lane.flight).
 
-// inFlight is a lane's batch in flight: taken from its queue, not yet
-// finished (waiting for a slot, decoding, with the handler, backing off,
-// or waiting for its dead-letter copies).
-type inFlight struct {
-	since       time.Time // taken; zero: none
-	first, last int64
-	n           int
-}
-
 var _ status.Source = (*Consumer)(nil)
 
 // Snapshot returns the member's group, its partitions and their lanes as
@@ -78,12 +69,12 @@ func (p *partition) status(now time.Time, calls map[string]process.Call) status.
 	}
 	for _, l := range p.lanes {
 		sl := status.Lane{Name: l.name, Queued: l.batcher.Len()}
-		if f := l.flight; !f.since.IsZero() {
-			b := &status.Batch{FirstOffset: f.first, LastOffset: f.last, Records: f.n, Since: f.since, AgeSeconds: now.Sub(f.since).Seconds()}
-			if cl, ok := calls[l.name]; ok && cl.First >= f.first && cl.Last <= f.last {
+		if b := l.flight; !b.Since.IsZero() {
+			b.AgeSeconds = now.Sub(b.Since).Seconds()
+			if cl, ok := calls[l.name]; ok && cl.First >= b.FirstOffset && cl.Last <= b.LastOffset {
 				b.Attempt, b.CallSeconds = cl.Attempt, now.Sub(cl.Start).Seconds()
 			}
-			sl.Batch = b
+			sl.Batch = &b
 		}
 		sp.Lanes = append(sp.Lanes, sl)
 	}
