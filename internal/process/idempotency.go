@@ -56,7 +56,6 @@ type idem struct {
 	owner      string
 	duplicates int
 	unkeyed    int
-	stalled    bool // the partition is reported stuck on the store
 }
 
 func (d *idem) reset(n int) {
@@ -67,7 +66,7 @@ func (d *idem) reset(n int) {
 	clear(d.done)
 	d.scratch, d.scratchAt = d.scratch[:0], d.scratchAt[:0]
 	d.hold = nil
-	d.owner, d.duplicates, d.unkeyed, d.stalled = "", 0, 0, false
+	d.owner, d.duplicates, d.unkeyed = "", 0, 0
 }
 
 // clearRefs ends the batch's renewals and drops the references to its
@@ -102,7 +101,7 @@ func (w *work) claim(ctx context.Context) error {
 			}
 			continue
 		}
-		w.storeAvailable()
+		w.available()
 		first, busy := -1, 0
 		for i, v := range d.verdicts {
 			if v == idempotency.Busy {
@@ -210,7 +209,7 @@ func (w *work) complete(ctx context.Context, st state) error {
 			return err
 		}
 	}
-	w.storeAvailable()
+	w.available()
 	for i := range d.done {
 		if d.verdicts[i] == idempotency.Handle && w.states[i] == st {
 			d.done[i] = true
@@ -248,16 +247,7 @@ func (w *work) storeUnavailable(ctx context.Context, what string, n int, err err
 	}
 	if p.d.Stalls != nil {
 		p.d.Stalls.Stuck(w.stallKey, "idempotency store "+name+" unavailable: "+err.Error())
-		w.idem.stalled = true
+		w.stalled = true
 	}
 	return backoff.Sleep(ctx, p.cfg.Backoff.Delay(n))
-}
-
-// storeAvailable clears the stall reported while the store was
-// unavailable.
-func (w *work) storeAvailable() {
-	if w.idem.stalled {
-		w.idem.stalled = false
-		w.p.d.Stalls.Unstuck(w.stallKey)
-	}
 }

@@ -302,7 +302,7 @@ type work struct {
 
 	processed    int
 	decodeFailed bool
-	stalled      bool // the partition is reported stuck on the handler
+	stalled      bool // the partition is reported stuck on the handler or the idempotency store
 
 	tspan tracing.Span // the batch's span (tracing on)
 	// log is the Processor's logger, with trace_id and span_id of the
@@ -824,7 +824,8 @@ func (w *work) waitUnavailable(ctx context.Context, unit []int, n int, err error
 	return err
 }
 
-// available clears the stall reported while the handler was unavailable.
+// available clears the stall reported while the handler or the
+// idempotency store was unavailable: the batch waits on one at a time.
 func (w *work) available() {
 	if w.stalled {
 		w.stalled = false
