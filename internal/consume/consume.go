@@ -342,21 +342,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	startCtx, startDone := context.WithTimeout(ctx, c.cfg.Kafka.StartupTimeout)
 	defer startDone()
 	atStart, err := c.preflight(startCtx)
+	if err == nil && c.isShare() {
+		err = c.prepareShare(startCtx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			c.beginShutdown() // for the phases that follow Run (Plan)
 			return nil
 		}
 		return err
-	}
-	if c.isShare() {
-		if err := c.prepareShare(startCtx); err != nil {
-			if ctx.Err() != nil {
-				c.beginShutdown() // for the phases that follow Run (Plan)
-				return nil
-			}
-			return err
-		}
 	}
 	c.dlq = newDeadLetters(c, atStart)
 	newClient := c.newClient
