@@ -247,14 +247,10 @@ func positionsWith(ctx context.Context, adm *kadm.Client, topics []string, group
 		for _, p := range slices.Sorted(maps.Keys(td[t].Partitions)) {
 			s, _ := starts.Lookup(t, p)
 			e, _ := ends.Lookup(t, p)
-			po := PartitionOffsets{Topic: t, Partition: p, Committed: -1, Start: s.Offset, End: e.Offset}
+			po := PartitionOffsets{Topic: t, Partition: p, Start: s.Offset, End: e.Offset}
 			var lag int64
 			po.Committed, lag = at(t, p)
-			from := po.Committed
-			if from < po.Start {
-				from = po.Start
-			}
-			po.Lag = max(po.End-from, 0)
+			po.Lag = max(po.End-max(po.Committed, po.Start), 0)
 			if lag >= 0 {
 				po.Lag = lag
 			}
