@@ -63,24 +63,16 @@ func (c *Consumer) startupFailure(ctx context.Context, step string, err error) e
 // say a topic does not exist before the service gives up on it.
 const missingConfirmations = 4
 
-// dlqTopics returns the distinct dead-letter topics of the topics to
-// consume, and the set of the topics themselves.
-func (c *Consumer) dlqTopics() (dlqs []string, source map[string]bool) {
-	source = map[string]bool{}
-	for _, t := range c.cfg.Kafka.Topics {
-		source[t] = true
-	}
-	return c.cfg.DLQTopics(), source
-}
-
 // checkTopics verifies that the topics to consume and their dead-letter
 // topics exist. While the brokers cannot be reached it retries (readiness
 // shows it); it returns *MissingTopicsError when the cluster says a topic
 // does not exist, and *FatalError when it refuses to describe them.
 func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
-	dlqs, want := c.dlqTopics()
+	dlqs, want, isDLQ := c.cfg.DLQTopics(), map[string]bool{}, map[string]bool{}
+	for _, t := range c.cfg.Kafka.Topics {
+		want[t] = true
+	}
 	all := append(slices.Sorted(maps.Keys(want)), dlqs...)
-	isDLQ := map[string]bool{}
 	for _, t := range dlqs {
 		isDLQ[t] = true
 	}
@@ -143,7 +135,7 @@ func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
 // denied, it logs one warning naming the permission and assumes Kafka's
 // defaults: the dead-letter copies still fit, by leaving values out.
 func (c *Consumer) checkDLQConfigs(ctx context.Context, adm *kadm.Client) (map[string]int32, error) {
-	dlqs, _ := c.dlqTopics()
+	dlqs := c.cfg.DLQTopics()
 	for attempt := 1; ; attempt++ {
 		rcs, err := adm.DescribeTopicConfigs(ctx, dlqs...)
 		if err == nil {
