@@ -35,10 +35,10 @@ type Health struct {
 	onReadiness func(bool)
 }
 
-// Condition is a condition that a Check reports when readiness is
-// computed, rather than one reported as it begins and ends (Stuck): key
-// names the work it holds, and it counts toward UNREADY_AFTER from Since,
-// which may be ahead of now.
+// Condition is a condition holding work back: key names the work it
+// holds, and it counts toward UNREADY_AFTER from Since, which may be ahead
+// of now. A Check reports them when readiness is computed, rather than as
+// they begin and end (Stuck); Stalls returns both kinds.
 type Condition struct {
 	Key, Reason string
 	Since       time.Time
@@ -219,27 +219,21 @@ func (h *Health) readyLocked() (bool, string) {
 	return true, "ok"
 }
 
-// Stall is one condition holding work back, as Ready names it.
-type Stall struct {
-	Key, Reason string
-	Since       time.Time
-}
-
 // Stalls returns every condition that holds now (Stuck ones and those of
 // the checks), also those not yet past UNREADY_AFTER, with the reasons
 // Ready gives for them; a check's condition counts from its Since, so one
 // not yet begun (a handler call within its own timeout) is left out.
-func (h *Health) Stalls(now time.Time) []Stall {
+func (h *Health) Stalls(now time.Time) []Condition {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []Stall
+	var out []Condition
 	for key, s := range h.stuck {
-		out = append(out, Stall{Key: key, Reason: s.reason, Since: s.at})
+		out = append(out, Condition{Key: key, Reason: s.reason, Since: s.at})
 	}
 	for _, check := range h.checks {
 		for _, c := range check(now) {
 			if !c.Since.After(now) {
-				out = append(out, Stall(c))
+				out = append(out, c)
 			}
 		}
 	}
