@@ -733,7 +733,9 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 		if p.gone.Load() && !revoking {
 			continue
 		}
-		eo, ok := p.toCommit()
+		p.mu.Lock()
+		eo, ok := p.offs.toCommit()
+		p.mu.Unlock()
 		if !ok {
 			continue
 		}
@@ -766,7 +768,9 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 					continue
 				}
 				if p := byTP[tp{t.Topic, pr.Partition}]; p != nil {
-					p.setCommitted(offsets[t.Topic][pr.Partition].Offset)
+					p.mu.Lock()
+					p.offs.setCommitted(offsets[t.Topic][pr.Partition].Offset)
+					p.mu.Unlock()
 				}
 			}
 		}

@@ -283,18 +283,3 @@ func (p *partition) setLagLocked() {
 		p.lag.Set(float64(p.hwm - pos))
 	}
 }
-
-// toCommit returns the marked offset if it moved past the last commit.
-func (p *partition) toCommit() (kgo.EpochOffset, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.offs.toCommit()
-}
-
-// setCommitted records the commit of the offset toCommit returned last,
-// unless the partition rewound since it was taken.
-func (p *partition) setCommitted(offset int64) {
-	p.mu.Lock()
-	p.offs.setCommitted(offset)
-	p.mu.Unlock()
-}
