@@ -111,7 +111,7 @@ func (d *deadLetters) start(cl *kgo.Client) {
 		TopicFor: cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: cfg.Batch.HandlerRetryBackoff, Max: cfg.Batch.HandlerBackoffMax},
 		MaxBytes: d.get,
-	}, dlq.Deps{Producer: cl, OnValueOmitted: d.valueOmitted, OnHeadersOmitted: d.headersOmitted, RefreshMaxBytes: d.refresh,
+	}, dlq.Deps{Producer: cl, OnOmitted: d.omitted, RefreshMaxBytes: d.refresh,
 		OnWritten: d.c.deadLettered})
 }
 
@@ -272,14 +272,15 @@ func (d *deadLetters) refresh(ctx context.Context, topic string) (int32, error) 
 	return n, nil
 }
 
-func (d *deadLetters) valueOmitted(src *kgo.Record, dest string, limit int32) {
-	d.c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("value_bytes", len(src.Value)))
-}
-
-func (d *deadLetters) headersOmitted(src *kgo.Record, dest string, limit int32) {
-	d.c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("headers", len(src.Headers)))
+func (d *deadLetters) omitted(src *kgo.Record, dest string, limit int32, value, headers bool) {
+	at := []zap.Field{zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
+		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit)}
+	if value {
+		d.c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
+			append(at, zap.Int("value_bytes", len(src.Value)))...)
+	}
+	if headers {
+		d.c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
+			append(at, zap.Int("headers", len(src.Headers)))...)
+	}
 }

@@ -173,12 +173,11 @@ type OnError func(source *kgo.Record, err error)
 // Deps is what a Writer writes with and reports to.
 type Deps struct {
 	Producer Producer
-	// OnValueOmitted, if set, is called for every copy acknowledged without
-	// its value because it would not fit the dead-letter topic.
-	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
-	// OnHeadersOmitted, if set, is called for every copy acknowledged
-	// without the original's headers (HeaderHeadersOmitted).
-	OnHeadersOmitted func(source *kgo.Record, dest string, limit int32)
+	// OnOmitted, if set, is called for every copy acknowledged without
+	// part of its source because it would not fit the dead-letter topic:
+	// its value (HeaderValueOmitted), the original's headers
+	// (HeaderHeadersOmitted), or both.
+	OnOmitted func(source *kgo.Record, dest string, limit int32, value, headers bool)
 	// RefreshMaxBytes, if set, reads a dead-letter topic's current
 	// max.message.bytes again when a copy was refused as too large, so
 	// that a copy loses its value only if the topic's limit, as it is now,
@@ -339,11 +338,8 @@ func (w *Writer) produce(ctx context.Context, pending []*kgo.Record, sent map[*k
 
 // acknowledged reports a copy acknowledged without part of its source.
 func (w *Writer) acknowledged(c sentCopy, dest string) {
-	if c.form.valueOmitted() && w.d.OnValueOmitted != nil {
-		w.d.OnValueOmitted(c.src, dest, w.limit(dest))
-	}
-	if c.form.headersOmitted() && w.d.OnHeadersOmitted != nil {
-		w.d.OnHeadersOmitted(c.src, dest, w.limit(dest))
+	if c.form != formWhole && w.d.OnOmitted != nil {
+		w.d.OnOmitted(c.src, dest, w.limit(dest), c.form.valueOmitted(), c.form.headersOmitted())
 	}
 }
 
