@@ -474,5 +474,13 @@ func Apply(ctx context.Context, adm *kadm.Client, group string, plan []Move) err
 	for _, m := range plan {
 		os.Add(kadm.Offset{Topic: m.Topic, Partition: m.Partition, At: m.New, LeaderEpoch: -1})
 	}
-	return commitOffsets(ctx, adm, group, os)
+	// As a client outside of any generation: the group has no members.
+	resp, err := adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("committing to group %s: %w", group, err)
+	}
+	return nil
 }

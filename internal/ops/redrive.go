@@ -206,7 +206,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 		if member, err = joinProgress(ctx, d.Opts, adm, o.ProgressGroup, o.From); err != nil {
 			return sum, err
 		}
-		defer member.close()
+		defer member.cl.Close()
 	}
 
 	plan, err := o.plan(ctx, adm)
@@ -226,7 +226,6 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{o.From: consume})
 
 	next := maps.Clone(plan.From)
-	var done int64
 	for len(consume) > 0 && !sum.Limited {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		fetches := cl.PollRecords(pctx, o.Batch)
@@ -291,7 +290,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 		if len(remove) > 0 {
 			cl.RemoveConsumePartitions(map[string][]int32{o.From: remove})
 		}
-		done = 0
+		var done int64
 		for p, from := range plan.From {
 			done += next[p] - from
 		}
@@ -493,18 +492,6 @@ func (o Redrive) learnLimits(ctx context.Context, adm *kadm.Client, out []*kgo.R
 				}
 			}
 		}
-	}
-	return nil
-}
-
-// commitOffsets commits os in group as a client outside of any generation.
-func commitOffsets(ctx context.Context, adm *kadm.Client, group string, os kadm.Offsets) error {
-	resp, err := adm.CommitOffsets(ctx, group, os)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("committing to group %s: %w", group, err)
 	}
 	return nil
 }
