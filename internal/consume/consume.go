@@ -861,14 +861,6 @@ func (c *Consumer) shutdown(fatal bool) {
 	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.End)))
 }
 
-// crash stops the consumer the way a killed process would, as far as the
-// group can tell: in-flight work is abandoned and nothing more is committed.
-// For tests.
-func (c *Consumer) crash() {
-	c.noCommit.Store(true)
-	c.abortAll()
-}
-
 // connHooks feeds every client's broker connections to health (c.conn,
 // a hook too, keeps them for the start-up diagnosis).
 type connHooks struct{ c *Consumer }
