@@ -22,9 +22,6 @@ func (p *Processor) begin(w *work, unit []int) {
 	c := Call{Key: w.stallKey, Start: time.Now(), First: w.recs[unit[0]].Offset, Last: w.recs[unit[len(unit)-1]].Offset,
 		Records: len(unit), Attempt: w.attempts[unit[0]]}
 	p.calls.mu.Lock()
-	if p.calls.m == nil {
-		p.calls.m = make(map[*work]Call)
-	}
 	p.calls.m[w] = c
 	p.calls.mu.Unlock()
 }

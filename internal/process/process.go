@@ -124,7 +124,7 @@ func New(cfg Config, d Deps) *Processor {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Processor{cfg: cfg, d: d, log: d.Logger}
+	return &Processor{cfg: cfg, d: d, log: d.Logger, calls: calls{m: map[*work]Call{}}}
 }
 
 // Handle processes recs, records of one partition (or of one lane of it) in
