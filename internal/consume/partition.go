@@ -91,22 +91,21 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		halt:   make(chan struct{}),
 		done:   make(chan struct{}),
 		offs:   newOffsets(),
+		limits: batch.Limits{
+			MaxRecords: c.cfg.Batch.MaxRecords,
+			MaxBytes:   c.cfg.Batch.MaxBytes,
+			MaxWait:    c.cfg.Batch.MaxWait,
+		},
+		letters: letters{freed: make(chan struct{})},
 	}
 	p.fin = p.offs
-	p.letters.freed = make(chan struct{})
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
 		n = max(c.cfg.Batch.Lanes, 1)
 	}
-	limits := batch.Limits{
-		MaxRecords: c.cfg.Batch.MaxRecords,
-		MaxBytes:   c.cfg.Batch.MaxBytes,
-		MaxWait:    c.cfg.Batch.MaxWait,
-	}
-	p.limits = limits
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](p.limits)}
 		if n > 1 {
 			p.lanes[i].name = health.LaneKey(topic, id, i)
 		}
