@@ -17,7 +17,8 @@
 // on their last allowed delivery, which no lane holds, go through its
 // write. A lane names its stalls itself (health.PartitionKey, or
 // health.LaneKey when its partition has several), for its batches
-// (Processor.Handle) and its dead-letter writes.
+// (Processor.Handle, which it also hands the batch's in-flight slot,
+// laneSlot) and its dead-letter writes.
 //
 // # The commit protocol
 //
@@ -25,10 +26,11 @@
 // dead-letter copies acknowledged, in any order, and hand them to the
 // partition's completion (completion.go): in a classic group, offsets,
 // whose tracker marks the offset one past the longest finished prefix. A
-// share group (KIP-932) would acknowledge each record instead, through a
-// second completion, with the same lanes, flow and dead-letter writes. Marked offsets are
-// committed every KAFKA_COMMIT_INTERVAL, on revoke (after the partition's
-// in-flight batches and dead-letter writes ended) and on shutdown. Offsets
+// share group (KIP-932) acknowledges each record instead, through its own
+// completion (acks, share.go), with the same lanes, flow and dead-letter
+// writes. Marked offsets are committed every KAFKA_COMMIT_INTERVAL, on
+// revoke (after the partition's in-flight batches and dead-letter writes
+// ended) and on shutdown. Offsets
 // are tracked here and nowhere else. The invariants:
 //
 //  1. A committed offset never passes a record that is not finished: the
