@@ -96,20 +96,19 @@ type RedriveSummary struct {
 }
 
 func (s RedriveSummary) String() string {
-	var b strings.Builder
 	sent := fmt.Sprintf("%d sent", s.Sent)
 	if s.DryRun {
 		sent = fmt.Sprintf("would send %d", s.Sent)
 	}
-	fmt.Fprintf(&b, "%s, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
+	out := fmt.Sprintf("%s, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
 		sent, s.LoopGuarded, s.Invalid, s.NotMatching, s.Read)
 	if s.Limited {
-		b.WriteString(" (stopped at --limit)")
+		out += " (stopped at --limit)"
 	}
 	if s.Running != nil {
-		b.WriteString("; a real run would be refused now: " + s.Running.Error())
+		out += "; a real run would be refused now: " + s.Running.Error()
 	}
-	return b.String()
+	return out
 }
 
 type pinKey struct{}
