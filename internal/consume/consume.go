@@ -17,7 +17,8 @@
 // on their last allowed delivery, which no lane holds, go through its
 // write. A lane names its stalls itself (health.PartitionKey, or
 // health.LaneKey when its partition has several), for its batches
-// (Processor.Handle) and its dead-letter writes.
+// (Processor.Handle, which it also hands the batch's in-flight slot,
+// laneSlot) and its dead-letter writes.
 //
 // # The commit protocol
 //
@@ -25,10 +26,11 @@
 // dead-letter copies acknowledged, in any order, and hand them to the
 // partition's completion (completion.go): in a classic group, offsets,
 // whose tracker marks the offset one past the longest finished prefix. A
-// share group (KIP-932) would acknowledge each record instead, through a
-// second completion, with the same lanes, flow and dead-letter writes. Marked offsets are
-// committed every KAFKA_COMMIT_INTERVAL, on revoke (after the partition's
-// in-flight batches and dead-letter writes ended) and on shutdown. Offsets
+// share group (KIP-932) acknowledges each record instead, through its own
+// completion (acks, share.go), with the same lanes, flow and dead-letter
+// writes. Marked offsets are committed every KAFKA_COMMIT_INTERVAL, on
+// revoke (after the partition's in-flight batches and dead-letter writes
+// ended) and on shutdown. Offsets
 // are tracked here and nowhere else. The invariants:
 //
 //  1. A committed offset never passes a record that is not finished: the
@@ -342,21 +344,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	startCtx, startDone := context.WithTimeout(ctx, c.cfg.Kafka.StartupTimeout)
 	defer startDone()
 	atStart, err := c.preflight(startCtx)
+	if err == nil && c.isShare() {
+		err = c.prepareShare(startCtx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			c.beginShutdown() // for the phases that follow Run (Plan)
 			return nil
 		}
 		return err
-	}
-	if c.isShare() {
-		if err := c.prepareShare(startCtx); err != nil {
-			if ctx.Err() != nil {
-				c.beginShutdown() // for the phases that follow Run (Plan)
-				return nil
-			}
-			return err
-		}
 	}
 	c.dlq = newDeadLetters(c, atStart)
 	newClient := c.newClient
@@ -390,9 +386,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Idempotency: d.Idempotency, Tracer: d.Tracer})
 	c.metrics.SetInFlight(func() float64 { return c.proc.OldestCall(time.Now()).Seconds() })
 	c.metrics.SetLagSeconds(c.lagSeconds)
-	if c.health != nil {
-		c.health.AddCheck(c.proc.Overdue)
-	}
+	c.health.AddCheck(c.proc.Overdue)
 	close(c.built)
 
 	loopCtx, stopLoop := context.WithCancel(ctx)
@@ -404,17 +398,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	defer stopRenew()
 	renewDone := make(chan struct{})
+	// The commit (a consumer group's) and the lag go every
+	// KAFKA_COMMIT_INTERVAL.
+	interval := c.cfg.Kafka.CommitInterval
 	if c.isShare() {
 		poll = c.sharePollLoop
-		wg.Go(func() { c.shareLagLoop(loopCtx) })
+		wg.Go(func() { every(loopCtx, interval, func() { c.shareLag(loopCtx) }) })
 		go func() {
 			defer close(renewDone)
 			c.renewLoop(renewCtx)
 		}()
 	} else {
 		close(renewDone)
-		wg.Go(func() { c.commitLoop(loopCtx) })
-		wg.Go(func() { c.lagLoop(loopCtx) })
+		wg.Go(func() { every(loopCtx, interval, func() { c.commit(loopCtx, c.owned(), false) }) })
+		wg.Go(func() { every(loopCtx, interval, func() { c.refreshEnds(loopCtx) }) })
 	}
 	wg.Go(func() { c.awaitJoin(loopCtx, startCtx) })
 
@@ -701,16 +698,16 @@ func (c *Consumer) forget(parts []*partition) {
 	c.metrics.Assigned.Set(float64(total))
 }
 
-// commitLoop commits marked offsets every KAFKA_COMMIT_INTERVAL.
-func (c *Consumer) commitLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.Kafka.CommitInterval)
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.commit(ctx, c.owned(), false)
+			fn()
 		}
 	}
 }
@@ -738,7 +735,9 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 		if p.gone.Load() && !revoking {
 			continue
 		}
-		eo, ok := p.toCommit()
+		p.mu.Lock()
+		eo, ok := p.offs.toCommit()
+		p.mu.Unlock()
 		if !ok {
 			continue
 		}
@@ -771,7 +770,9 @@ func (c *Consumer) commit(ctx context.Context, parts []*partition, revoking bool
 					continue
 				}
 				if p := byTP[tp{t.Topic, pr.Partition}]; p != nil {
-					p.setCommitted(offsets[t.Topic][pr.Partition].Offset)
+					p.mu.Lock()
+					p.offs.setCommitted(offsets[t.Topic][pr.Partition].Offset)
+					p.mu.Unlock()
 				}
 			}
 		}
@@ -860,14 +861,6 @@ func (c *Consumer) shutdown(fatal bool) {
 	}
 	c.forget(c.take(nil))
 	c.log.Info("consumer stopped", zap.Duration("took", c.cfg.Batch.ShutdownTimeout-time.Until(plan.End)))
-}
-
-// crash stops the consumer the way a killed process would, as far as the
-// group can tell: in-flight work is abandoned and nothing more is committed.
-// For tests.
-func (c *Consumer) crash() {
-	c.noCommit.Store(true)
-	c.abortAll()
 }
 
 // connHooks feeds every client's broker connections to health (c.conn,

@@ -111,7 +111,7 @@ func (d *deadLetters) start(cl *kgo.Client) {
 		TopicFor: cfg.DLQ.TopicFor,
 		Backoff:  backoff.Policy{First: cfg.Batch.HandlerRetryBackoff, Max: cfg.Batch.HandlerBackoffMax},
 		MaxBytes: d.get,
-	}, dlq.Deps{Producer: cl, OnValueOmitted: d.valueOmitted, OnHeadersOmitted: d.headersOmitted, RefreshMaxBytes: d.refresh,
+	}, dlq.Deps{Producer: cl, OnOmitted: d.omitted, RefreshMaxBytes: d.refresh,
 		OnWritten: d.c.deadLettered})
 }
 
@@ -157,7 +157,6 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 			ls.bytes += cost
 			lw.start = time.Now()
 			l.writes = append(l.writes, lw)
-			ls.wg.Add(1)
 			ls.mu.Unlock()
 			break
 		}
@@ -171,8 +170,7 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 		}
 	}
 	p.flow.add(p, work)
-	go func() {
-		defer ls.wg.Done()
+	ls.wg.Go(func() {
 		err := b.Write(p.ctx, func(src *kgo.Record, err error) { d.attemptFailed(l, lw, src, err) })
 		if err == nil {
 			p.finish(recs, b.Done)
@@ -186,13 +184,13 @@ func (d *deadLetters) send(l *lane, b *process.Pending, recs []*kgo.Record) bool
 		// The lane's stall ends when none of its writes is failing: a
 		// write that succeeded says nothing of the others, whose copies
 		// may go to another partition of the dead-letter topic.
-		if lw.failed && !failing(l.writes) && p.stalls != nil {
-			p.stalls.Unstuck(deadLetterKey(l.name))
+		if lw.failed && !failing(l.writes) {
+			d.c.health.Unstuck(deadLetterKey(l.name))
 		}
 		close(ls.freed)
 		ls.freed = make(chan struct{})
 		ls.mu.Unlock()
-	}()
+	})
 	return true
 }
 
@@ -210,9 +208,7 @@ func (d *deadLetters) attemptFailed(l *lane, lw *letterWrite, src *kgo.Record, e
 	p.letters.mu.Lock()
 	defer p.letters.mu.Unlock()
 	lw.failed = true
-	if p.stalls != nil {
-		p.stalls.Stuck(deadLetterKey(l.name), reason)
-	}
+	d.c.health.Stuck(deadLetterKey(l.name), reason)
 }
 
 // write writes fs, the copies of records of p that no lane holds (a share
@@ -220,22 +216,15 @@ func (d *deadLetters) attemptFailed(l *lane, lw *letterWrite, src *kgo.Record, e
 // stall while an attempt fails, and calls done once the brokers
 // acknowledged them all; not if p is canceled first.
 func (d *deadLetters) write(p *partition, stall string, fs []dlq.Failure, done func()) {
-	p.letters.wg.Add(1)
-	go func() {
-		defer p.letters.wg.Done()
+	p.letters.wg.Go(func() {
 		err := d.writer.Write(p.ctx, fs, func(src *kgo.Record, err error) {
-			reason := d.report(src, err)
-			if p.stalls != nil {
-				p.stalls.Stuck(stall, reason)
-			}
+			d.c.health.Stuck(stall, d.report(src, err))
 		})
-		if p.stalls != nil {
-			p.stalls.Unstuck(stall)
-		}
+		d.c.health.Unstuck(stall)
 		if err == nil {
 			done()
 		}
-	}()
+	})
 }
 
 // report logs and counts a failed attempt of a dead-letter write, fails the
@@ -283,14 +272,15 @@ func (d *deadLetters) refresh(ctx context.Context, topic string) (int32, error) 
 	return n, nil
 }
 
-func (d *deadLetters) valueOmitted(src *kgo.Record, dest string, limit int32) {
-	d.c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("value_bytes", len(src.Value)))
-}
-
-func (d *deadLetters) headersOmitted(src *kgo.Record, dest string, limit int32) {
-	d.c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
-		zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
-		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit), zap.Int("headers", len(src.Headers)))
+func (d *deadLetters) omitted(src *kgo.Record, dest string, limit int32, value, headers bool) {
+	at := []zap.Field{zap.String("topic", src.Topic), zap.Int32("partition", src.Partition), zap.Int64("offset", src.Offset),
+		zap.String("dlq_topic", dest), zap.Int32("max_message_bytes", limit)}
+	if value {
+		d.c.log.Warn("dead-letter copy too large for its topic; writing it without the value (dlq.value.omitted holds its size)",
+			append(at, zap.Int("value_bytes", len(src.Value)))...)
+	}
+	if headers {
+		d.c.log.Warn("dead-letter copy too large for its topic; writing it without the original's headers (dlq.headers.omitted holds how many)",
+			append(at, zap.Int("headers", len(src.Headers)))...)
+	}
 }

@@ -3,7 +3,6 @@ package consume
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -60,13 +59,4 @@ func hint(err error) string {
 		return " (the principal lacks a cluster permission, e.g. idempotent writes for the dead-letter producer)"
 	}
 	return ""
-}
-
-func sorted(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

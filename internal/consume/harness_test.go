@@ -505,6 +505,13 @@ func (m *member) crash(t *testing.T) {
 	_ = m.stop(t)
 }
 
+// crash stops the consumer the way a killed process would, as far as the
+// group can tell: in-flight work is abandoned and nothing more is committed.
+func (c *Consumer) crash() {
+	c.noCommit.Store(true)
+	c.abortAll()
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

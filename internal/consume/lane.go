@@ -6,7 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/msk-consumer/msk-consumer/internal/batch"
-	"github.com/msk-consumer/msk-consumer/internal/process"
+	"github.com/msk-consumer/msk-consumer/internal/status"
 )
 
 // lane is one worker of a partition: its own queue, cut into batches by
@@ -20,7 +20,11 @@ type lane struct {
 	batcher *batch.Batcher[*kgo.Record] // under p.mu
 	writes  []*letterWrite              // its dead-letter writes in flight, oldest first; under p.letters.mu
 	solo    bool                        // a share group's lane of one redelivered record: ends after it
-	flight  inFlight                    // under p.mu: the batch taken last, until the lane waits again (status.go)
+	// flight is the batch taken last, until the lane waits again (zero
+	// Since: none), for the status page: taken from its queue, not yet
+	// finished (waiting for a slot, decoding, with the handler, backing
+	// off, or waiting for its dead-letter copies). Under p.mu.
+	flight status.Batch
 }
 
 // add queues r; p.mu is held.
@@ -70,10 +74,10 @@ func (l *lane) run() {
 		// fetching (issue 21: key order ran at half of partition order).
 		now := time.Now()
 		ready := l.batcher.Ready(now) || (l.batcher.Len() > 0 && (p.eager || p.paused.Load() || p.queuedFullLocked()))
-		l.flight = inFlight{}
+		l.flight = status.Batch{}
 		if ready {
 			recs, _ = l.batcher.Take(recs[:0])
-			l.flight = inFlight{since: now, first: recs[0].Offset, last: recs[len(recs)-1].Offset, n: len(recs)}
+			l.flight = status.Batch{Since: now, FirstOffset: recs[0].Offset, LastOffset: recs[len(recs)-1].Offset, Records: len(recs)}
 		}
 		deadline, waiting := l.batcher.Deadline()
 		p.mu.Unlock()
@@ -101,7 +105,7 @@ func (l *lane) run() {
 			return
 		}
 		slot := &laneSlot{p: p, release: release} // given back while the batch waits on another's claims
-		b, err := p.proc.Handle(process.WithSlot(p.ctx, slot), l.name, recs, p.m)
+		b, err := p.proc.Handle(p.ctx, l.name, slot, recs, p.m)
 		slot.Yield()
 		p.finish(recs, b.Done)
 		if n, _ := b.Letters(); n > 0 {

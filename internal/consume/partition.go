@@ -65,9 +65,8 @@ type partition struct {
 	done   chan struct{} // closed when every lane and dead-letter write returned
 
 	lanes   []*lane
-	limits  batch.Limits   // BATCH_MAX_*
-	letters letters        // its dead-letter writes in flight, for deadLetters
-	stalls  process.Stalls // /readyz's stalls (health.Health); nil: not reported
+	limits  batch.Limits // BATCH_MAX_*
+	letters letters      // its dead-letter writes in flight, for deadLetters
 
 	mu   sync.Mutex
 	fin  completion // what becomes of its records: offs in a classic group
@@ -77,7 +76,7 @@ type partition struct {
 
 // processor is what a lane hands its batches to (*process.Processor).
 type processor interface {
-	Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
+	Handle(ctx context.Context, stall string, slot process.Slot, recs []*kgo.Record, m *metrics.Topic) (*process.Pending, error)
 }
 
 func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partition {
@@ -92,25 +91,21 @@ func newPartition(c *Consumer, topic string, id int32, m *metrics.Topic) *partit
 		halt:   make(chan struct{}),
 		done:   make(chan struct{}),
 		offs:   newOffsets(),
+		limits: batch.Limits{
+			MaxRecords: c.cfg.Batch.MaxRecords,
+			MaxBytes:   c.cfg.Batch.MaxBytes,
+			MaxWait:    c.cfg.Batch.MaxWait,
+		},
+		letters: letters{freed: make(chan struct{})},
 	}
 	p.fin = p.offs
-	if c.health != nil {
-		p.stalls = c.health
-	}
-	p.letters.freed = make(chan struct{})
 	n := 1
 	if p.order == config.OrderKey || p.order == config.OrderNone {
 		n = max(c.cfg.Batch.Lanes, 1)
 	}
-	limits := batch.Limits{
-		MaxRecords: c.cfg.Batch.MaxRecords,
-		MaxBytes:   c.cfg.Batch.MaxBytes,
-		MaxWait:    c.cfg.Batch.MaxWait,
-	}
-	p.limits = limits
 	p.lanes = make([]*lane, n)
 	for i := range p.lanes {
-		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](limits)}
+		p.lanes[i] = &lane{p: p, name: health.PartitionKey(topic, id), wake: make(chan struct{}, 1), batcher: batch.New[*kgo.Record](p.limits)}
 		if n > 1 {
 			p.lanes[i].name = health.LaneKey(topic, id, i)
 		}
@@ -151,7 +146,7 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 		size := len(r.Key) + len(r.Value)
 		if released, rewound := p.fin.queued(r); rewound {
 			n -= int64(released) * recordOverhead
-			n -= p.dropQueuedLocked(r.Offset)
+			n -= p.unstartLocked(r.Offset)
 		}
 		if p.solos != nil && r.DeliveryCount() > 1 {
 			p.soloLocked(r, size, now)
@@ -167,17 +162,21 @@ func (p *partition) add(recs []*kgo.Record, hwm int64, now time.Time) int64 {
 	return n
 }
 
-// dropQueuedLocked removes from the lanes' queues the records at or past
-// off that were delivered before the client rewound to off: they are gone
-// from the log, and the records delivered again share their offsets, so a
-// batch holding both would let an answer naming an offset (or an
-// idempotency key made of one) take one for the other. It returns their
-// key and value bytes, given back with them; the completion has counted
-// their overhead as released already. Records of a batch in flight are not
-// queued: they finish as orphans.
-func (p *partition) dropQueuedLocked(off int64) int64 {
+// unstartLocked removes from the lanes' queues the records at or past off
+// (0: every record queued) and tells the completion of each that it was
+// never started; it returns their key and value bytes. p.mu is held.
+//
+// After a rewind (add), the records queued at or past the offset the
+// client rewound to were delivered before it: they are gone from the log,
+// and the records delivered again share their offsets, so a batch holding
+// both would let an answer naming an offset (or an idempotency key made of
+// one) take one for the other. Their key and value bytes are given back
+// with them; the completion has counted their overhead as released
+// already. Records of a batch in flight are not queued: they finish as
+// orphans.
+func (p *partition) unstartLocked(off int64) int64 {
 	var freed int64
-	for _, l := range p.lanes {
+	remove := func(l *lane) {
 		freed += int64(l.batcher.Remove(func(q *kgo.Record) bool {
 			if q.Offset < off {
 				return false
@@ -185,6 +184,12 @@ func (p *partition) dropQueuedLocked(off int64) int64 {
 			p.fin.unstarted(q)
 			return true
 		}))
+	}
+	for _, l := range p.lanes {
+		remove(l)
+	}
+	for l := range p.solos {
+		remove(l)
 	}
 	return freed
 }
@@ -220,18 +225,7 @@ func (p *partition) stop() { p.once.Do(func() { close(p.halt) }) }
 func (p *partition) drain() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, l := range p.lanes {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
-	for l := range p.solos {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
+	p.unstartLocked(0)
 	p.fin.stopped()
 }
 
@@ -242,11 +236,7 @@ func (p *partition) run() {
 	defer close(p.done)
 	var wg sync.WaitGroup
 	for _, l := range p.lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.run()
-		}()
+		wg.Go(l.run)
 	}
 	wg.Wait()
 	// No lane is left to start a write: Wait cannot race an Add.
@@ -291,19 +281,4 @@ func (p *partition) setLagLocked() {
 	if pos := p.fin.position(); pos >= 0 && p.hwm >= pos {
 		p.lag.Set(float64(p.hwm - pos))
 	}
-}
-
-// toCommit returns the marked offset if it moved past the last commit.
-func (p *partition) toCommit() (kgo.EpochOffset, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.offs.toCommit()
-}
-
-// setCommitted records the commit of the offset toCommit returned last,
-// unless the partition rewound since it was taken.
-func (p *partition) setCommitted(offset int64) {
-	p.mu.Lock()
-	p.offs.setCommitted(offset)
-	p.mu.Unlock()
 }

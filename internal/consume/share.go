@@ -478,70 +478,49 @@ func (p *partition) soloLocked(r *kgo.Record, size int, now time.Time) {
 	}()
 }
 
-// shareLagLoop sets consumer_lag_records of every partition of the share
-// group every KAFKA_COMMIT_INTERVAL: the records not yet acknowledged or
-// archived, as the brokers count them (DescribeShareGroupOffsets v1,
-// KIP-1226), else the end offset minus the group's start offset. It is the
-// group's backlog, the same on every member, and what to scale the
-// members on (deploy/k8s/share).
-func (c *Consumer) shareLagLoop(ctx context.Context) {
+// shareLag sets consumer_lag_records of every partition of the share
+// group: the records not yet acknowledged or archived, as the brokers
+// count them (DescribeShareGroupOffsets v1, KIP-1226), else the end offset
+// minus the group's start offset. It is the group's backlog, the same on
+// every member, and what to scale the members on (deploy/k8s/share).
+func (c *Consumer) shareLag(ctx context.Context) {
 	adm := kadm.NewClient(c.client)
-	t := time.NewTicker(c.cfg.Kafka.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	ds, err := adm.DescribeShareGroupOffsets(ctx, c.cfg.Kafka.GroupID)
+	if err == nil {
+		err = ds[c.cfg.Kafka.GroupID].Err
+	}
+	if err != nil {
+		c.log.Debug("cannot read the share group's start offsets for the lag", zap.Error(err))
+		return
+	}
+	var ends kadm.ListedOffsets
+	ds[c.cfg.Kafka.GroupID].Offsets.Each(func(o kadm.ShareOffset) {
+		if o.Err != nil || o.StartOffset < 0 {
 			return
-		case <-t.C:
 		}
-		ds, err := adm.DescribeShareGroupOffsets(ctx, c.cfg.Kafka.GroupID)
-		if err == nil {
-			err = ds[c.cfg.Kafka.GroupID].Err
-		}
-		if err != nil {
-			c.log.Debug("cannot read the share group's start offsets for the lag", zap.Error(err))
-			continue
-		}
-		var ends kadm.ListedOffsets
-		ds[c.cfg.Kafka.GroupID].Offsets.Each(func(o kadm.ShareOffset) {
-			if o.Err != nil || o.StartOffset < 0 {
-				return
-			}
-			lag := o.Lag
-			if lag < 0 {
-				if ends == nil {
-					if ends, err = adm.ListEndOffsets(ctx, c.cfg.Kafka.Topics...); err != nil {
-						return
-					}
-				}
-				e, ok := ends.Lookup(o.Topic, o.Partition)
-				if !ok || e.Err != nil {
+		lag := o.Lag
+		if lag < 0 {
+			if ends == nil {
+				if ends, err = adm.ListEndOffsets(ctx, c.cfg.Kafka.Topics...); err != nil {
 					return
 				}
-				lag = max(e.Offset-o.StartOffset, 0)
 			}
-			c.metrics.LagFor(o.Topic, o.Partition).Set(float64(lag))
-		})
-	}
+			e, ok := ends.Lookup(o.Topic, o.Partition)
+			if !ok || e.Err != nil {
+				return
+			}
+			lag = max(e.Offset-o.StartOffset, 0)
+		}
+		c.metrics.LagFor(o.Topic, o.Partition).Set(float64(lag))
+	})
 }
 
 // releaseQueued releases the records queued in p's lanes and not started
 // (RELEASE), for other members, at once.
 func (p *partition) releaseQueued() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.lanes {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
-	for l := range p.solos {
-		l.batcher.Remove(func(q *kgo.Record) bool {
-			p.fin.unstarted(q)
-			return true
-		})
-	}
+	p.unstartLocked(0)
+	p.mu.Unlock()
 }
 
 // shareShutdown stops polling (done by Run), releases the records not

@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -62,24 +63,16 @@ func (c *Consumer) startupFailure(ctx context.Context, step string, err error) e
 // say a topic does not exist before the service gives up on it.
 const missingConfirmations = 4
 
-// dlqTopics returns the distinct dead-letter topics of the topics to
-// consume, and the set of the topics themselves.
-func (c *Consumer) dlqTopics() (dlqs []string, source map[string]bool) {
-	source = map[string]bool{}
-	for _, t := range c.cfg.Kafka.Topics {
-		source[t] = true
-	}
-	return c.cfg.DLQTopics(), source
-}
-
 // checkTopics verifies that the topics to consume and their dead-letter
 // topics exist. While the brokers cannot be reached it retries (readiness
 // shows it); it returns *MissingTopicsError when the cluster says a topic
 // does not exist, and *FatalError when it refuses to describe them.
 func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
-	dlqs, want := c.dlqTopics()
-	all := append(sorted(want), dlqs...)
-	isDLQ := map[string]bool{}
+	dlqs, want, isDLQ := c.cfg.DLQTopics(), map[string]bool{}, map[string]bool{}
+	for _, t := range c.cfg.Kafka.Topics {
+		want[t] = true
+	}
+	all := append(slices.Sorted(maps.Keys(want)), dlqs...)
 	for _, t := range dlqs {
 		isDLQ[t] = true
 	}
@@ -142,7 +135,7 @@ func (c *Consumer) checkTopics(ctx context.Context, adm *kadm.Client) error {
 // denied, it logs one warning naming the permission and assumes Kafka's
 // defaults: the dead-letter copies still fit, by leaving values out.
 func (c *Consumer) checkDLQConfigs(ctx context.Context, adm *kadm.Client) (map[string]int32, error) {
-	dlqs, _ := c.dlqTopics()
+	dlqs := c.cfg.DLQTopics()
 	for attempt := 1; ; attempt++ {
 		rcs, err := adm.DescribeTopicConfigs(ctx, dlqs...)
 		if err == nil {
@@ -178,7 +171,7 @@ func (c *Consumer) readDLQConfigs(rcs kadm.ResourceConfigs) (limits map[string]i
 		return nil, false, err
 	}
 	limits = map[string]int32{}
-	for _, name := range sorted(keys(configs)) {
+	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		tc := configs[name]
 		if tc.Compacted() {
 			return nil, false, &FatalError{
@@ -191,15 +184,6 @@ func (c *Consumer) readDLQConfigs(rcs kadm.ResourceConfigs) (limits map[string]i
 		}
 	}
 	return limits, len(deniedTopics) > 0, nil
-}
-
-// keys is the set of m's keys.
-func keys[V any](m map[string]V) map[string]bool {
-	set := make(map[string]bool, len(m))
-	for k := range m {
-		set[k] = true
-	}
-	return set
 }
 
 // StartupError says that the service did not reach the brokers, check its
@@ -215,29 +199,19 @@ type StartupError struct {
 }
 
 func (e *StartupError) Error() string {
-	var b strings.Builder
-	b.WriteString("not started within STARTUP_TIMEOUT (")
-	b.WriteString(e.Timeout.String())
-	b.WriteString("): still ")
-	b.WriteString(e.Waiting)
-	b.WriteString("; KAFKA_BROKERS=")
-	b.WriteString(strings.Join(e.Brokers, ","))
+	s := "not started within STARTUP_TIMEOUT (" + e.Timeout.String() + "): still " + e.Waiting +
+		"; KAFKA_BROKERS=" + strings.Join(e.Brokers, ",")
 	if e.Last != nil {
-		b.WriteString("; last error: ")
-		b.WriteString(e.Last.Error())
+		s += "; last error: " + e.Last.Error()
 	}
-	if h := e.hint(); h != "" {
-		b.WriteString(" (")
-		b.WriteString(h)
-		b.WriteString(")")
+	// A TLS setting that does not match the listener.
+	if h := preflight.TLSHint(e.TLS, e.Last); h != "" {
+		s += " (" + h + ")"
 	}
-	return b.String()
+	return s
 }
 
 func (e *StartupError) Unwrap() error { return e.Last }
-
-// hint diagnoses a TLS setting that does not match the listener.
-func (e *StartupError) hint() string { return preflight.TLSHint(e.TLS, e.Last) }
 
 func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	if last == nil {
@@ -252,37 +226,26 @@ func (c *Consumer) startupError(waiting string, last error) *StartupError {
 	}
 }
 
-// lagLoop refreshes the end offsets of the assigned partitions every
-// KAFKA_COMMIT_INTERVAL, so that consumer_lag_records keeps growing for a
-// partition whose fetching is paused (the fetches' high watermarks stop
-// then).
-func (c *Consumer) lagLoop(ctx context.Context) {
-	adm := kadm.NewClient(c.client)
-	t := time.NewTicker(c.cfg.Kafka.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		parts := c.owned()
-		if len(parts) == 0 {
-			continue
-		}
-		topics := map[string]bool{}
-		for _, p := range parts {
-			topics[p.topic] = true
-		}
-		ends, err := adm.ListEndOffsets(ctx, sorted(topics)...)
-		if err != nil {
-			c.log.Debug("cannot refresh end offsets for the lag", zap.Error(err))
-			continue
-		}
-		for _, p := range parts {
-			if o, ok := ends.Lookup(p.topic, p.id); ok && o.Err == nil {
-				p.setEnd(o.Offset)
-			}
+// refreshEnds refreshes the end offsets of the assigned partitions, so
+// that consumer_lag_records keeps growing for a partition whose fetching
+// is paused (the fetches' high watermarks stop then).
+func (c *Consumer) refreshEnds(ctx context.Context) {
+	parts := c.owned()
+	if len(parts) == 0 {
+		return
+	}
+	topics := map[string]bool{}
+	for _, p := range parts {
+		topics[p.topic] = true
+	}
+	ends, err := kadm.NewClient(c.client).ListEndOffsets(ctx, slices.Sorted(maps.Keys(topics))...)
+	if err != nil {
+		c.log.Debug("cannot refresh end offsets for the lag", zap.Error(err))
+		return
+	}
+	for _, p := range parts {
+		if o, ok := ends.Lookup(p.topic, p.id); ok && o.Err == nil {
+			p.setEnd(o.Offset)
 		}
 	}
 }

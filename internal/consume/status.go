@@ -3,8 +3,6 @@ package consume
 import (
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/msk-consumer/msk-consumer/config"
 	"github.com/msk-consumer/msk-consumer/internal/dlq"
 	"github.com/msk-consumer/msk-consumer/internal/process"
@@ -15,15 +13,6 @@ import (
 // path: the state is read under its locks when the page or the metrics
 // are asked for; the lanes record the batch they take under the lock they
 // hold to take it (lane.flight).
-
-// inFlight is a lane's batch in flight: taken from its queue, not yet
-// finished (waiting for a slot, decoding, with the handler, backing off,
-// or waiting for its dead-letter copies).
-type inFlight struct {
-	since       time.Time // taken; zero: none
-	first, last int64
-	n           int
-}
 
 var _ status.Source = (*Consumer)(nil)
 
@@ -80,12 +69,12 @@ func (p *partition) status(now time.Time, calls map[string]process.Call) status.
 	}
 	for _, l := range p.lanes {
 		sl := status.Lane{Name: l.name, Queued: l.batcher.Len()}
-		if f := l.flight; !f.since.IsZero() {
-			b := &status.Batch{FirstOffset: f.first, LastOffset: f.last, Records: f.n, Since: f.since, AgeSeconds: now.Sub(f.since).Seconds()}
-			if cl, ok := calls[l.name]; ok && cl.First >= f.first && cl.Last <= f.last {
+		if b := l.flight; !b.Since.IsZero() {
+			b.AgeSeconds = now.Sub(b.Since).Seconds()
+			if cl, ok := calls[l.name]; ok && cl.First >= b.FirstOffset && cl.Last <= b.LastOffset {
 				b.Attempt, b.CallSeconds = cl.Attempt, now.Sub(cl.Start).Seconds()
 			}
-			sl.Batch = b
+			sl.Batch = &b
 		}
 		sp.Lanes = append(sp.Lanes, sl)
 	}
@@ -132,23 +121,18 @@ func (c *Consumer) deadLettered(fs []dlq.Failure, at time.Time) {
 	for _, f := range fs {
 		c.metrics.DeadLettered(f.Record.Topic, string(f.Kind))
 	}
-	letters := c.deps.Letters
-	if letters == nil {
+	if c.deps.Letters == nil {
 		return
 	}
 	ds := make([]status.DeadLetter, len(fs))
 	for i, f := range fs {
-		ds[i] = deadLetter(f.Record, f, at)
+		r := f.Record
+		ds[i] = status.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Kind: string(f.Kind), Time: at}
+		if f.Err != nil {
+			ds[i].Message = f.Err.Error()
+		}
 	}
-	letters.Add(ds...)
-}
-
-func deadLetter(r *kgo.Record, f dlq.Failure, at time.Time) status.DeadLetter {
-	d := status.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Kind: string(f.Kind), Time: at}
-	if f.Err != nil {
-		d.Message = f.Err.Error()
-	}
-	return d
+	c.deps.Letters.Add(ds...)
 }
 
 // lagSeconds emits consumer_lag_seconds of each partition whose lag in

@@ -11,6 +11,7 @@ package dlq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,12 +173,11 @@ type OnError func(source *kgo.Record, err error)
 // Deps is what a Writer writes with and reports to.
 type Deps struct {
 	Producer Producer
-	// OnValueOmitted, if set, is called for every copy acknowledged without
-	// its value because it would not fit the dead-letter topic.
-	OnValueOmitted func(source *kgo.Record, dest string, limit int32)
-	// OnHeadersOmitted, if set, is called for every copy acknowledged
-	// without the original's headers (HeaderHeadersOmitted).
-	OnHeadersOmitted func(source *kgo.Record, dest string, limit int32)
+	// OnOmitted, if set, is called for every copy acknowledged without
+	// part of its source because it would not fit the dead-letter topic:
+	// its value (HeaderValueOmitted), the original's headers
+	// (HeaderHeadersOmitted), or both.
+	OnOmitted func(source *kgo.Record, dest string, limit int32, value, headers bool)
 	// RefreshMaxBytes, if set, reads a dead-letter topic's current
 	// max.message.bytes again when a copy was refused as too large, so
 	// that a copy loses its value only if the topic's limit, as it is now,
@@ -338,11 +338,8 @@ func (w *Writer) produce(ctx context.Context, pending []*kgo.Record, sent map[*k
 
 // acknowledged reports a copy acknowledged without part of its source.
 func (w *Writer) acknowledged(c sentCopy, dest string) {
-	if c.form.valueOmitted() && w.d.OnValueOmitted != nil {
-		w.d.OnValueOmitted(c.src, dest, w.limit(dest))
-	}
-	if c.form.headersOmitted() && w.d.OnHeadersOmitted != nil {
-		w.d.OnHeadersOmitted(c.src, dest, w.limit(dest))
+	if c.form != formWhole && w.d.OnOmitted != nil {
+		w.d.OnOmitted(c.src, dest, w.limit(dest), c.form.valueOmitted(), c.form.headersOmitted())
 	}
 }
 
@@ -394,28 +391,12 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	var b strings.Builder
-	b.WriteString("the copy of ")
-	b.WriteString(e.Source.Topic)
-	b.WriteByte('/')
-	b.WriteString(strconv.FormatInt(int64(e.Source.Partition), 10))
-	b.WriteByte('@')
-	b.WriteString(strconv.FormatInt(e.Source.Offset, 10))
-	b.WriteString(" does not fit dead-letter topic ")
-	b.WriteString(e.Topic)
-	b.WriteString(" even without its value and headers: its key and dlq.* headers take up to ")
-	b.WriteString(strconv.Itoa(e.Bytes))
-	b.WriteString(" bytes")
+	limit := "max.message.bytes is " + strconv.FormatInt(int64(e.Limit), 10)
 	if errors.Is(e.Err, kerr.RecordListTooLarge) {
-		b.WriteString(", above the topic's segment.bytes; raise it")
-	} else {
-		b.WriteString(", max.message.bytes is ")
-		b.WriteString(strconv.FormatInt(int64(e.Limit), 10))
-		b.WriteString("; raise it")
+		limit = "above the topic's segment.bytes"
 	}
-	b.WriteString(": ")
-	b.WriteString(e.Err.Error())
-	return b.String()
+	return fmt.Sprintf("the copy of %s/%d@%d does not fit dead-letter topic %s even without its value and headers: its key and dlq.* headers take up to %d bytes, %s; raise it: %v",
+		e.Source.Topic, e.Source.Partition, e.Source.Offset, e.Topic, e.Bytes, limit, e.Err)
 }
 
 func (e *TooLargeError) Unwrap() error { return e.Err }

@@ -138,8 +138,14 @@ func TestCopyWhoseHeadersExceedTheLimitOmitsThem(t *testing.T) {
 			cfg.MaxBytes = func(string) int32 { return known }
 			var omitted []string
 			w := NewWriter(cfg, Deps{Producer: b.cl,
-				OnValueOmitted:   func(src *kgo.Record, _ string, _ int32) { omitted = append(omitted, "value") },
-				OnHeadersOmitted: func(src *kgo.Record, _ string, _ int32) { omitted = append(omitted, "headers") },
+				OnOmitted: func(_ *kgo.Record, _ string, _ int32, value, headers bool) {
+					if value {
+						omitted = append(omitted, "value")
+					}
+					if headers {
+						omitted = append(omitted, "headers")
+					}
+				},
 			})
 			src := &kgo.Record{Topic: "t", Offset: 7, Key: []byte("k"), Value: []byte(strings.Repeat("v", 1000)),
 				Headers: []kgo.RecordHeader{{Key: "blob", Value: make([]byte, 5000)}, {Key: "trace-id", Value: []byte("x")}}}
@@ -214,7 +220,11 @@ func TestCopiesRefusedTogetherTriedAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	w := NewWriter(testConfig(), Deps{Producer: cl, OnValueOmitted: func(*kgo.Record, string, int32) { omitted.Add(1) }})
+	w := NewWriter(testConfig(), Deps{Producer: cl, OnOmitted: func(_ *kgo.Record, _ string, _ int32, value, _ bool) {
+		if value {
+			omitted.Add(1)
+		}
+	}})
 	var fs []Failure
 	for i := range 3 {
 		fs = append(fs, Failure{Record: &kgo.Record{Topic: "t", Offset: int64(20 + i), Key: []byte("k"), Value: noise(uint64(i), 6000)}, Kind: KindHandler, Err: errors.New("no")})

@@ -175,8 +175,10 @@ func TestCopyTooLargeForTheTopicOmitsTheValue(t *testing.T) {
 			cfg := testConfig()
 			cfg.MaxBytes = func(string) int32 { return tt.known }
 			var omitted []int64
-			w := NewWriter(cfg, Deps{Producer: p, OnValueOmitted: func(src *kgo.Record, dest string, _ int32) {
-				omitted = append(omitted, src.Offset)
+			w := NewWriter(cfg, Deps{Producer: p, OnOmitted: func(src *kgo.Record, _ string, _ int32, value, _ bool) {
+				if value {
+					omitted = append(omitted, src.Offset)
+				}
 			}})
 			err := w.Write(context.Background(), []Failure{
 				{Record: big, Kind: KindDecode, Err: errors.New("bad")},
@@ -230,8 +232,12 @@ func TestTopicRefusingEvenTheHeadersIsAnOutage(t *testing.T) {
 				cfg.MaxBytes = func(string) int32 { return known }
 				var errs, omitted int
 				w := NewWriter(cfg, Deps{
-					Producer:       p,
-					OnValueOmitted: func(*kgo.Record, string, int32) { omitted++ },
+					Producer: p,
+					OnOmitted: func(_ *kgo.Record, _ string, _ int32, value, _ bool) {
+						if value {
+							omitted++
+						}
+					},
 				})
 				done := make(chan error)
 				go func() {

@@ -8,7 +8,9 @@ package health
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,15 +32,15 @@ type Health struct {
 	groupErr    string
 	connErrAt   time.Time // first failed broker connection since the last good one
 	connErr     string
-	stuck       map[string]stuckSince
+	stuck       map[string]Condition // by key, since the first Stuck
 	checks      []Check
 	onReadiness func(bool)
 }
 
-// Condition is a condition that a Check reports when readiness is
-// computed, rather than one reported as it begins and ends (Stuck): key
-// names the work it holds, and it counts toward UNREADY_AFTER from Since,
-// which may be ahead of now.
+// Condition is a condition holding work back: key names the work it
+// holds, and it counts toward UNREADY_AFTER from Since, which may be ahead
+// of now. A Check reports them when readiness is computed, rather than as
+// they begin and end (Stuck); Stalls returns both kinds.
 type Condition struct {
 	Key, Reason string
 	Since       time.Time
@@ -47,11 +49,6 @@ type Condition struct {
 // Check returns the conditions that hold now. It is called with the
 // Health's lock held, so it must not call the Health.
 type Check func(now time.Time) []Condition
-
-type stuckSince struct {
-	at     time.Time
-	reason string
-}
 
 // New returns a Health whose readiness fails once a condition has held for
 // unreadyAfter, and whose liveness fails when the loop has not ticked for
@@ -65,7 +62,7 @@ func New(unreadyAfter, staleAfter time.Duration, now func() time.Time) *Health {
 		staleAfter:   staleAfter,
 		now:          now,
 		lastTick:     now(),
-		stuck:        make(map[string]stuckSince),
+		stuck:        make(map[string]Condition),
 	}
 }
 
@@ -142,10 +139,10 @@ func LaneKey(topic string, partition int32, lane int) string {
 func (h *Health) Stuck(key, reason string) {
 	h.mu.Lock()
 	if s, ok := h.stuck[key]; ok {
-		s.reason = reason
+		s.Reason = reason
 		h.stuck[key] = s
 	} else {
-		h.stuck[key] = stuckSince{h.now(), reason}
+		h.stuck[key] = Condition{Key: key, Reason: reason, Since: h.now()}
 	}
 	h.mu.Unlock()
 }
@@ -200,8 +197,8 @@ func (h *Health) readyLocked() (bool, string) {
 	}
 	var stuck []string
 	for key, s := range h.stuck {
-		if d := now.Sub(s.at); d >= h.unreadyAfter {
-			stuck = append(stuck, key+" stuck for "+d.Round(time.Second).String()+": "+s.reason)
+		if d := now.Sub(s.Since); d >= h.unreadyAfter {
+			stuck = append(stuck, key+" stuck for "+d.Round(time.Second).String()+": "+s.Reason)
 		}
 	}
 	for _, check := range h.checks {
@@ -219,27 +216,18 @@ func (h *Health) readyLocked() (bool, string) {
 	return true, "ok"
 }
 
-// Stall is one condition holding work back, as Ready names it.
-type Stall struct {
-	Key, Reason string
-	Since       time.Time
-}
-
 // Stalls returns every condition that holds now (Stuck ones and those of
 // the checks), also those not yet past UNREADY_AFTER, with the reasons
 // Ready gives for them; a check's condition counts from its Since, so one
 // not yet begun (a handler call within its own timeout) is left out.
-func (h *Health) Stalls(now time.Time) []Stall {
+func (h *Health) Stalls(now time.Time) []Condition {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []Stall
-	for key, s := range h.stuck {
-		out = append(out, Stall{Key: key, Reason: s.reason, Since: s.at})
-	}
+	out := slices.Collect(maps.Values(h.stuck))
 	for _, check := range h.checks {
 		for _, c := range check(now) {
 			if !c.Since.After(now) {
-				out = append(out, Stall(c))
+				out = append(out, c)
 			}
 		}
 	}

@@ -247,14 +247,10 @@ func positionsWith(ctx context.Context, adm *kadm.Client, topics []string, group
 		for _, p := range slices.Sorted(maps.Keys(td[t].Partitions)) {
 			s, _ := starts.Lookup(t, p)
 			e, _ := ends.Lookup(t, p)
-			po := PartitionOffsets{Topic: t, Partition: p, Committed: -1, Start: s.Offset, End: e.Offset}
+			po := PartitionOffsets{Topic: t, Partition: p, Start: s.Offset, End: e.Offset}
 			var lag int64
 			po.Committed, lag = at(t, p)
-			from := po.Committed
-			if from < po.Start {
-				from = po.Start
-			}
-			po.Lag = max(po.End-from, 0)
+			po.Lag = max(po.End-max(po.Committed, po.Start), 0)
 			if lag >= 0 {
 				po.Lag = lag
 			}
@@ -478,5 +474,13 @@ func Apply(ctx context.Context, adm *kadm.Client, group string, plan []Move) err
 	for _, m := range plan {
 		os.Add(kadm.Offset{Topic: m.Topic, Partition: m.Partition, At: m.New, LeaderEpoch: -1})
 	}
-	return commitOffsets(ctx, adm, group, os)
+	// As a client outside of any generation: the group has no members.
+	resp, err := adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("committing to group %s: %w", group, err)
+	}
+	return nil
 }

@@ -33,7 +33,11 @@ func commitAt(t *testing.T, c *cluster, group, topic string, at map[int32]int64)
 	for p, o := range at {
 		os.Add(kadm.Offset{Topic: topic, Partition: p, At: o, LeaderEpoch: -1})
 	}
-	if err := commitOffsets(context.Background(), c.adm, group, os); err != nil {
+	resp, err := c.adm.CommitOffsets(context.Background(), group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

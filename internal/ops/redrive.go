@@ -96,20 +96,19 @@ type RedriveSummary struct {
 }
 
 func (s RedriveSummary) String() string {
-	var b strings.Builder
 	sent := fmt.Sprintf("%d sent", s.Sent)
 	if s.DryRun {
 		sent = fmt.Sprintf("would send %d", s.Sent)
 	}
-	fmt.Fprintf(&b, "%s, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
+	out := fmt.Sprintf("%s, %d skipped by the loop guard, %d not redrivable, %d not matching the filters, of %d read",
 		sent, s.LoopGuarded, s.Invalid, s.NotMatching, s.Read)
 	if s.Limited {
-		b.WriteString(" (stopped at --limit)")
+		out += " (stopped at --limit)"
 	}
 	if s.Running != nil {
-		b.WriteString("; a real run would be refused now: " + s.Running.Error())
+		out += "; a real run would be refused now: " + s.Running.Error()
 	}
-	return b.String()
+	return out
 }
 
 type pinKey struct{}
@@ -206,7 +205,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 		if member, err = joinProgress(ctx, d.Opts, adm, o.ProgressGroup, o.From); err != nil {
 			return sum, err
 		}
-		defer member.close()
+		defer member.cl.Close()
 	}
 
 	plan, err := o.plan(ctx, adm)
@@ -226,7 +225,6 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{o.From: consume})
 
 	next := maps.Clone(plan.From)
-	var done int64
 	for len(consume) > 0 && !sum.Limited {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		fetches := cl.PollRecords(pctx, o.Batch)
@@ -291,7 +289,7 @@ func (o Redrive) Run(ctx context.Context, d RedriveDeps) (RedriveSummary, error)
 		if len(remove) > 0 {
 			cl.RemoveConsumePartitions(map[string][]int32{o.From: remove})
 		}
-		done = 0
+		var done int64
 		for p, from := range plan.From {
 			done += next[p] - from
 		}
@@ -493,18 +491,6 @@ func (o Redrive) learnLimits(ctx context.Context, adm *kadm.Client, out []*kgo.R
 				}
 			}
 		}
-	}
-	return nil
-}
-
-// commitOffsets commits os in group as a client outside of any generation.
-func commitOffsets(ctx context.Context, adm *kadm.Client, group string, os kadm.Offsets) error {
-	resp, err := adm.CommitOffsets(ctx, group, os)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("committing to group %s: %w", group, err)
 	}
 	return nil
 }

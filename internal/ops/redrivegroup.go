@@ -264,5 +264,3 @@ func rebalancing(err error) bool {
 	}
 	return false
 }
-
-func (m *progressMember) close() { m.cl.Close() }

@@ -62,7 +62,7 @@ func BenchmarkHandleDeadLettering(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for it := 0; it < b.N; it++ {
-				pb, err := p.Handle(ctx, "t/0", batches[it%len(batches)], m)
+				pb, err := p.Handle(ctx, "t/0", nil, batches[it%len(batches)], m)
 				if err != nil {
 					b.Fatal(err)
 				}

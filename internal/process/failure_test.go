@@ -137,7 +137,7 @@ func TestEachCopyCarriesItsOwnRecordsError(t *testing.T) {
 				for _, r := range recs {
 					r.Timestamp = time.Now().Add(-time.Hour)
 				}
-				b, err := p.Handle(context.Background(), "t/0", recs, m)
+				b, err := p.Handle(context.Background(), "t/0", nil, recs, m)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -21,12 +21,12 @@ func (p *Processor) Process(ctx context.Context, recs []*kgo.Record, m *metrics.
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	return p.ProcessIn(ctx, health.PartitionKey(recs[0].Topic, recs[0].Partition), recs, m)
+	return p.ProcessIn(ctx, health.PartitionKey(recs[0].Topic, recs[0].Partition), nil, recs, m)
 }
 
-// ProcessIn is Process for the lane named stall.
-func (p *Processor) ProcessIn(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (int, error) {
-	b, err := p.Handle(ctx, stall, recs, m)
+// ProcessIn is Process for the lane named stall, in slot (nil: none).
+func (p *Processor) ProcessIn(ctx context.Context, stall string, slot Slot, recs []*kgo.Record, m *metrics.Topic) (int, error) {
+	b, err := p.Handle(ctx, stall, slot, recs, m)
 	if err == nil {
 		err = b.Write(ctx, nil)
 	}

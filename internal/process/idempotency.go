@@ -15,7 +15,7 @@ import (
 // decoding, a batch's records are claimed in the store in one call; those
 // completed before are skipped as duplicates, and those in progress under
 // another member are waited for, without the batch's in-flight slot
-// (WithSlot). The claims are renewed while the batch is in flight
+// (Slot). The claims are renewed while the batch is in flight
 // (idempotency.Hold), however long it takes. A record is marked completed
 // in the store as soon as the handler succeeded for it, and a dead-lettered
 // one is marked dead-lettered (not completed: a copy of it sent back by
@@ -31,7 +31,7 @@ import (
 var inProgressPoll = backoff.Policy{First: 100 * time.Millisecond, Max: time.Second}
 
 // Slot is the in-flight slot a batch runs in (MAX_IN_FLIGHT_BATCHES), given
-// by the caller with WithSlot: a batch that waits for records in progress
+// by the caller to Handle: a batch that waits for records in progress
 // under another batch gives it back meanwhile, so that batches waiting on
 // each other's keys cannot hold every slot and stop the partitions that
 // wait on nothing. The batch still holds its place in its partition's (or
@@ -42,13 +42,6 @@ type Slot interface {
 	// Take waits for a slot again; its error (ctx's, or the caller's
 	// when it stops the batch's work) abandons the batch.
 	Take(ctx context.Context) error
-}
-
-type slotKeyType struct{}
-
-// WithSlot returns ctx carrying the batch's in-flight slot.
-func WithSlot(ctx context.Context, s Slot) context.Context {
-	return context.WithValue(ctx, slotKeyType{}, s)
 }
 
 // idem is one batch's idempotency state, pooled with its work.
@@ -63,7 +56,6 @@ type idem struct {
 	owner      string
 	duplicates int
 	unkeyed    int
-	stalled    bool // the partition is reported stuck on the store
 }
 
 func (d *idem) reset(n int) {
@@ -74,7 +66,7 @@ func (d *idem) reset(n int) {
 	clear(d.done)
 	d.scratch, d.scratchAt = d.scratch[:0], d.scratchAt[:0]
 	d.hold = nil
-	d.owner, d.duplicates, d.unkeyed, d.stalled = "", 0, 0, false
+	d.owner, d.duplicates, d.unkeyed = "", 0, 0
 }
 
 // clearRefs ends the batch's renewals and drops the references to its
@@ -97,7 +89,6 @@ func (w *work) claim(ctx context.Context) error {
 		d.at[i] = g.At(r)
 	}
 	d.owner = g.Owner()
-	slot, _ := ctx.Value(slotKeyType{}).(Slot)
 	for failures, waits := 0, 0; ; {
 		err := g.Claim(ctx, d.keys, d.at, d.owner, d.verdicts)
 		if err != nil {
@@ -110,7 +101,7 @@ func (w *work) claim(ctx context.Context) error {
 			}
 			continue
 		}
-		w.storeAvailable()
+		w.available()
 		first, busy := -1, 0
 		for i, v := range d.verdicts {
 			if v == idempotency.Busy {
@@ -134,14 +125,14 @@ func (w *work) claim(ctx context.Context) error {
 				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 				zap.Int64("first_offset", w.recs[first].Offset), zap.Int("records", busy), zap.Int("wait", waits))
 		}
-		if slot != nil {
-			slot.Yield()
+		if w.slot != nil {
+			w.slot.Yield()
 		}
 		if err := backoff.Sleep(ctx, inProgressPoll.Delay(waits)); err != nil {
 			return err
 		}
-		if slot != nil {
-			if err := slot.Take(ctx); err != nil {
+		if w.slot != nil {
+			if err := w.slot.Take(ctx); err != nil {
 				return err
 			}
 		}
@@ -218,7 +209,7 @@ func (w *work) complete(ctx context.Context, st state) error {
 			return err
 		}
 	}
-	w.storeAvailable()
+	w.available()
 	for i := range d.done {
 		if d.verdicts[i] == idempotency.Handle && w.states[i] == st {
 			d.done[i] = true
@@ -256,16 +247,7 @@ func (w *work) storeUnavailable(ctx context.Context, what string, n int, err err
 	}
 	if p.d.Stalls != nil {
 		p.d.Stalls.Stuck(w.stallKey, "idempotency store "+name+" unavailable: "+err.Error())
-		w.idem.stalled = true
+		w.stalled = true
 	}
 	return backoff.Sleep(ctx, p.cfg.Backoff.Delay(n))
-}
-
-// storeAvailable clears the stall reported while the store was
-// unavailable.
-func (w *work) storeAvailable() {
-	if w.idem.stalled {
-		w.idem.stalled = false
-		w.p.d.Stalls.Unstuck(w.stallKey)
-	}
 }

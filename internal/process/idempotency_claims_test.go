@@ -224,9 +224,9 @@ func TestIdempotencyBusyWaitYieldsSlot(t *testing.T) {
 		f := &fakeSlot{slots: make(chan struct{}, 1)}
 		run := func(recs []*kgo.Record, done chan<- int) {
 			s := heldSlot{f}
-			ctx := WithSlot(context.Background(), s)
+			ctx := context.Background()
 			_ = s.Take(ctx)
-			n, _ := p.Process(ctx, recs, m)
+			n, _ := p.ProcessIn(ctx, "t/2", s, recs, m)
 			s.Yield()
 			done <- n
 		}

@@ -14,24 +14,14 @@ import (
 // HTTP timeout's reach) holds its lane forever, and nothing else sees it.
 type calls struct {
 	mu sync.Mutex
-	m  map[*work]call
-}
-
-// call is one handler call in flight.
-type call struct {
-	start       time.Time
-	first, last int64 // offsets of its first and last records
-	n           int
-	attempt     int // of its first record, 1 the first
+	m  map[*work]Call
 }
 
 // begin records that w hands unit to the handler now.
 func (p *Processor) begin(w *work, unit []int) {
-	c := call{start: time.Now(), first: w.recs[unit[0]].Offset, last: w.recs[unit[len(unit)-1]].Offset, n: len(unit), attempt: w.attempts[unit[0]]}
+	c := Call{Key: w.stallKey, Start: time.Now(), First: w.recs[unit[0]].Offset, Last: w.recs[unit[len(unit)-1]].Offset,
+		Records: len(unit), Attempt: w.attempts[unit[0]]}
 	p.calls.mu.Lock()
-	if p.calls.m == nil {
-		p.calls.m = make(map[*work]call)
-	}
 	p.calls.m[w] = c
 	p.calls.mu.Unlock()
 }
@@ -50,7 +40,7 @@ func (p *Processor) OldestCall(now time.Time) time.Duration {
 	defer p.calls.mu.Unlock()
 	var oldest time.Duration
 	for _, c := range p.calls.m {
-		oldest = max(oldest, now.Sub(c.start))
+		oldest = max(oldest, now.Sub(c.Start))
 	}
 	return oldest
 }
@@ -64,13 +54,13 @@ func (p *Processor) Overdue(now time.Time) []health.Condition {
 	p.calls.mu.Lock()
 	defer p.calls.mu.Unlock()
 	var out []health.Condition
-	for w, c := range p.calls.m {
+	for _, c := range p.calls.m {
 		reason := fmt.Sprintf("handler %s has not returned from a call of %d records (offsets %d to %d) made %s ago",
-			p.cfg.HandlerName, c.n, c.first, c.last, now.Sub(c.start).Round(time.Second))
+			p.cfg.HandlerName, c.Records, c.First, c.Last, now.Sub(c.Start).Round(time.Second))
 		if t := p.cfg.HandlerTimeout; t > 0 {
 			reason += fmt.Sprintf(", past its own timeout of %s", t)
 		}
-		out = append(out, health.Condition{Key: w.stallKey, Reason: reason, Since: c.start.Add(p.cfg.HandlerTimeout)})
+		out = append(out, health.Condition{Key: c.Key, Reason: reason, Since: c.Start.Add(p.cfg.HandlerTimeout)})
 	}
 	return out
 }

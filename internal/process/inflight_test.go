@@ -28,7 +28,7 @@ func TestCallInFlightPastItsTimeout(t *testing.T) {
 				hl.AddCheck(p.Overdue)
 				done := make(chan error, 1)
 				go func() {
-					_, err := p.ProcessIn(context.Background(), "t/2 lane 1", records(3, nil), m)
+					_, err := p.ProcessIn(context.Background(), "t/2 lane 1", nil, records(3, nil), m)
 					done <- err
 				}()
 				synctest.Wait()

@@ -24,7 +24,7 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 	t.Run("acknowledged", func(t *testing.T) {
 		d := &fakeDLQ{}
 		p, m := newProc(t, h, d, nil, nil)
-		b, err := p.Handle(context.Background(), "t/2", records(4, bad), m)
+		b, err := p.Handle(context.Background(), "t/2", nil, records(4, bad), m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestHandleLeavesDeadLettersPending(t *testing.T) {
 	})
 	t.Run("abandoned", func(t *testing.T) {
 		p, m := newProc(t, h, &fakeDLQ{fail: true}, nil, nil)
-		b, err := p.Handle(context.Background(), "t/2", records(4, bad), m)
+		b, err := p.Handle(context.Background(), "t/2", nil, records(4, bad), m)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -124,7 +124,7 @@ func New(cfg Config, d Deps) *Processor {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Processor{cfg: cfg, d: d, log: d.Logger}
+	return &Processor{cfg: cfg, d: d, log: d.Logger, calls: calls{m: map[*work]Call{}}}
 }
 
 // Handle processes recs, records of one partition (or of one lane of it) in
@@ -146,13 +146,15 @@ func New(cfg Config, d Deps) *Processor {
 // health.LaneKey when its partition has several lanes): while the batch
 // waits on an unavailable handler, decoder or idempotency store, it is
 // reported stuck under that key, and cleared once it gets through, so a
-// lane that recovers clears its own stall and not a sibling's.
-func (p *Processor) Handle(ctx context.Context, stall string, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
+// lane that recovers clears its own stall and not a sibling's. slot, if
+// not nil, is the in-flight slot the batch runs in, given back while it
+// waits for records in progress under another batch (Slot).
+func (p *Processor) Handle(ctx context.Context, stall string, slot Slot, recs []*kgo.Record, m *metrics.Topic) (*Pending, error) {
 	if len(recs) == 0 {
 		return &Pending{}, nil
 	}
 	w := p.get(recs, m)
-	w.stallKey = stall
+	w.stallKey, w.slot = stall, slot
 	ctx, w.tspan = p.d.Tracer.StartBatch(ctx, recs)
 	w.log = traceLogger(p.log, w.tspan.SpanContext())
 	err := w.run(ctx)
@@ -285,6 +287,7 @@ type work struct {
 	m        *metrics.Topic
 	recs     []*kgo.Record
 	stallKey string // this batch's work in Stalls: its lane, or its partition
+	slot     Slot   // its in-flight slot; nil: none to give back
 	start    time.Time
 
 	buf      []byte
@@ -299,7 +302,7 @@ type work struct {
 
 	processed    int
 	decodeFailed bool
-	stalled      bool // the partition is reported stuck on the handler
+	stalled      bool // the partition is reported stuck on the handler or the idempotency store
 
 	tspan tracing.Span // the batch's span (tracing on)
 	// log is the Processor's logger, with trace_id and span_id of the
@@ -348,7 +351,7 @@ func (p *Processor) get(recs []*kgo.Record, m *metrics.Topic) *work {
 // put returns w to the pool without the references to this batch's records,
 // so that they can be collected.
 func (p *Processor) put(w *work) {
-	w.m, w.recs = nil, nil
+	w.m, w.recs, w.slot = nil, nil, nil
 	clear(w.records)
 	clear(w.fails)
 	w.idem.clearRefs()
@@ -553,18 +556,6 @@ func (w *work) countDecodeFailures() {
 
 // --- handle ---
 
-// class is what a handler's answer means for the records it was given,
-// as handler.Classify decides it.
-type class = handler.Class
-
-const (
-	classOK          = handler.ClassOK
-	classItems       = handler.ClassItems
-	classUnavailable = handler.ClassUnavailable
-	classRejected    = handler.ClassRejected
-	classFailed      = handler.ClassFailed
-)
-
 // handle hands unit (indexes of pending records, in offset order) to the
 // handler until every one of them is handled or queued for the dead-letter
 // topic, or ctx ends. It may reorder nothing and filters unit in place.
@@ -578,7 +569,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 			// are not redone. The rest is abandoned.
 			return ctx.Err()
 		}
-		if cls == classUnavailable {
+		if cls == handler.ClassUnavailable {
 			unavailable++
 			if unit = w.expire(unit, cls, err); len(unit) == 0 {
 				break
@@ -589,7 +580,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 			continue
 		}
 		w.available()
-		if cls == classOK {
+		if cls == handler.ClassOK {
 			return nil
 		}
 		attempt++
@@ -599,14 +590,14 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 			return nil
 		}
 		switch {
-		case cls == classRejected && len(unit) > 1,
-			cls == classFailed && attempt >= p.cfg.MaxAttempts && len(unit) > 1:
+		case cls == handler.ClassRejected && len(unit) > 1,
+			cls == handler.ClassFailed && attempt >= p.cfg.MaxAttempts && len(unit) > 1:
 			return w.bisect(ctx, unit, cls, err)
-		case cls == classRejected, attempt >= p.cfg.MaxAttempts:
+		case cls == handler.ClassRejected, attempt >= p.cfg.MaxAttempts:
 			w.log.Warn("handler failed records; dead-lettering them",
 				zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 				zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
-				zap.Int("attempt", attempt), zap.Bool("rejected", cls == classRejected), zap.Error(err))
+				zap.Int("attempt", attempt), zap.Bool("rejected", cls == handler.ClassRejected), zap.Error(err))
 			for _, i := range unit {
 				rerr := w.reason(cls, err, i)
 				w.giveUp(i, dlq.KindHandler, rerr)
@@ -631,7 +622,7 @@ func (w *work) handle(ctx context.Context, unit []int) error {
 // bisect handles each half of unit on its own, the first half first, so
 // that the records that make the batch fail are isolated and the others
 // delivered.
-func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) (rerr error) {
+func (w *work) bisect(ctx context.Context, unit []int, cls handler.Class, err error) (rerr error) {
 	ctx, bsp := w.p.d.Tracer.StartBisect(ctx, len(unit))
 	bsp.SetOutcome(cls.String())
 	defer func() { bsp.End(rerr) }()
@@ -640,7 +631,7 @@ func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) (re
 	w.log.Info("bisecting a batch the handler keeps failing",
 		zap.String("topic", w.recs[0].Topic), zap.Int32("partition", w.recs[0].Partition),
 		zap.Int64("first_offset", w.recs[unit[0]].Offset), zap.Int("records", len(unit)),
-		zap.Bool("rejected", cls == classRejected), zap.Error(err))
+		zap.Bool("rejected", cls == handler.ClassRejected), zap.Error(err))
 	// The halves are disjoint ranges of unit; capping the first keeps the
 	// in-place filtering of one from touching the other.
 	if err := w.handle(ctx, unit[:mid:mid]); err != nil {
@@ -651,7 +642,7 @@ func (w *work) bisect(ctx context.Context, unit []int, cls class, err error) (re
 
 // call hands the records of unit to the handler once, applies the answer
 // to their states and returns its class.
-func (w *work) call(ctx context.Context, unit []int) (class, error) {
+func (w *work) call(ctx context.Context, unit []int) (handler.Class, error) {
 	w.records = w.records[:0]
 	for _, i := range unit {
 		sp := w.spans[i]
@@ -670,7 +661,7 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 	w.p.end(w)
 	clear(w.records) // the handler may have kept the slice: drop the references
 	cls, err := w.apply(unit, err)
-	if cls == classUnavailable {
+	if cls == handler.ClassUnavailable {
 		for _, i := range unit {
 			w.unavail[i]++
 		}
@@ -687,21 +678,21 @@ func (w *work) call(ctx context.Context, unit []int) (class, error) {
 // apply sets the states of unit's records from the handler's answer and
 // classifies it. Records are found by offset in unit, never by their place
 // in the slice the handler was given.
-func (w *work) apply(unit []int, err error) (class, error) {
+func (w *work) apply(unit []int, err error) (handler.Class, error) {
 	cls, items := handler.Classify(err)
 	switch cls {
-	case classOK:
+	case handler.ClassOK:
 		for _, i := range unit {
 			w.succeed(i)
 		}
-		return classOK, nil
-	case classItems:
+		return handler.ClassOK, nil
+	case handler.ClassItems:
 		if !w.knows(unit, items.Offsets) || !w.knows(unit, items.Invalid) {
-			return classFailed, fmt.Errorf("handler reported failures at offsets not in the batch, so the whole batch failed: %w", err)
+			return handler.ClassFailed, fmt.Errorf("handler reported failures at offsets not in the batch, so the whole batch failed: %w", err)
 		}
 		for _, o := range items.Invalid {
 			if i := w.find(unit, o); w.states[i] == pending {
-				rerr := w.reason(classItems, err, i)
+				rerr := w.reason(handler.ClassItems, err, i)
 				w.giveUp(i, dlq.KindValidation, rerr)
 				w.log.Error("record rejected as invalid; dead-lettering it", recordFields(w.recs[i], zap.Error(rerr))...)
 			}
@@ -716,9 +707,9 @@ func (w *work) apply(unit []int, err error) (class, error) {
 			}
 		}
 		if len(failed) == 0 {
-			return classOK, nil
+			return handler.ClassOK, nil
 		}
-		return classItems, err
+		return handler.ClassItems, err
 	}
 	return cls, err
 }
@@ -733,9 +724,9 @@ var (
 // class cls: for item failures, the record's own error (RecordErrs), else
 // the handler's reason (Err), never the list of the batch's failed
 // offsets nor another record's error; for the other classes, err.
-func (w *work) reason(cls class, err error, i int) error {
+func (w *work) reason(cls handler.Class, err error, i int) error {
 	var items *handler.ItemFailures
-	if cls != classItems || !errors.As(err, &items) {
+	if cls != handler.ClassItems || !errors.As(err, &items) {
 		return err
 	}
 	off := w.recs[i].Offset
@@ -793,7 +784,7 @@ func (w *work) pendingOf(unit []int) []int {
 // expire queues for the dead-letter topic, as expired, the records of unit
 // older than HANDLER_MAX_RECORD_AGE, whose handling has just failed with
 // err, of class cls, and returns the others, filtered in place.
-func (w *work) expire(unit []int, cls class, err error) []int {
+func (w *work) expire(unit []int, cls handler.Class, err error) []int {
 	age := w.p.cfg.MaxRecordAge
 	if age <= 0 {
 		return unit
@@ -833,7 +824,8 @@ func (w *work) waitUnavailable(ctx context.Context, unit []int, n int, err error
 	return err
 }
 
-// available clears the stall reported while the handler was unavailable.
+// available clears the stall reported while the handler or the
+// idempotency store was unavailable: the batch waits on one at a time.
 func (w *work) available() {
 	if w.stalled {
 		w.stalled = false

@@ -575,11 +575,11 @@ func TestFailureMessageReadBeforeTheNextBatch(t *testing.T) {
 	d := &messagesDLQ{}
 	p, m := newProc(t, h, d, nil, nil)
 	ctx := context.Background()
-	first, err := p.Handle(ctx, "t/2", records(1, func(int) []byte { return []byte(`{"v":"AAAA"}`) }), m)
+	first, err := p.Handle(ctx, "t/2", nil, records(1, func(int) []byte { return []byte(`{"v":"AAAA"}`) }), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := p.Handle(ctx, "t/2", records(1, func(int) []byte { return []byte(`{"v":"BBBB"}`) }), m)
+	next, err := p.Handle(ctx, "t/2", nil, records(1, func(int) []byte { return []byte(`{"v":"BBBB"}`) }), m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,10 +39,10 @@ func TestStallsPerLane(t *testing.T) {
 		defer cancel()
 		doneA := make(chan error, 1)
 		go func() {
-			_, err := p.ProcessIn(ctx, "t/2 lane 0", recs[:1], m)
+			_, err := p.ProcessIn(ctx, "t/2 lane 0", nil, recs[:1], m)
 			doneA <- err
 		}()
-		if _, err := p.ProcessIn(ctx, "t/2 lane 1", recs[1:], m); err != nil {
+		if _, err := p.ProcessIn(ctx, "t/2 lane 1", nil, recs[1:], m); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()

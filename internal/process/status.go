@@ -1,6 +1,10 @@
 package process
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Call is a handler call in flight, for the status page.
 type Call struct {
@@ -15,9 +19,5 @@ type Call struct {
 func (p *Processor) Calls() []Call {
 	p.calls.mu.Lock()
 	defer p.calls.mu.Unlock()
-	out := make([]Call, 0, len(p.calls.m))
-	for w, c := range p.calls.m {
-		out = append(out, Call{Key: w.stallKey, Start: c.start, First: c.first, Last: c.last, Records: c.n, Attempt: c.attempt})
-	}
-	return out
+	return slices.Collect(maps.Values(p.calls.m))
 }

@@ -25,7 +25,6 @@ import "time"
 
 // Plan is the shutdown's deadlines. The zero Plan is no shutdown begun.
 type Plan struct {
-	Start                      time.Time
 	Work, Abandon, Commit, End time.Time
 }
 
@@ -56,16 +55,12 @@ func New(start time.Time, total time.Duration) Plan {
 	end := start.Add(total)
 	reserve := min(total/5, 5*time.Second)
 	return Plan{
-		Start:   start,
 		Work:    end.Add(-reserve),
 		Abandon: end.Add(-reserve / 2),
 		Commit:  end.Add(-reserve / 4),
 		End:     end,
 	}
 }
-
-// Begun reports whether p is a shutdown's plan.
-func (p Plan) Begun() bool { return !p.Start.IsZero() }
 
 // Close is when the consumer stops waiting for the Kafka client to close.
 func (p Plan) Close() time.Time { return p.End.Add(Grace) }
@@ -75,7 +70,7 @@ func (p Plan) Close() time.Time { return p.End.Add(Grace) }
 // consumer stopped before it started).
 func (p Plan) Flush(now time.Time) time.Time {
 	deadline := now.Add(maxFlush)
-	if p.Begun() && p.End.Before(deadline) {
+	if !p.End.IsZero() && p.End.Before(deadline) { // a shutdown began
 		deadline = p.End
 	}
 	if floor := now.Add(minFlush); deadline.Before(floor) {
