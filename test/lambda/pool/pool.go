@@ -11,6 +11,11 @@
 // X-Amz-Function-Error where the emulator reports a function error only in
 // the body. It is not a Lambda emulator of its own: no DryRun, no
 // qualifiers, no asynchronous invocations.
+//
+// NewFleet is the same proxy with no emulator behind it: a stand-in for
+// Lambda's fleet that costs this machine (almost) no CPU, for the bench's
+// runs that measure the service's side of an event source mapping alone
+// (see Counter).
 package pool
 
 import (
@@ -31,30 +36,93 @@ import (
 )
 
 // Proxy is the stand-in for the Lambda service's Invoke in front of a set
-// of emulators. Its counters are safe to read while it serves.
+// of backends: emulators (NewProxy) or Counter functions (NewFleet). Its
+// counters are safe to read while it serves.
 type Proxy struct {
-	free chan string // base URLs of idle emulators
+	free chan Backend // idle backends
 	n    int
-	// client posts to the emulators. One request per emulator at a time,
-	// so the default two idle connections per host are enough.
-	client *http.Client
 
-	// Invoked counts the invocations an emulator answered; Throttled
-	// those answered 429 because every emulator was busy; FunctionErrors
-	// those whose answer was a function error. Records sums the "records"
-	// numbers of the answers, which test/lambda/gofn's FN_MODE=count
-	// answers with the records it counted in its event.
+	// Invoked counts the invocations a backend answered; Throttled
+	// those answered 429 because every backend was busy; FunctionErrors
+	// those whose answer was a function error. Records sums the records
+	// the functions counted in their events: the "records" numbers of
+	// the answers of test/lambda/gofn's FN_MODE=count, or a Counter's
+	// counts.
 	Invoked, Throttled, FunctionErrors, Records atomic.Int64
+}
+
+// Backend runs one invocation at a time: the proxy hands it an event only
+// while it is idle.
+type Backend interface {
+	// Invoke runs the function on the event and returns its answer.
+	Invoke(event []byte) (Answer, error)
+}
+
+// Answer is a backend's answer to one invocation: the HTTP status and the
+// payload the proxy passes on, and the records the function counted in
+// its event, if it said (Counted).
+type Answer struct {
+	Status  int
+	Payload []byte
+	Records int64
+	Counted bool
 }
 
 // NewProxy returns a proxy routing to the emulators at the base URLs
 // (http://host:port).
 func NewProxy(urls ...string) *Proxy {
-	p := &Proxy{free: make(chan string, len(urls)), n: len(urls), client: &http.Client{}}
-	for _, u := range urls {
-		p.free <- u
+	// One request per emulator at a time, so the default two idle
+	// connections per host are enough.
+	client := &http.Client{}
+	backends := make([]Backend, len(urls))
+	for i, u := range urls {
+		backends[i] = emulator{base: u, client: client}
+	}
+	return NewProxyTo(backends...)
+}
+
+// NewProxyTo returns a proxy routing each invocation to an idle one of
+// the backends: len(backends) invocations at once, 429 beyond.
+func NewProxyTo(backends ...Backend) *Proxy {
+	p := &Proxy{free: make(chan Backend, len(backends)), n: len(backends)}
+	for _, b := range backends {
+		p.free <- b
 	}
 	return p
+}
+
+// NewFleet returns a proxy that answers every invocation itself, n at
+// once (429 TooManyRequestsException beyond, as NewProxy with n
+// emulators), each with a Counter that takes delay: Lambda's Invoke as
+// the service sees it, with no runtime and no function process on this
+// machine.
+func NewFleet(n int, delay time.Duration) *Proxy {
+	backends := make([]Backend, n)
+	for i := range backends {
+		backends[i] = Counter{Delay: delay}
+	}
+	return NewProxyTo(backends...)
+}
+
+// Counter is a function that costs (almost) no CPU: it waits Delay (the
+// function's time), counts its event's records as test/lambda/gofn's
+// FN_MODE=count does (the occurrences of "offset": in the payload: keys
+// and values are base64, so only a header named offset could add one)
+// and answers success, {"batchItemFailures":[]}. It is not a Lambda
+// runtime: no runtime API, no execution environment, no decoding of the
+// event; what a run against it measures is the caller's side (events
+// built, invoked, answered, committed).
+type Counter struct{ Delay time.Duration }
+
+var (
+	offsetField   = []byte(`"offset":`)
+	noFailuresAns = []byte(`{"batchItemFailures":[]}`)
+)
+
+// Invoke implements Backend.
+func (c Counter) Invoke(event []byte) (Answer, error) {
+	time.Sleep(c.Delay)
+	return Answer{Status: http.StatusOK, Payload: noFailuresAns, Records: int64(bytes.Count(event, offsetField)), Counted: true}, nil
 }
 
 // ServeHTTP answers the Lambda API's Invoke (POST
@@ -65,9 +133,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	var base string
+	var b Backend
 	select {
-	case base = <-p.free:
+	case b = <-p.free:
 	default:
 		p.Throttled.Add(1)
 		w.Header().Set("x-amzn-ErrorType", "TooManyRequestsException")
@@ -76,51 +144,67 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"Type":"User","message":"Rate Exceeded.","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`)
 		return
 	}
-	data, code, err := p.invoke(base, r.Body, r.ContentLength)
+	a, err := p.invoke(b, r.Body, r.ContentLength)
 	if err != nil {
 		w.Header().Set("x-amzn-ErrorType", "ServiceException")
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	p.Invoked.Add(1)
-	if n, ok := answerRecords(data); ok {
-		p.Records.Add(n)
+	if a.Counted {
+		p.Records.Add(a.Records)
 	}
-	if isFunctionError(data) {
+	if isFunctionError(a.Payload) {
 		p.FunctionErrors.Add(1)
 		w.Header().Set("X-Amz-Function-Error", "Unhandled")
 	}
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-	w.WriteHeader(code)
-	_, _ = w.Write(data)
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(a.Payload)
 }
 
-// invoke posts the event in body to the idle emulator at base and returns
-// its answer. The emulator is idle again once it has answered, before the
+// invoke hands the event in body to the idle backend b and returns its
+// answer. The backend is idle again once it has answered, before the
 // caller has the answer, so that the caller's next invocation finds it
-// idle. The request to it does not take the caller's context: a caller
-// that gives up (its timeout) never lets a second invocation reach a busy
-// emulator.
-func (p *Proxy) invoke(base string, body io.Reader, size int64) ([]byte, int, error) {
-	defer func() { p.free <- base }()
+// idle. The invocation does not take the caller's context: a caller that
+// gives up (its timeout) never lets a second invocation reach a busy
+// backend (an emulator crashes on one).
+func (p *Proxy) invoke(b Backend, body io.Reader, size int64) (Answer, error) {
+	defer func() { p.free <- b }()
 	// The whole event first (a caller that gives up while sending it
-	// reaches no emulator), read into a buffer of its size at once.
+	// reaches no backend), read into a buffer of its size at once.
 	event := bytes.NewBuffer(make([]byte, 0, max(size, 0)+bytes.MinRead))
 	if _, err := event.ReadFrom(body); err != nil {
-		return nil, 0, err
+		return Answer{}, err
 	}
-	req, err := http.NewRequest(http.MethodPost, base+"/2015-03-31/functions/function/invocations", event)
+	return b.Invoke(event.Bytes())
+}
+
+// emulator is a Backend: one emulator, at its base URL.
+type emulator struct {
+	base   string
+	client *http.Client
+}
+
+// Invoke posts the event to the emulator and returns its answer, with the
+// records FN_MODE=count's function counted if its answer says.
+func (e emulator) Invoke(event []byte) (Answer, error) {
+	req, err := http.NewRequest(http.MethodPost, e.base+"/2015-03-31/functions/function/invocations", bytes.NewReader(event))
 	if err != nil {
-		return nil, 0, err
+		return Answer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return Answer{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	return data, resp.StatusCode, err
+	if err != nil {
+		return Answer{}, err
+	}
+	n, ok := answerRecords(data)
+	return Answer{Status: resp.StatusCode, Payload: data, Records: n, Counted: ok}, nil
 }
 
 // isFunctionError reports whether an emulator's answer is the error
@@ -153,13 +237,13 @@ func answerRecords(data []byte) (int64, bool) {
 	return *a.Records, true
 }
 
-// WaitIdle waits until every emulator is idle (the invocations still in
+// WaitIdle waits until every backend is idle (the invocations still in
 // flight have been answered), or ctx ends.
 func (p *Proxy) WaitIdle(ctx context.Context) error {
 	for len(p.free) < p.n {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d emulators still busy: %w", p.n-len(p.free), p.n, ctx.Err())
+			return fmt.Errorf("%d of %d backends still busy: %w", p.n-len(p.free), p.n, ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -203,6 +203,81 @@ func TestProxy(t *testing.T) {
 	})
 }
 
+// TestFleet: the stand-in for Lambda's fleet answers every invocation
+// itself after the function's time, with success, counting the event's
+// records; n invocations at once, 429 TooManyRequestsException beyond, as
+// a proxy with n emulators.
+func TestFleet(t *testing.T) {
+	t.Run("waits the function's time, counts the records, answers success", func(t *testing.T) {
+		const delay = 50 * time.Millisecond
+		p := NewFleet(1, delay)
+		srv := httptest.NewServer(p)
+		defer srv.Close()
+		event := `{"eventSource":"aws:kafka","records":{"t-0":[` + strings.Repeat(`{"topic":"t","partition":0,"offset":1,"key":"a2V5"},`, 99) +
+			`{"topic":"t","partition":0,"offset":100,"key":"a2V5"}],"t-1":[{"offset":7}]}}`
+		for range 2 {
+			start := time.Now()
+			out, err := lambdaClient(srv.URL).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("orders"), Payload: []byte(event)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took < delay {
+				t.Errorf("answered after %v, before the function's %v", took, delay)
+			}
+			if string(out.Payload) != `{"batchItemFailures":[]}` || out.FunctionError != nil || out.StatusCode != http.StatusOK {
+				t.Errorf("got %d %s, function error %q; want 200 {\"batchItemFailures\":[]}", out.StatusCode, out.Payload, aws.ToString(out.FunctionError))
+			}
+		}
+		if got := p.Records.Load(); got != 2*101 {
+			t.Errorf("Records = %d, want %d (101 records, twice)", got, 2*101)
+		}
+		if p.Invoked.Load() != 2 || p.Throttled.Load() != 0 || p.FunctionErrors.Load() != 0 {
+			t.Errorf("invoked %d, throttled %d, function errors %d; want 2, 0, 0", p.Invoked.Load(), p.Throttled.Load(), p.FunctionErrors.Load())
+		}
+	})
+
+	t.Run("n at once, then 429 TooManyRequestsException", func(t *testing.T) {
+		// Long enough that both invocations are still in the function
+		// when the third arrives, on a loaded machine too.
+		const delay = 2 * time.Second
+		p := NewFleet(2, delay)
+		srv := httptest.NewServer(p)
+		defer srv.Close()
+		cl := lambdaClient(srv.URL)
+		event := []byte(`{"records":{"t-0":[{"offset":1},{"offset":2}]}}`)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := cl.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("orders"), Payload: event})
+				errs <- err
+			}()
+		}
+		for deadline := time.Now().Add(10 * time.Second); len(p.free) > 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of 2 invocations in flight after 10s", 2-len(p.free))
+			}
+		}
+		_, err := cl.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("orders"), Payload: event})
+		var tm *types.TooManyRequestsException
+		if !errors.As(err, &tm) {
+			t.Errorf("the third invocation: got %v, want TooManyRequestsException", err)
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if p.Invoked.Load() != 2 || p.Throttled.Load() != 1 || p.Records.Load() != 4 {
+			t.Errorf("invoked %d, throttled %d, records %d; want 2, 1, 4", p.Invoked.Load(), p.Throttled.Load(), p.Records.Load())
+		}
+	})
+}
+
 func TestStartWithoutEmulator(t *testing.T) {
 	if _, err := Start(Options{N: 1, Cmd: []string{"true"}}); err == nil {
 		t.Error("Start without RIE returned no error")
