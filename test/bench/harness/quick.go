@@ -46,18 +46,9 @@ func quickOnly(ctx context.Context, adm *kadm.Client, sizes []int) error {
 		return err
 	}
 	n := int64(*records)
-	topics := map[int]string{}
-	for _, s := range sizes {
-		t := fmt.Sprintf("%s-s%d", prefix, s)
-		if err := createTopics(ctx, adm, t); err != nil {
-			return err
-		}
-		avg, err := preload(ctx, t, *records, s, 0)
-		if err != nil {
-			return err
-		}
-		out.Sizes[s] = avg
-		topics[s] = t
+	topics, err := preloadSizes(ctx, adm, sizes)
+	if err != nil {
+		return err
 	}
 	sink := newSink()
 	defer sink.Close()
@@ -154,4 +145,23 @@ func selectCases(expr string) ([]quickCase, error) {
 		return nil, fmt.Errorf("-quick-cases %q matches no case", expr)
 	}
 	return cs, nil
+}
+
+// preloadSizes creates a topic of -records records for each size, named
+// by the size, and returns them by size.
+func preloadSizes(ctx context.Context, adm *kadm.Client, sizes []int) (map[int]string, error) {
+	topics := map[int]string{}
+	for _, s := range sizes {
+		t := fmt.Sprintf("%s-s%d", prefix, s)
+		if err := createTopics(ctx, adm, t); err != nil {
+			return nil, err
+		}
+		avg, err := preload(ctx, t, *records, s, 0)
+		if err != nil {
+			return nil, err
+		}
+		out.Sizes[s] = avg
+		topics[s] = t
+	}
+	return topics, nil
 }

@@ -37,18 +37,9 @@ const speedSpread = 0.15
 
 func speedOnly(ctx context.Context, adm *kadm.Client, sizes []int) error {
 	n := int64(*records)
-	topics := map[int]string{}
-	for _, s := range sizes {
-		t := fmt.Sprintf("%s-s%d", prefix, s)
-		if err := createTopics(ctx, adm, t); err != nil {
-			return err
-		}
-		avg, err := preload(ctx, t, *records, s, 0)
-		if err != nil {
-			return err
-		}
-		out.Sizes[s] = avg
-		topics[s] = t
+	topics, err := preloadSizes(ctx, adm, sizes)
+	if err != nil {
+		return err
 	}
 	bad := prefix + "-bad200"
 	if err := createTopics(ctx, adm, bad); err != nil {
