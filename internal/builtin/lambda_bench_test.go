@@ -54,18 +54,7 @@ func lambdaBenchBatch(n int) handler.Batch {
 func BenchmarkLambdaHandle(b *testing.B) {
 	for _, answer := range []string{`null`, `{"batchItemFailures":[]}`} {
 		b.Run("answer="+answer, func(b *testing.B) {
-			h, err := NewLambda(config.Handler{Name: config.HandlerLambda, LambdaFunction: "orders-fn", LambdaTimeout: 5 * time.Second,
-				KafkaClusterARN: "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd"},
-				config.EventSource{Brokers: []string{"b-1:9098", "b-2:9098"}, AWSRegion: "us-east-1"}, nil,
-				WithLambdaOptions(func(o *lambda.Options) {
-					o.BaseEndpoint = aws.String("http://lambda.test")
-					o.Region = "us-east-1"
-					o.Credentials = credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")
-					o.HTTPClient = &http.Client{Transport: answerTransport{answer}}
-				}))
-			if err != nil {
-				b.Fatal(err)
-			}
+			h := benchLambda(b, "http://lambda.test", &http.Client{Transport: answerTransport{answer}})
 			batch := lambdaBenchBatch(100)
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -87,17 +76,7 @@ func BenchmarkLambdaHandleLoopback(b *testing.B) {
 		_, _ = io.WriteString(w, `{"batchItemFailures":[]}`)
 	}))
 	defer srv.Close()
-	h, err := NewLambda(config.Handler{Name: config.HandlerLambda, LambdaFunction: "orders-fn", LambdaTimeout: 5 * time.Second,
-		KafkaClusterARN: "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd"},
-		config.EventSource{Brokers: []string{"b-1:9098", "b-2:9098"}, AWSRegion: "us-east-1"}, nil,
-		WithLambdaOptions(func(o *lambda.Options) {
-			o.BaseEndpoint = aws.String(srv.URL)
-			o.Region = "us-east-1"
-			o.Credentials = credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")
-		}))
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := benchLambda(b, srv.URL, nil)
 	batch := lambdaBenchBatch(100)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -106,4 +85,24 @@ func BenchmarkLambdaHandleLoopback(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchLambda is the benchmarks' Lambda handler, invoking endpoint with
+// static credentials; client nil keeps the SDK's HTTP client.
+func benchLambda(b *testing.B, endpoint string, client *http.Client) *Lambda {
+	h, err := NewLambda(config.Handler{Name: config.HandlerLambda, LambdaFunction: "orders-fn", LambdaTimeout: 5 * time.Second,
+		KafkaClusterARN: "arn:aws:kafka:us-east-1:123456789012:cluster/orders/abcd"},
+		config.EventSource{Brokers: []string{"b-1:9098", "b-2:9098"}, AWSRegion: "us-east-1"}, nil,
+		WithLambdaOptions(func(o *lambda.Options) {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.Region = "us-east-1"
+			o.Credentials = credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")
+			if client != nil {
+				o.HTTPClient = client
+			}
+		}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
 }
